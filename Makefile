@@ -1,0 +1,53 @@
+# Two commands set everything up on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
+PRISM := tools/node_modules/.bin/prism
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: serve test lint typecheck unit sim lock tools clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The local set-up lets Hubgate reach loopback so that the Twilio simulator works (D104).
+serve: $(STAMP)
+	HUBGATE_EGRESS_ALLOW="$${HUBGATE_EGRESS_ALLOW-127.0.0.0/8}" $(BIN)/hubgate serve
+
+sim: $(STAMP)
+	$(BIN)/hubgate sim twilio --port 8090
+
+# Prism (npm) serves Twilio's own OpenAPI file in the contract tests.
+$(PRISM): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --silent
+	touch $@
+
+# Debian's Chromium drives the console's browser tests through Playwright.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+tools: $(PRISM) $(CHROMIUM)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) tools
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -q -o requirements.lock
+
+clean:
+	rm -rf $(VENV) tools/node_modules .mypy_cache .ruff_cache .pytest_cache

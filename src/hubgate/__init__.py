@@ -1,0 +1,1 @@
+"""Hubgate: a self-hosted integration hub that speaks the Open Connectors wire API."""
