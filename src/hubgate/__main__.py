@@ -1,0 +1,5 @@
+"""``python -m hubgate`` is the ``hubgate`` command."""
+
+from hubgate.cli import main
+
+main()

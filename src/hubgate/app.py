@@ -1,0 +1,45 @@
+"""The application factory: routers, middleware, and the lifespan that owns the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from hubgate import errors_http
+from hubgate.elements.endpoints import router as elements_router
+from hubgate.instances.endpoints import router as instances_router
+from hubgate.middleware import RequestIdMiddleware
+from hubgate.runtime import open_runtime
+from hubgate.settings import Settings
+
+API_PREFIX = "/elements/api-v2"
+
+
+def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await open_runtime(settings, database_url)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Hubgate",
+        version="0.1.0",
+        description="An Open Connectors-compatible integration hub.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(instances_router)
+    api.include_router(elements_router)
+    app.include_router(api)
+    errors_http.install(app)
+    app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,138 @@
+"""The ``hubgate`` command: serve, orgs, keys, db, sim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hubgate.settings import Settings
+
+app = typer.Typer(
+    help="Hubgate: an Open Connectors-compatible integration hub.", no_args_is_help=True
+)
+orgs = typer.Typer(help="Organizations, their accounts and users.", no_args_is_help=True)
+keys = typer.Typer(help="The keyring that encrypts credentials at rest.", no_args_is_help=True)
+db = typer.Typer(help="The database schema.", no_args_is_help=True)
+sim = typer.Typer(help="Stand-ins for vendors, for demos and tests.", no_args_is_help=True)
+app.add_typer(orgs, name="orgs")
+app.add_typer(keys, name="keys")
+app.add_typer(db, name="db")
+app.add_typer(sim, name="sim")
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (HUBGATE_PORT).")] = None,
+) -> None:
+    """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API."""
+    import uvicorn
+
+    from hubgate.app import create_app
+    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    url = prepare_database(settings)
+    created = asyncio.run(bootstrap_if_empty(settings, url))
+    if created is not None:
+        console.print("[bold]First start: created an organization and a user.[/bold]")
+        console.print("Their secrets, shown once (also saved in", end=" ")
+        console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
+        console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
+        console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
+    console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+    uvicorn.run(
+        create_app(settings, database_url=url),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@orgs.command("create")
+def orgs_create(
+    name: Annotated[str, typer.Option(help="Organization name.")],
+    email: Annotated[str, typer.Option(help="Email of its first user.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an organization with its default account and first user; prints their secrets."""
+    from hubgate.bootstrap import create_tenant, prepare_database
+
+    settings = Settings()
+    url = prepare_database(settings)
+    created = asyncio.run(create_tenant(settings, url, name=name, email=email))
+    if as_json:
+        typer.echo(json.dumps(created.as_json()))
+        return
+    typer.echo(f"Organization {created.organization_id} secret: {created.organization_secret}")
+    typer.echo(f"User {created.user_email} secret: {created.user_secret}")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a new key and make it primary; restart servers, then run ``keys rewrap``."""
+    from hubgate.runtime import load_keyring
+
+    settings = Settings()
+    if settings.keyring:
+        raise typer.BadParameter("HUBGATE_KEYRING is set: rotate the keyring where it is kept")
+    keyring = load_keyring(settings)
+    key_id = keyring.rotate()
+    keyring.save(settings.keyring_path)
+    typer.echo(f"New primary key {key_id}; keys: {', '.join(keyring.key_ids)}")
+
+
+@keys.command("rewrap")
+def keys_rewrap() -> None:
+    """Re-wrap every stored secret's data key under the primary key."""
+    from hubgate.bootstrap import prepare_database
+    from hubgate.db.engine import create_engine, create_sessionmaker, unit_of_work
+    from hubgate.instances.service import rewrap_all
+    from hubgate.runtime import load_keyring
+
+    settings = Settings()
+    url = prepare_database(settings)
+    keyring = load_keyring(settings)
+
+    async def run() -> int:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with unit_of_work(create_sessionmaker(engine)) as session:
+                return await rewrap_all(session, keyring)
+        finally:
+            await engine.dispose()
+
+    moved = asyncio.run(run())
+    typer.echo(f"Rewrapped {moved} ciphertexts under key {keyring.primary_id}")
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the migrations."""
+    from hubgate.bootstrap import prepare_database
+
+    prepare_database(Settings())
+    typer.echo("Database is up to date")
+
+
+@sim.command("twilio")
+def sim_twilio(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8090,
+) -> None:
+    """Run the Twilio simulator: prints an Account SID, Auth Token and the base.url to use."""
+    from hubgate.testing.twilio_sim import main as run_simulator
+
+    run_simulator(host=host, port=port)
+
+
+def main() -> None:
+    app()

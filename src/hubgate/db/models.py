@@ -1,0 +1,11 @@
+"""Every table, imported in one place so that Alembic and the tests see the whole schema."""
+
+from __future__ import annotations
+
+from hubgate.db.base import Base
+from hubgate.instances.models import Instance
+from hubgate.tenants.models import Account, Organization, User
+
+metadata = Base.metadata
+
+__all__ = ["Account", "Instance", "Organization", "User", "metadata"]

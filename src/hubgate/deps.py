@@ -1,0 +1,73 @@
+"""FastAPI dependencies shared by every domain's endpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant
+from hubgate.errors_http import describe_validation
+from hubgate.kit.errors import HubgateError
+from hubgate.runtime import Runtime
+from hubgate.tenants.auth import Credentials, parse_authorization
+from hubgate.tenants.service import authenticate_user
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Endpoints commit explicitly before they answer, so that a 200 always means "saved";
+    # whatever is left uncommitted here is rolled back.
+    async with get_runtime(request).sessions() as session:
+        yield session
+
+
+def get_credentials(request: Request) -> Credentials:
+    return parse_authorization(request.headers.get("authorization"))
+
+
+async def get_tenant(
+    request: Request,
+    session: Annotated[AsyncSession, Depends(get_session)],
+    credentials: Annotated[Credentials, Depends(get_credentials)],
+) -> Tenant:
+    tenant = await authenticate_user(session, get_runtime(request).keyring, credentials)
+    request.state.tenant = tenant
+    return tenant
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
+TenantDep = Annotated[Tenant, Depends(get_tenant)]
+
+
+async def read_json(request: Request, model: type[M]) -> M:
+    """Parse a JSON body into ``model``: 415 for other content types, 400 for bad JSON.
+
+    Done by hand rather than by FastAPI's body parameters so that the content type is
+    enforced and every failure gets a D9 message that names the offending field.
+    """
+    content_type = request.headers.get("content-type", "application/json")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HubgateError(415, f"Unsupported content type {media_type!r}; send application/json")
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):
+        raise HubgateError(400, "Malformed JSON body") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise HubgateError(400, describe_validation(exc.errors())) from None

@@ -1,0 +1,71 @@
+"""The element catalog and hub metadata; credentials accepted but not required (D18)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from hubgate.deps import RuntimeDep
+from hubgate.elements.registry import HUBS
+from hubgate.elements.schemas import (
+    config_entry,
+    element_full,
+    element_metadata,
+    hub_json,
+)
+from hubgate.kit.errors import HubgateError
+
+router = APIRouter(tags=["elements"])
+
+
+@router.get("/elements")
+async def list_elements(runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [element_full(e.manifest) for e in runtime.registry]
+
+
+@router.get("/elements/keys")
+async def element_keys(runtime: RuntimeDep) -> list[str]:
+    return runtime.registry.keys()
+
+
+@router.get("/elements/{key_or_id}")
+async def get_element(key_or_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return element_full(runtime.registry.get(key_or_id).manifest)
+
+
+@router.get("/elements/{key_or_id}/configuration")
+async def element_configuration(key_or_id: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [config_entry(e) for e in runtime.registry.get(key_or_id).manifest.configuration]
+
+
+@router.get("/elements/{key_or_id}/metadata")
+async def element_metadata_route(key_or_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return element_metadata(runtime.registry.get(key_or_id).manifest)
+
+
+@router.get("/hubs")
+async def list_hubs() -> list[dict[str, Any]]:
+    return [hub_json(h) for h in HUBS.values()]
+
+
+@router.get("/hubs/keys")
+async def hub_keys() -> list[str]:
+    return list(HUBS)
+
+
+def _hub(key: str) -> Any:
+    hub = HUBS.get(key)
+    if hub is None:
+        raise HubgateError(404, f"No hub found with key {key}")
+    return hub
+
+
+@router.get("/hubs/{key}")
+async def get_hub(key: str) -> dict[str, Any]:
+    return hub_json(_hub(key), full=True)
+
+
+@router.get("/hubs/{key}/elements")
+async def hub_elements(key: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return [element_full(e.manifest) for e in runtime.registry.in_hub(_hub(key).key)]

@@ -1,0 +1,10 @@
+"""The ``twiliov2`` element: Twilio's 2010 REST API behind the messaging hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hubgate.elements.manifest import load_manifest
+from hubgate.elements.registry import Element
+
+element = Element(manifest=load_manifest(Path(__file__).with_name("manifest.json")))

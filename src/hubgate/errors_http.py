@@ -1,0 +1,84 @@
+"""Every error leaves Hubgate as the D9 body, whatever raised it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hubgate.kit.errors import HubgateError
+
+log = logging.getLogger("hubgate.errors")
+
+
+def request_id(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def error_response(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"requestId": request_id(request), "message": message}
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def describe_validation(errors: Sequence[Any]) -> str:
+    """One readable line naming the first few offending fields of a validation failure."""
+    parts = []
+    for error in errors[:5]:
+        if error.get("type") == "json_invalid":
+            return "Malformed JSON body"
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+        parts.append(f"{location or 'body'}: {error.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+async def _hubgate_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HubgateError)
+    return error_response(request, exc.status, exc.message, extra=exc.extra, headers=exc.headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 400, describe_validation(exc.errors()))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"No resource at {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to the log under the request id; the caller sees only the id.
+    log.error(
+        "unhandled error in %s %s (request %s)",
+        request.method,
+        request.url.path,
+        request_id(request),
+        exc_info=exc,
+    )
+    return error_response(request, 500, "Internal error; quote the request id to the operator")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HubgateError, _hubgate_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,55 @@
+"""All SQL about instances, tenant-scoped through :func:`hubgate.db.tenancy.scoped`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant, scoped
+from hubgate.instances.models import Instance
+from hubgate.tenants.models import User
+
+
+class InstanceRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_id(self) -> int:
+        # The id is known before the insert because ciphertexts are bound to their row.
+        result = await self.session.execute(text("SELECT nextval('instances_id_seq')"))
+        return int(result.scalar_one())
+
+    async def add(self, instance: Instance) -> None:
+        self.session.add(instance)
+        await self.session.flush()
+
+    async def get(self, tenant: Tenant, instance_id: int) -> Instance | None:
+        stmt = scoped(select(Instance), Instance, tenant).where(Instance.id == instance_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_token_hash(self, token_hash: str) -> Instance | None:
+        stmt = select(Instance).where(Instance.token_hash == token_hash)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def list(
+        self, tenant: Tenant, *, tags: Sequence[str] = (), element_key: str | None = None
+    ) -> Sequence[Instance]:
+        stmt = scoped(select(Instance), Instance, tenant).order_by(Instance.id)
+        if tags:
+            stmt = stmt.where(Instance.tags.contains(list(tags)))
+        if element_key is not None:
+            stmt = stmt.where(Instance.element_key == element_key)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def remove(self, instance: Instance) -> None:
+        await self.session.execute(delete(Instance).where(Instance.id == instance.id))
+
+    async def owner_email(self, instance: Instance) -> str:
+        user = await self.session.get(User, instance.user_id)
+        return "" if user is None else user.email
+
+    async def all_for_rewrap(self) -> Sequence[Instance]:
+        stmt = select(Instance).order_by(Instance.id).with_for_update()
+        return (await self.session.execute(stmt)).scalars().all()

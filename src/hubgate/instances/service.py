@@ -1,0 +1,242 @@
+"""Provisioning and changing instances: the business rules, no SQL, no commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant
+from hubgate.elements.registry import Element
+from hubgate.instances import configuration as cfg
+from hubgate.instances.credentials import check_credentials
+from hubgate.instances.models import Instance
+from hubgate.instances.repository import InstanceRepository
+from hubgate.instances.schemas import InstanceCreate, InstanceFlags, InstancePatch
+from hubgate.kit.crypto import Keyring, new_secret
+from hubgate.kit.errors import HubgateError, bad_request, unauthorized
+from hubgate.runtime import Runtime
+from hubgate.tenants.auth import Credentials
+from hubgate.tenants.service import authenticate_user
+
+
+def secret_aad(instance_id: int, key: str) -> str:
+    # Binds a ciphertext to its row and field: moved anywhere else it no longer opens.
+    return f"instances:{instance_id}:configuration.{key}"
+
+
+def token_aad(instance_id: int) -> str:
+    return f"instances:{instance_id}:token"
+
+
+@dataclass(frozen=True)
+class Decrypted:
+    """An instance with its configuration in clear, for the vendor calls that need it."""
+
+    instance: Instance
+    element: Element
+    configuration: cfg.Configuration
+
+
+def resolve_element(runtime: Runtime, body: InstanceCreate, path_key: str | None) -> Element:
+    if path_key is not None:
+        return runtime.registry.get(path_key)
+    ref = body.element
+    if ref is None or (ref.key is None and ref.id is None):
+        raise bad_request("Missing element: give element.key or element.id")
+    element = runtime.registry.find(ref.key if ref.key is not None else int(ref.id or 0))
+    if element is None:
+        raise bad_request(f"Unknown element {ref.key if ref.key is not None else ref.id}")
+    return element
+
+
+def decrypt_configuration(keyring: Keyring, instance: Instance) -> cfg.Configuration:
+    config: cfg.Configuration = dict(instance.configuration)
+    for key, ciphertext in instance.secrets.items():
+        config[key] = keyring.decrypt(ciphertext, secret_aad(instance.id, key))
+    return config
+
+
+def decrypt_token(keyring: Keyring, instance: Instance) -> str:
+    return keyring.decrypt(instance.token_ciphertext, token_aad(instance.id))
+
+
+def _store_configuration(
+    keyring: Keyring, element: Element, instance: Instance, config: cfg.Configuration
+) -> None:
+    plain, hidden = cfg.split_secrets(element.manifest, config)
+    instance.configuration = plain
+    instance.secrets = {
+        k: keyring.encrypt(v, secret_aad(instance.id, k)) for k, v in hidden.items()
+    }
+
+
+def _apply_flags(instance: Instance, flags: InstanceFlags) -> None:
+    if flags.caching_enabled is not None:
+        instance.caching_enabled = flags.caching_enabled
+    if flags.cache_time_to_live is not None:
+        instance.cache_time_to_live = flags.cache_time_to_live
+    if flags.max_cache_size is not None:
+        instance.max_cache_size = flags.max_cache_size
+    if flags.trace_logging_enabled is not None:
+        instance.trace_logging_enabled = flags.trace_logging_enabled
+
+
+def _credentials_changed(element: Element, old: cfg.Configuration, new: cfg.Configuration) -> bool:
+    manifest = element.manifest
+    keys = {manifest.auth.username, manifest.auth.password, manifest.base_url_key}
+    return any(old.get(k) != new.get(k) for k in keys)
+
+
+async def provision(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant: Tenant,
+    body: InstanceCreate,
+    *,
+    path_key: str | None = None,
+) -> tuple[Instance, Element]:
+    element = resolve_element(runtime, body, path_key)
+    manifest = element.manifest
+    config = cfg.merged(manifest, manifest.defaults(), cfg.normalize(manifest, body.configuration))
+    cfg.validate(manifest, config)
+    name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
+    tags = cfg.clean_tags(body.tags)
+    await check_credentials(runtime.egress, manifest, config)
+
+    repo = InstanceRepository(session)
+    instance_id = await repo.next_id()
+    token = new_secret()
+    instance = Instance(
+        id=instance_id,
+        organization_id=tenant.organization_id,
+        account_id=tenant.account_id,
+        user_id=tenant.user_id,
+        element_key=manifest.key,
+        name=name,
+        tags=tags,
+        token_hash=runtime.keyring.hmac_digest(token),
+        token_ciphertext=runtime.keyring.encrypt(token, token_aad(instance_id)),
+        valid=True,
+        disabled=False,
+        caching_enabled=False,
+        cache_time_to_live=0,
+        max_cache_size=0,
+        trace_logging_enabled=False,
+        version=1,
+    )
+    _apply_flags(instance, body)
+    _store_configuration(runtime.keyring, element, instance, config)
+    await repo.add(instance)
+    return instance, element
+
+
+async def get_owned(session: AsyncSession, tenant: Tenant, instance_id: int) -> Instance:
+    # Ids past BIGINT cannot exist; asking the database would only raise.
+    instance = (
+        await InstanceRepository(session).get(tenant, instance_id)
+        if 0 < instance_id < 2**63
+        else None
+    )
+    if instance is None:
+        raise HubgateError(404, f"No instance found with id {instance_id}")
+    return instance
+
+
+async def by_token(
+    session: AsyncSession,
+    runtime: Runtime,
+    credentials: Credentials,
+    *,
+    allow_disabled: bool = False,
+) -> Instance:
+    """The instance an ``Element`` token names; User/Organization, when given, must own it.
+
+    A disabled instance answers 403 (D8) to everything but the call that enables it again.
+    """
+    if credentials.element is None:
+        raise unauthorized()
+    instance = await InstanceRepository(session).by_token_hash(
+        runtime.keyring.hmac_digest(credentials.element)
+    )
+    if instance is None:
+        raise unauthorized()
+    if credentials.user is not None or credentials.organization is not None:
+        tenant = await authenticate_user(session, runtime.keyring, credentials)
+        if (tenant.organization_id, tenant.account_id) != (
+            instance.organization_id,
+            instance.account_id,
+        ):
+            raise unauthorized()
+    if instance.disabled and not allow_disabled:
+        raise HubgateError(403, f"Instance {instance.id} is disabled; enable it to use it again")
+    return instance
+
+
+async def update(
+    session: AsyncSession,
+    runtime: Runtime,
+    instance: Instance,
+    body: InstancePatch,
+    *,
+    replace: bool,
+) -> Element:
+    """PUT (``replace``) swaps name, tags and configuration; PATCH changes what it names."""
+    element = runtime.registry.get(instance.element_key)
+    manifest = element.manifest
+    current = decrypt_configuration(runtime.keyring, instance)
+    given = cfg.normalize(manifest, body.configuration or {})
+    if replace:
+        # Secrets sent back masked keep their stored value even on a full replacement.
+        base = manifest.defaults()
+        for key in cfg.secret_keys(manifest):
+            if given.get(key) == cfg.MASK:
+                base[key] = current.get(key)
+        config = cfg.merged(manifest, base, given)
+    else:
+        config = cfg.merged(manifest, current, given)
+    cfg.validate(manifest, config)
+    if body.name is None and replace:
+        raise bad_request("Missing name: PUT replaces the whole instance")
+    name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name
+    tags = cfg.clean_tags(body.tags) if body.tags is not None else ([] if replace else None)
+    if _credentials_changed(element, current, config):
+        await check_credentials(runtime.egress, manifest, config)
+    instance.name = name
+    if tags is not None:
+        instance.tags = tags
+    _apply_flags(instance, body)
+    _store_configuration(runtime.keyring, element, instance, config)
+    instance.valid = True
+    instance.version += 1
+    await session.flush()
+    return element
+
+
+async def set_enabled(session: AsyncSession, instance: Instance, enabled: bool) -> None:
+    instance.disabled = not enabled
+    instance.version += 1
+    await session.flush()
+
+
+async def delete(session: AsyncSession, instance: Instance) -> None:
+    await InstanceRepository(session).remove(instance)
+
+
+async def rewrap_all(session: AsyncSession, keyring: Keyring) -> int:
+    """Move every ciphertext of every instance onto the primary key; returns how many moved."""
+    moved = 0
+    for instance in await InstanceRepository(session).all_for_rewrap():
+        if keyring.needs_rewrap(instance.token_ciphertext):
+            instance.token_ciphertext = keyring.rewrap(
+                instance.token_ciphertext, token_aad(instance.id)
+            )
+            moved += 1
+        secrets = dict(instance.secrets)
+        for key, ciphertext in secrets.items():
+            if keyring.needs_rewrap(ciphertext):
+                secrets[key] = keyring.rewrap(ciphertext, secret_aad(instance.id, key))
+                moved += 1
+        instance.secrets = secrets
+    await session.flush()
+    return moved

@@ -1,0 +1,53 @@
+"""What a running Hubgate process holds: database, keyring, catalog, egress client."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hubgate.db.engine import create_engine, create_sessionmaker
+from hubgate.elements.registry import ElementRegistry, discover
+from hubgate.kit.crypto import Keyring
+from hubgate.kit.egress import EgressClient, EgressPolicy, EgressTimeouts
+from hubgate.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keyring: Keyring
+    registry: ElementRegistry
+    egress: EgressClient
+
+    async def close(self) -> None:
+        await self.egress.close()
+        await self.engine.dispose()
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    if settings.keyring:
+        return Keyring.from_json(settings.keyring)
+    return Keyring.load_or_create(settings.keyring_path)
+
+
+async def open_runtime(settings: Settings, database_url: str) -> Runtime:
+    engine = create_engine(database_url)
+    egress = EgressClient(
+        EgressPolicy.from_string(settings.egress_allow),
+        max_response_bytes=settings.egress_max_response_bytes,
+        timeouts=EgressTimeouts(
+            connect=settings.egress_connect_timeout, read=settings.egress_read_timeout
+        ),
+    )
+    await egress.start()
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=create_sessionmaker(engine),
+        keyring=load_keyring(settings),
+        registry=discover(),
+        egress=egress,
+    )

@@ -1,0 +1,49 @@
+"""One settings tree for Hubgate, read from ``HUBGATE_*`` environment variables (D2)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUBGATE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Unset means: start the embedded PostgreSQL in ``data_dir/pg`` (D3).
+    database_url: str | None = None
+    data_dir: Path = Path("var")
+    # A keyring as JSON; when unset the keyring lives in ``data_dir/keyring.json``.
+    keyring: str | None = None
+    keyring_file: Path | None = None
+    # Comma-separated CIDRs or host names that the egress client may reach besides
+    # public addresses (D32), e.g. ``127.0.0.0/8`` for local tests and the demo.
+    egress_allow: str = ""
+    egress_connect_timeout: float = 5.0
+    egress_read_timeout: float = 30.0
+    egress_max_response_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    public_url: str | None = Field(
+        default=None,
+        description="The URL vendors and browsers use to reach Hubgate; defaults to http://host:port.",
+    )
+    log_level: str = "info"
+    # Runs the job worker inside ``hubgate serve``; set false when separate workers run.
+    embedded_worker: bool = True
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.keyring_file or self.data_dir / "keyring.json"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,162 @@
+"""What a newcomer does: start Hubgate and the simulator, paste the README's curl, get an instance.
+
+Runs the real commands as separate processes, on a fresh data dir with its own embedded
+PostgreSQL, exactly as `make serve` and `make sim` start them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback only
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def readme_curl() -> str:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    return next(b for b in blocks if b.startswith("curl"))
+
+
+@pytest.fixture
+def newcomer_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBGATE_")}
+    env.update(
+        HUBGATE_DATA_DIR=str(tmp_path / "var"),
+        HUBGATE_PORT=str(free_port()),
+        HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
+    )
+    return env
+
+
+def hubgate(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hubgate", *args]
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # Output goes to a file: a pipe nobody reads would block a chatty server.
+    with log.open("ab") as sink:
+        return subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+
+
+def test_readme_curl_provisions_against_make_serve_and_the_simulator(
+    newcomer_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = newcomer_env
+    port = env["HUBGATE_PORT"]
+    sim_port = free_port()
+    server = start(hubgate("serve"), env, tmp_path / "serve.log")
+    sim = start(hubgate("sim", "twilio", "--port", str(sim_port)), env, tmp_path / "sim.log")
+    try:
+        wait_for(f"http://127.0.0.1:{port}/elements/api-v2/hubs", server)
+        wait_for(f"http://127.0.0.1:{sim_port}/_sim/accounts", sim)
+        bootstrap = json.loads((Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json").read_text())
+        assert (Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json").stat().st_mode & 0o077 == 0
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{sim_port}/_sim/accounts", timeout=5
+        ) as answer:
+            account = json.loads(answer.read())["accounts"][0]
+        command = (
+            readme_curl()
+            .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            .replace("127.0.0.1:8090", f"127.0.0.1:{sim_port}")
+        )
+        shell_env = dict(
+            env,
+            HUBGATE_ORG_SECRET=bootstrap["organization"]["secret"],
+            HUBGATE_USER_SECRET=bootstrap["user"]["secret"],
+            TWILIO_ACCOUNT_SID=account["accountSid"],
+            TWILIO_AUTH_TOKEN=account["authToken"],
+        )
+        result = subprocess.run(
+            ["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=30
+        )
+        instance = json.loads(result.stdout)
+        assert instance["element"]["key"] == "twiliov2", result.stdout
+        assert instance["configuration"]["password"] == "********"
+        assert instance["valid"] is True
+        assert instance["token"]
+
+        # A second organization from the CLI, as D7 prints it.
+        created = subprocess.run(
+            hubgate("orgs", "create", "--name", "Acme", "--email", "ops@acme.test", "--json"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        org = json.loads(created.stdout)
+        assert set(org) == {"organization", "account", "user"}
+        assert org["organization"]["name"] == "Acme"
+        assert org["organization"]["secret"]
+        assert org["user"]["email"] == "ops@acme.test"
+        assert org["user"]["secret"]
+
+        # Rotate the key, restart, rewrap: the instance is still whole.
+        subprocess.run(hubgate("keys", "rotate"), env=env, check=True, timeout=60)
+        stop(server)
+        server = start(hubgate("serve"), env, tmp_path / "serve.log")
+        wait_for(f"http://127.0.0.1:{port}/elements/api-v2/hubs", server)
+        rewrap = subprocess.run(
+            hubgate("keys", "rewrap"),
+            env=env,
+            check=True,
+            timeout=60,
+            capture_output=True,
+            text=True,
+        )
+        assert "Rewrapped 2 ciphertexts" in rewrap.stdout
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/elements/api-v2/instances/{instance['id']}",
+            headers={
+                "Authorization": f"User {shell_env['HUBGATE_USER_SECRET']}, "
+                f"Organization {shell_env['HUBGATE_ORG_SECRET']}"
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            again = json.loads(answer.read())
+        assert again["token"] == instance["token"]
+        keyring = json.loads((Path(env["HUBGATE_DATA_DIR"]) / "keyring.json").read_text())
+        assert len(keyring["keys"]) == 2
+    finally:
+        stop(server)
+        stop(sim)
