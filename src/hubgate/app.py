@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 
 from hubgate import errors_http
 from hubgate.elements.endpoints import router as elements_router
+from hubgate.events.endpoints import router as events_router
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.runtime import open_runtime
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(instances_router)
     api.include_router(elements_router)
+    api.include_router(events_router)
     app.include_router(api)
     errors_http.install(app)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 from hubgate.db.base import Base
+from hubgate.events.models import Event, EventAttempt, EventPoller, SeenObject
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "Instance", "Organization", "User", "metadata"]
+__all__ = [
+    "Account",
+    "Event",
+    "EventAttempt",
+    "EventPoller",
+    "Instance",
+    "Organization",
+    "SeenObject",
+    "User",
+    "metadata",
+]
