@@ -86,7 +86,7 @@ def audit_json(entry: AuditLog) -> dict[str, Any]:
 
 
 class AuditMiddleware:
-    """Records every platform call made with User/Organization credentials, after it answered.
+    """Records every platform call made with User/Organization credentials.
 
     The tenant is what the authentication dependency left in the request state; hub calls and
     anonymous catalog reads have none and cost one dictionary lookup here.
@@ -100,26 +100,27 @@ class AuditMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
 
         async def capture(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                state = scope.get("state", {})
+                tenant = state.get("tenant")
+                if isinstance(tenant, Tenant):
+                    # Written before the answer leaves, so whoever reads the audit log next
+                    # already finds this call.
+                    await _safely_record(scope, tenant, message["status"], state)
             await send(message)
 
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            state = scope.get("state", {})
-            tenant = state.get("tenant")
-            if isinstance(tenant, Tenant):
-                try:
-                    await _record(scope, tenant, status, str(state.get("request_id", "")))
-                except Exception:
-                    # The call itself succeeded and was answered; losing its audit row is
-                    # logged loudly but must not turn into an error for the caller.
-                    log.exception("could not write the audit log of %s", scope["path"])
+        await self.app(scope, receive, capture)
+
+
+async def _safely_record(scope: Scope, tenant: Tenant, status: int, state: dict[str, Any]) -> None:
+    try:
+        await _record(scope, tenant, status, str(state.get("request_id", "")))
+    except Exception:
+        # The call itself was done; losing its audit row is logged loudly but must not turn
+        # into an error for the caller.
+        log.exception("could not write the audit log of %s", scope["path"])
 
 
 async def _record(scope: Scope, tenant: Tenant, status: int, request_id: str) -> None:
