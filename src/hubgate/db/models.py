@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hubgate.db.base import Base
 from hubgate.events.models import Event, EventAttempt, EventPoller, SeenObject
+from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
 
@@ -11,9 +12,11 @@ metadata = Base.metadata
 
 __all__ = [
     "Account",
+    "AuditLog",
     "Event",
     "EventAttempt",
     "EventPoller",
+    "HubLog",
     "Instance",
     "Organization",
     "SeenObject",

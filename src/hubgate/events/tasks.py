@@ -4,7 +4,6 @@ it opens the transactions it needs, commits them, and only then defers what foll
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from procrastinate.job_context import JobContext
 
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
+from hubgate.hub.service import fetch_all
 from hubgate.instances.models import Instance
 from hubgate.jobs.app import JobQueue
 from hubgate.kit.errors import HubgateError
@@ -52,19 +52,18 @@ async def defer_delivery(
     await jobs.defer(DELIVER, lock=lock, queueing_lock=lock, schedule_at=at, event_id=str(event_id))
 
 
-async def hub_fetch(runtime: Runtime, instance: Instance, path_and_query: str) -> list[Any]:
+async def hub_fetch(
+    runtime: Runtime, instance: Instance, path_and_query: str
+) -> list[dict[str, Any]]:
     """The poller's way into the hub pipeline (D28): all pages, vendor filters taken as
     final (Twilio's DateSent is day-granular; the seen-set removes what it repeats)."""
-    # Resolved at call time: the hub pipeline lands on its own branch (issue 3).
-    hub = importlib.import_module("hubgate.hub.service")
-    records: list[Any] = await hub.fetch_all(
+    return await fetch_all(
         runtime,
         instance,
         path_and_query,
         vendor_filters_final=True,
         max_records=runtime.settings.events_max_records_per_poll,
     )
-    return records
 
 
 # -- the work, callable without a worker -------------------------------------------------------
