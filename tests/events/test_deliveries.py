@@ -53,6 +53,13 @@ async def event(api: Api, instance_id: int, event_id: str) -> dict[str, Any]:
     return body
 
 
+async def reaches(api: Api, instance_id: int, event_id: str, status: str) -> None:
+    async def check() -> bool:
+        return (await event(api, instance_id, event_id))["status"] == status
+
+    await eventually(check)
+
+
 async def test_a_notification_has_the_d29_body_and_both_signatures(
     provision: Provisioner,
     runtime: Runtime,
@@ -107,10 +114,7 @@ async def test_a_notification_has_the_d29_body_and_both_signatures(
     )
     assert message["raw"] == {"messages": [{"sid": "SM0"}]}
 
-    async def notified() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "NOTIFIED"
-
-    await eventually(notified)
+    await reaches(events_api, instance["id"], event_id, "NOTIFIED")
     record = await event(events_api, instance["id"], event_id)
     (attempt,) = record["attempts"]
     assert attempt["statusCode"] == 200
@@ -137,10 +141,7 @@ async def test_failing_three_times_then_succeeding_keeps_the_same_webhook_id(
     for request in got:
         Webhook(SIGNATURE_KEY.encode()).verify(request.body, request.headers)
 
-    async def notified() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "NOTIFIED"
-
-    await eventually(notified)
+    await reaches(events_api, instance["id"], event_id, "NOTIFIED")
     record = await event(events_api, instance["id"], event_id)
     assert [a["statusCode"] for a in record["attempts"]] == [503, 503, 503, 200]
 
@@ -156,10 +157,7 @@ async def test_after_the_last_attempt_the_event_fails_and_can_be_redelivered(
     receiver.fail_next(4, status=500)  # the first try and the three of the test schedule
     (event_id,) = await make_events(runtime, instance["id"], 1)
 
-    async def failed() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "FAILED"
-
-    await eventually(failed)
+    await reaches(events_api, instance["id"], event_id, "FAILED")
     record = await event(events_api, instance["id"], event_id)
     assert len(record["attempts"]) == 4
     assert record["failureReason"] == "No 2xx answer after 4 attempts; last: HTTP 500"
@@ -170,10 +168,7 @@ async def test_after_the_last_attempt_the_event_fails_and_can_be_redelivered(
     assert answer.body["status"] == "NEW"
     await receiver.wait_for(lambda r: len(r) >= 5)
 
-    async def notified() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "NOTIFIED"
-
-    await eventually(notified)
+    await reaches(events_api, instance["id"], event_id, "NOTIFIED")
     assert {r.webhook_id for r in receiver.requests} == {event_id}
 
 
@@ -188,10 +183,7 @@ async def test_410_disables_the_instances_notifications(
     receiver.fail_next(1, status=410)
     (event_id,) = await make_events(runtime, instance["id"], 1)
 
-    async def failed() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "FAILED"
-
-    await eventually(failed)
+    await reaches(events_api, instance["id"], event_id, "FAILED")
     assert len(receiver.requests) == 1
     updated = (await events_api.get(f"instances/{instance['id']}")).body
     assert updated["configuration"]["event.notification.enabled"] == "false"
@@ -230,10 +222,7 @@ async def test_a_callback_url_egress_refuses_fails_without_a_connection(
     )
     (event_id,) = await make_events(runtime, instance["id"], 1)
 
-    async def failed() -> bool:
-        return (await event(events_api, instance["id"], event_id))["status"] == "FAILED"
-
-    await eventually(failed)
+    await reaches(events_api, instance["id"], event_id, "FAILED")
     record = await event(events_api, instance["id"], event_id)
     assert {a["statusCode"] for a in record["attempts"]} == {None}
     assert all("refused" in a["error"] for a in record["attempts"])

@@ -116,6 +116,7 @@ async def _status(
         "nextPollDate": None,
         "lagSeconds": 0,
         "lastError": None,
+        "polls": 0,
         "pendingDeliveries": 0,
         "failedDeliveries": 0,
         "notifiedDeliveries": 0,

@@ -52,6 +52,7 @@ class StatusRow:
     last_poll_at: datetime | None
     next_poll_at: datetime | None
     last_error: str | None
+    polls: int
     pending: int
     failed: int
     notified: int
@@ -290,6 +291,7 @@ class EventRepository:
                 func.max(EventPoller.last_poll_at).label("last_poll_at"),
                 func.min(EventPoller.next_poll_at).label("next_poll_at"),
                 func.max(EventPoller.last_error).label("last_error"),
+                func.sum(EventPoller.polls).label("polls"),
             )
             .group_by(EventPoller.instance_id)
             .subquery()
@@ -305,6 +307,7 @@ class EventRepository:
                 pollers.c.last_poll_at,
                 pollers.c.next_poll_at,
                 pollers.c.last_error,
+                func.coalesce(pollers.c.polls, 0),
                 func.coalesce(counts.c.pending, 0),
                 func.coalesce(counts.c.failed, 0),
                 func.coalesce(counts.c.notified, 0),

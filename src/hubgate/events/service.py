@@ -504,6 +504,7 @@ class InstanceStatus:
             "nextPollDate": iso(row.next_poll_at) if row.next_poll_at else None,
             "lagSeconds": round(self.lag_seconds, 1),
             "lastError": row.last_error,
+            "polls": int(row.polls),
             "pendingDeliveries": row.pending,
             "failedDeliveries": row.failed,
             "notifiedDeliveries": row.notified,
