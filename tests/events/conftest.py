@@ -10,8 +10,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -187,3 +194,121 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+# -- real processes on one database -----------------------------------------------------
+
+
+def environment(settings: Settings, url: str, data_dir: Path, **extra: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUBGATE_")}
+    env.update(
+        HUBGATE_DATABASE_URL=url,
+        HUBGATE_KEYRING=settings.keyring or "",
+        HUBGATE_DATA_DIR=str(data_dir),
+        HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
+        HUBGATE_LOG_LEVEL="warning",
+    )
+    for key, value in {**FAST, **extra}.items():
+        env[f"HUBGATE_{key.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class Cluster:
+    """Processes on one database; every one is killed when the test ends, whatever happens."""
+
+    settings: Settings
+    url: str
+    directory: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self, *args: str, **extra: Any) -> subprocess.Popen[bytes]:
+        log = self.directory / f"{args[0]}-{len(self.processes)}.log"
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "hubgate", *args],
+                env=environment(self.settings, self.url, self.directory, **extra),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+        self.processes.append(process)
+        return process
+
+    def worker(self, **extra: Any) -> subprocess.Popen[bytes]:
+        return self.start("worker", **extra)
+
+    def kill(self, process: subprocess.Popen[bytes]) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted(self.directory.glob("*.log"))
+        )
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cursor = conn.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+async def cluster(settings: Settings, pg_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
+    url = database_url(pg_url, f"hubgate_p{uuid.uuid4().hex[:10]}")
+    group = Cluster(settings.model_copy(update={"database_url": url}), url, tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+@pytest.fixture
+async def cluster_api(
+    cluster: Cluster, http: aiohttp.ClientSession
+) -> AsyncIterator[tuple[Api, RunningHubgate]]:
+    """Hubgate's API in the test process on the cluster's database (no worker in it)."""
+    port = free_port()
+    app_settings = cluster.settings.model_copy(update={"port": port})
+    app = create_app(app_settings, database_url=cluster.url)
+    server, task = await serve_in_loop(app, port)
+    tenant = await new_tenant(app_settings, cluster.url, "cluster")
+    running = RunningHubgate(url=f"http://127.0.0.1:{port}", app=app)
+    try:
+        yield Api(http, running.url, tenant.authorization), running
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def provision_on(
+    api: Api, sim: TwilioSimulator, receiver: CallbackReceiver, **configuration: Any
+) -> dict[str, Any]:
+    sid, token = sim.add_account()
+    body = twilio_instance_body(
+        sim,
+        username=sid,
+        password=token,
+        **{
+            "event.notification.enabled": True,
+            "event.notification.callback.url": receiver.url,
+            "event.poller.refresh_interval": 1,
+            **configuration,
+        },
+    )
+    answer = await api.post("instances", json=body)
+    assert answer.status == 200, answer.text
+    instance: dict[str, Any] = answer.body
+    return instance

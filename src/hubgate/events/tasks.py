@@ -10,7 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import procrastinate
+from procrastinate.exceptions import UniqueViolation
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Status
 
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
@@ -96,7 +98,13 @@ async def rescue_stalled(app: procrastinate.App, seconds: float) -> int:
     stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
     for job in stalled:
         log.warning("rescuing stalled job %s (%s)", job.id, job.task_name)
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            # A job for the same poll or delivery is queued already (its queueing lock);
+            # that one does the work, so this one ends. Polls and deliveries go by ids and
+            # state in the database: neither runs twice for being queued twice.
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=True)
     return len(stalled)
 
 
