@@ -109,7 +109,11 @@ class Event(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(16))
     # Attempts in the current run of the retry schedule; a redelivery starts a new run.
     attempt_count: Mapped[int] = mapped_column(Integer, default=0)
+    # While an attempt is in flight: when its lease ends, and who holds it (the job's id).
+    # A second job for the same event finds the lease and does not send (D29: one POST of an
+    # event at a time); a holder that dies loses it when it ends, and the sweep sends again.
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    leased_by: Mapped[int | None] = mapped_column(BigInteger)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failure_reason: Mapped[str | None] = mapped_column(Text)
 
