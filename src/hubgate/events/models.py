@@ -81,19 +81,24 @@ class Event(TenantOwned, Base):
     """One notification (D29) and its record (D30): up to 10 object events, delivered as one."""
 
     __tablename__ = "events"
+    # Every delivery updates its row twice (lease, outcome). Few indexes, none on the lease
+    # columns, and room on each page let the lease be a HOT update (no index writes):
+    # measured, PostgreSQL's CPU per delivery fell by a third.
     __table_args__ = (
         Index("ix_events_instance_seq", "instance_id", "seq"),
         Index("ix_events_account_seq", "account_id", "seq"),
+        # The sweep's: undelivered events are few unless receivers are down.
         Index(
-            "ix_events_pending",
-            "next_attempt_at",
-            postgresql_where="status IN ('NEW', 'DISPATCHED')",
+            "ix_events_pending", "instance_id", postgresql_where="status IN ('NEW', 'DISPATCHED')"
         ),
+        {"postgresql_with": {"fillfactor": "80"}},
     )
 
+    # Declared again without the mixin's index: ix_events_account_seq serves it.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     # Creation order, for listing and paging; ids are random so that they can be shown.
-    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity())
     instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(BigInteger)
     instance_name: Mapped[str] = mapped_column(String(200))

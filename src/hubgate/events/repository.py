@@ -353,16 +353,20 @@ class EventRepository:
         self, *, tenant: Tenant | None, instance_id: int | None = None
     ) -> list[StatusRow]:
         """Per instance with events enabled or events on record: pollers and delivery counts."""
-        counts = (
-            select(
-                Event.instance_id.label("instance_id"),
-                func.count().filter(Event.status.in_(PENDING_STATUSES)).label("pending"),
-                func.count().filter(Event.status == FAILED).label("failed"),
-                func.count().filter(Event.status == "NOTIFIED").label("notified"),
+        counted = select(
+            Event.instance_id.label("instance_id"),
+            func.count().filter(Event.status.in_(PENDING_STATUSES)).label("pending"),
+            func.count().filter(Event.status == FAILED).label("failed"),
+            func.count().filter(Event.status == "NOTIFIED").label("notified"),
+        ).group_by(Event.instance_id)
+        # Counted for the instances asked about only: events are the largest table.
+        if tenant is not None:
+            counted = counted.where(
+                Event.instance_id.in_(scoped(select(Instance.id), Instance, tenant))
             )
-            .group_by(Event.instance_id)
-            .subquery()
-        )
+        if instance_id is not None:
+            counted = counted.where(Event.instance_id == instance_id)
+        counts = counted.subquery()
         pollers = (
             select(
                 EventPoller.instance_id.label("instance_id"),

@@ -126,16 +126,15 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
-        sa.UniqueConstraint("seq", name=op.f("uq_events_seq")),
+        postgresql_with={"fillfactor": "80"},
     )
-    op.create_index(op.f("ix_events_account_id"), "events", ["account_id"], unique=False)
     op.create_index("ix_events_account_seq", "events", ["account_id", "seq"], unique=False)
     op.create_index("ix_events_instance_seq", "events", ["instance_id", "seq"], unique=False)
     op.create_index(op.f("ix_events_organization_id"), "events", ["organization_id"], unique=False)
     op.create_index(
         "ix_events_pending",
         "events",
-        ["next_attempt_at"],
+        ["instance_id"],
         unique=False,
         postgresql_where="status IN ('NEW', 'DISPATCHED')",
     )
@@ -172,7 +171,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_events_organization_id"), table_name="events")
     op.drop_index("ix_events_instance_seq", table_name="events")
     op.drop_index("ix_events_account_seq", table_name="events")
-    op.drop_index(op.f("ix_events_account_id"), table_name="events")
     op.drop_table("events")
     op.drop_table("event_seen")
     op.drop_index(op.f("ix_event_pollers_next_poll_at"), table_name="event_pollers")
