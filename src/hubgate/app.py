@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from hubgate import errors_http
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.hub.endpoints import router as hub_router
+from hubgate.hub.fastpath import HubFastPath
 from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
@@ -48,6 +49,15 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(hub_router)
     app.include_router(api)
     errors_http.install(app)
+    app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``hubgate serve --workers N`` process, configured by ``HUBGATE_*``."""
+    settings = Settings()
+    if not settings.database_url:
+        raise RuntimeError("HUBGATE_DATABASE_URL must be set for worker processes")
+    return create_app(settings, database_url=settings.database_url)
