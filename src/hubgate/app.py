@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,9 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         runtime = await open_runtime(settings, database_url)
         app.state.runtime = runtime
         app.state.hub = await open_hub(runtime, database_url)
+        # Everything built so far lives as long as the process: keeping it out of the
+        # collector's generations shortens the pauses that showed as tail latency under load.
+        gc.freeze()
         try:
             yield
         finally:

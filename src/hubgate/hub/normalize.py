@@ -12,12 +12,21 @@ from hubgate.kit.errors import bad_request
 Json = Any
 
 
+_CONTAINERS = (dict, list)
+
+
 def drop_nulls(value: Json) -> Json:
     """``value`` without null-valued members, at every depth (D24); list items are kept."""
+    # Recursing only into containers: most members are scalars, and a call per scalar was
+    # the largest cost of Hubgate's own in the proxy benchmark's profile.
     if isinstance(value, dict):
-        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
+        return {
+            k: drop_nulls(v) if isinstance(v, _CONTAINERS) else v
+            for k, v in value.items()
+            if v is not None
+        }
     if isinstance(value, list):
-        return [drop_nulls(v) for v in value]
+        return [drop_nulls(v) if isinstance(v, _CONTAINERS) else v for v in value]
     return value
 
 
