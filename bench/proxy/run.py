@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -217,16 +216,6 @@ class PeakRss:
         self._thread.join()
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
@@ -323,7 +312,12 @@ def main() -> None:
         results = {name: {k: summarize(v) for k, v in by.items()} for name, by in runs.items()}
     finally:
         for process in reversed(processes):
-            stop(process)
+            process.terminate()  # uvicorn and nginx masters stop their workers on SIGTERM
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
         log.close()
     report(results, levels, peak, args)
     shutil.rmtree(tmp, ignore_errors=True)
