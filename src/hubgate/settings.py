@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Runs the job worker inside ``hubgate serve``; set false when separate workers run.
     embedded_worker: bool = True
+    # How long a console sign-in lasts before the person signs in again.
+    console_session_minutes: int = Field(default=720, ge=5, le=60 * 24 * 30)
 
     @property
     def keyring_path(self) -> Path:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from hubgate.console.models import ConsoleSession
 from hubgate.db.base import Base
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "Instance", "Organization", "User", "metadata"]
+__all__ = ["Account", "ConsoleSession", "Instance", "Organization", "User", "metadata"]
