@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,6 +22,10 @@ from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.schemas import InstanceCreate, InstancePatch
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
+
+
+def when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,7 @@ async def instance_view(
         "instance": body,
         "element": catalog_entry(manifest),
         "config_rows": rows,
+        "created": when(instance.created_at),
         "token": token if with_token else None,
         "sections": await load_sections(session, runtime, instance),
     }
@@ -215,7 +221,7 @@ def _row(runtime: Runtime, instance: Instance) -> InstanceRow:
         element_name=found.manifest.name if found else instance.element_key,
         tags=list(instance.tags),
         disabled=instance.disabled,
-        created=instance.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        created=when(instance.created_at),
     )
 
 
