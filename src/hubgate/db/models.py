@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from hubgate.console.models import ConsoleSession
 from hubgate.db.base import Base
+from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ConsoleSession", "Instance", "Organization", "User", "metadata"]
+__all__ = [
+    "Account",
+    "AuditLog",
+    "ConsoleSession",
+    "HubLog",
+    "Instance",
+    "Organization",
+    "User",
+    "metadata",
+]
