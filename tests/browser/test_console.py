@@ -77,6 +77,7 @@ async def test_sign_in_authenticate_twilio_and_see_the_instance(
         await expect(page.get_by_role("link", name=step)).to_be_visible()
     assert created["token"] not in await page.content()
     await tab.shoot("instance")
+    await tab.shoot("instance-top", full_page=False)
 
     await page.get_by_role("button", name="Reveal token").click()
     await expect(page.locator("#instance-token")).to_have_text(created["token"])
@@ -92,6 +93,38 @@ async def test_sign_in_authenticate_twilio_and_see_the_instance(
 
     await page.get_by_role("link", name="Map to a common resource").click()
     await expect(page.get_by_text("arrive with their own issue")).to_be_visible()
+
+
+async def test_api_docs_send_get_messages_from_swagger_ui(
+    tab: Watched, tenant: TenantCredentials, sim: TwilioSimulator, api: Api
+) -> None:
+    # An account of its own, so that the message below shows up in no other test.
+    sid, token = sim.add_account()
+    sim.add_inbound_message("+15550001111", "+15550002222", "Hello from the docs", account_sid=sid)
+    created = await provision(
+        api,
+        sim,
+        configuration={"username": sid, "password": token, "base.url": sim.base_url},
+    )
+    await sign_in(tab, tenant)
+    page = tab.page
+    await page.goto(f"/instances/{created['id']}")
+    await page.get_by_role("link", name="Try the API").click()
+    operation = page.locator(
+        '.opblock-get:has(.opblock-summary-path[data-path="/hubs/messaging/messages"])'
+    )
+    await operation.locator(".opblock-summary").click()
+    await operation.get_by_role("button", name="Try it out").click()
+    await operation.get_by_role("button", name="Execute").click()
+    status = operation.locator(".live-responses-table tbody .response-col_status")
+    await expect(status).to_have_text("200")
+    await expect(operation.locator(".live-responses-table")).to_contain_text("Hello from the docs")
+    await expect(operation.locator(".request-url")).to_contain_text(
+        "/elements/api-v2/hubs/messaging/messages"
+    )
+    await operation.locator(".live-responses-table").scroll_into_view_if_needed()
+    await tab.shoot("api-docs", full_page=False)
+    assert [r for r in sim.requests if r.path.endswith(f"/Accounts/{sid}/Messages.json")]
 
 
 async def test_wrong_auth_token_shows_twilios_rejection_next_to_the_field(
@@ -138,15 +171,20 @@ async def test_disable_enable_and_delete(
     await page.get_by_role("button", name="Disable").click()
     await expect(page.get_by_text("Disabled", exact=True)).to_be_visible()
     assert (await api.get(f"instances/{created['id']}")).body["disabled"] is True
+    # The hub hears of it at once: the token is refused (D8), then works again.
+    hub = api.with_auth(f"Element {created['token']}")
+    assert (await hub.get("hubs/messaging/messages")).status == 403
     await page.get_by_role("button", name="Enable").click()
     await expect(page.get_by_text("Enabled", exact=True)).to_be_visible()
     assert (await api.get(f"instances/{created['id']}")).body["disabled"] is False
+    assert (await hub.get("hubs/messaging/messages")).status == 200
 
     await page.get_by_role("link", name="Delete…").click()
     await expect(page.get_by_role("heading", name="Delete “my-twilio”?")).to_be_visible()
     await tab.shoot("delete")
     await page.get_by_role("button", name="Delete instance").click()
     await expect(page).to_have_url(re.compile(r"/instances\?deleted="))
+    assert (await hub.get("hubs/messaging/messages")).status == 401
     await expect(page.get_by_text("Deleted “my-twilio”.")).to_be_visible()
     await expect(page.get_by_role("link", name="my-twilio")).to_have_count(0)
     assert (await api.get(f"instances/{created['id']}")).status == 404

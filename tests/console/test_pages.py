@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from hubgate.testing.twilio_sim import TwilioSimulator
@@ -247,7 +249,14 @@ async def test_another_tenants_instance_is_a_404_page(
     created = await provision(api, sim)
     base = f"/instances/{created['id']}"
     token = (await console_of_other.get("/catalog")).csrf
-    for path in (base, f"{base}/edit", f"{base}/delete", f"{base}/api-docs", f"{base}/mapping"):
+    for path in (
+        base,
+        f"{base}/edit",
+        f"{base}/delete",
+        f"{base}/api-docs",
+        f"{base}/api-docs/openapi.json",
+        f"{base}/mapping",
+    ):
         page = await console_of_other.get(path)
         assert page.status == 404, path
         assert page.headers["Content-Type"].startswith("text/html")
@@ -368,3 +377,46 @@ async def test_no_page_needs_anything_from_another_host(
     assert kinds["text/html"] >= 10
     assert kinds["text/css"] == 2
     assert kinds["text/javascript"] == 3
+
+
+# sha256 of the files of npm's swagger-ui-dist 5.31.0, the official release (D150).
+SWAGGER_UI_RELEASE = {
+    "swagger-ui-bundle.js": "93b7b0862a80e2786f85b560be7693c2344354ffa7e7e224f850a54349724c31",
+    "swagger-ui.css": "9e576f8322132c76949da47f9bb53c891373c303ea3a761ff548ffc9de50a98c",
+}
+
+
+async def test_swagger_ui_is_served_locally_and_is_the_official_release(
+    signed_in: ConsoleClient,
+) -> None:
+    for name, digest in SWAGGER_UI_RELEASE.items():
+        async with signed_in.http.get(f"{signed_in.base}/static/swagger-ui/{name}") as response:
+            assert response.status == 200
+            assert hashlib.sha256(await response.read()).hexdigest() == digest, name
+
+
+async def test_the_api_docs_page_is_authorized_with_the_instances_token(
+    signed_in: ConsoleClient, sim: TwilioSimulator, api: Api
+) -> None:
+    created = await provision(api, sim)
+    page = await signed_in.get(f"/instances/{created['id']}/api-docs")
+    assert f'data-token="{created["token"]}"' in page.html
+    assert page.headers["Cache-Control"] == "no-store"
+    async with signed_in.http.get(
+        f"{signed_in.base}/instances/{created['id']}/api-docs/openapi.json"
+    ) as response:
+        document = await response.json()
+    # The same document the API serves to User/Organization callers, with a relative server.
+    from_api = (await api.get(f"instances/{created['id']}/docs")).body
+    assert document["paths"] == from_api["paths"]
+    assert document["servers"] == [{"url": "/elements/api-v2", "description": "This Hubgate"}]
+    assert document["components"]["securitySchemes"]["Element"]["name"] == "Authorization"
+
+
+def test_the_readme_shows_a_small_console_screenshot() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    assert "![The instance page of the console](docs/console.png)" in readme
+    image = (root / "docs" / "console.png").read_bytes()
+    assert image.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(image) < 150 * 1024

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import FormData
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from hubgate.console import forms, service
 from hubgate.console.pages import (
@@ -441,11 +441,19 @@ async def api_docs(
             "title": f"API docs · {instance.name}",
             "nav": "instances",
             "instance": instance,
-            "spec_url": f"/elements/api-v2/instances/{instance.id}/docs",
+            "spec_url": f"/instances/{instance.id}/api-docs/openapi.json",
+            "api_spec_url": f"/elements/api-v2/instances/{instance.id}/docs",
             "api_base": "/elements/api-v2",
             "token": service.token_of(runtime, instance),
         },
         user=user,
+    )
+
+
+@router.get("/instances/{instance_id:int}/api-docs/openapi.json")
+async def api_docs_document(runtime: RuntimeDep, user: UserDep, instance: InstanceDep) -> Response:
+    return JSONResponse(
+        service.openapi_document(runtime, instance), headers={"Cache-Control": "no-store"}
     )
 
 

@@ -15,6 +15,8 @@ from hubgate.console.sections import load_sections
 from hubgate.db.tenancy import Tenant
 from hubgate.elements.manifest import Manifest
 from hubgate.elements.registry import HUBS, Element
+from hubgate.hub.docs import API_PREFIX as DOCS_API_PREFIX
+from hubgate.hub.docs import element_openapi
 from hubgate.instances import service as instances
 from hubgate.instances.models import Instance
 from hubgate.instances.presenter import instance_json
@@ -187,6 +189,16 @@ async def instance_view(
 
 def token_of(runtime: Runtime, instance: Instance) -> str:
     return instances.decrypt_token(runtime.keyring, instance)
+
+
+def openapi_document(runtime: Runtime, instance: Instance) -> dict[str, Any]:
+    """The instance's OpenAPI document, as ``GET /instances/{id}/docs`` builds it (D151)."""
+    found = runtime.registry.get(instance.element_key)
+    document = element_openapi(found, runtime.settings.base_url, instance_id=instance.id)
+    # Relative, so "Try it out" calls the host the person is browsing, whatever address
+    # HUBGATE_PUBLIC_URL names: another origin would be refused by the page's CSP.
+    document["servers"] = [{"url": DOCS_API_PREFIX, "description": "This Hubgate"}]
+    return document
 
 
 def current_values(instance: Instance) -> dict[str, str | None]:
