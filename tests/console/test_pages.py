@@ -205,6 +205,27 @@ async def test_edit_keeps_secrets_left_empty_and_rechecks_changed_ones(
     assert (await api.get(f"instances/{created['id']}")).body["name"] == "Renamed"
 
 
+async def test_trace_logging_is_switched_on_and_shows_the_instances_hub_calls(
+    signed_in: ConsoleClient, sim: TwilioSimulator, api: Api
+) -> None:
+    created = await provision(api, sim)
+    page_path = f"/instances/{created['id']}"
+    before = await signed_in.get(page_path)
+    assert "Turn trace logging on" in before.text()
+    on = await signed_in.submit(page_path, f"{page_path}/trace-logging", {"enabled": "true"})
+    assert "Trace logging is on" in on.text()
+    assert (await api.get(f"instances/{created['id']}")).body["traceLoggingEnabled"] is True
+    hub = api.with_auth(f"Element {created['token']}")
+    assert (await hub.get("hubs/messaging/messages")).status == 200
+    shown = await signed_in.get(page_path)
+    assert (
+        "<code>GET /elements/api-v2/hubs/messaging/messages</code></td><td>200</td>" in shown.html
+    )
+    off = await signed_in.submit(page_path, f"{page_path}/trace-logging", {"enabled": "false"})
+    assert "Trace logging is off" in off.text()
+    assert "Turn trace logging on" in off.text()
+
+
 async def test_instances_list_filters_by_element_and_tag(
     signed_in: ConsoleClient, sim: TwilioSimulator, api: Api
 ) -> None:

@@ -44,6 +44,8 @@ NOTICES = {
     "updated": "Saved.",
     "enabled": "Enabled: the instance's token works again.",
     "disabled": "Disabled: calls with this instance's token are refused until you enable it.",
+    "trace-on": "Trace logging is on: every hub call of this instance is kept below.",
+    "trace-off": "Trace logging is off. The calls already kept stay below.",
 }
 
 
@@ -305,7 +307,9 @@ async def _instance_page(
     with_token: bool,
     notice: str | None,
 ) -> Response:
-    view = await service.instance_view(session, runtime, instance, with_token=with_token)
+    view = await service.instance_view(
+        session, runtime, user.tenant, instance, with_token=with_token
+    )
     return render(
         request,
         "instance.html",
@@ -405,6 +409,17 @@ async def set_enabled(
     await instances.set_enabled(session, instance, enabled)
     await session.commit()
     return redirect(f"/instances/{instance.id}?done={'enabled' if enabled else 'disabled'}")
+
+
+@router.post("/instances/{instance_id:int}/trace-logging")
+async def set_trace_logging(
+    session: SessionDep, runtime: RuntimeDep, user: UserDep, form: FormDep, instance: InstanceDep
+) -> Response:
+    enabled = form.get("enabled") == "true"
+    await service.set_trace_logging(session, runtime, instance, enabled)
+    await session.commit()
+    done = "trace-on" if enabled else "trace-off"
+    return redirect(f"/instances/{instance.id}?done={done}#trace-logs")
 
 
 @router.get("/instances/{instance_id:int}/delete")

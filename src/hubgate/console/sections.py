@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hubgate.db.tenancy import Tenant
 from hubgate.instances.models import Instance
 from hubgate.runtime import Runtime
 
-Loader = Callable[[AsyncSession, Runtime, Instance], Awaitable[dict[str, Any]]]
+Loader = Callable[[AsyncSession, Runtime, Tenant, Instance], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ def instance_sections() -> list[InstanceSection]:
 
 
 async def load_sections(
-    session: AsyncSession, runtime: Runtime, instance: Instance
+    session: AsyncSession, runtime: Runtime, tenant: Tenant, instance: Instance
 ) -> list[tuple[str, dict[str, Any]]]:
-    return [(s.template, await s.load(session, runtime, instance)) for s in instance_sections()]
+    return [
+        (s.template, await s.load(session, runtime, tenant, instance)) for s in instance_sections()
+    ]

@@ -155,7 +155,12 @@ class ConfigRow:
 
 
 async def instance_view(
-    session: AsyncSession, runtime: Runtime, instance: Instance, *, with_token: bool
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant: Tenant,
+    instance: Instance,
+    *,
+    with_token: bool,
 ) -> dict[str, Any]:
     """The instance as the API shows it (secrets masked by the same presenter), for a page."""
     found = runtime.registry.get(instance.element_key)
@@ -183,8 +188,15 @@ async def instance_view(
         "config_rows": rows,
         "created": when(instance.created_at),
         "token": token if with_token else None,
-        "sections": await load_sections(session, runtime, instance),
+        "sections": await load_sections(session, runtime, tenant, instance),
     }
+
+
+async def set_trace_logging(
+    session: AsyncSession, runtime: Runtime, instance: Instance, enabled: bool
+) -> None:
+    patch = InstancePatch.model_validate({"traceLoggingEnabled": enabled})
+    await instances.update(session, runtime, instance, patch, replace=False)
 
 
 def token_of(runtime: Runtime, instance: Instance) -> str:
