@@ -48,6 +48,6 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(hub_router)
     app.include_router(api)
     errors_http.install(app)
-    app.add_middleware(AuditMiddleware, prefix=API_PREFIX)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
