@@ -49,6 +49,6 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     app.include_router(api)
     errors_http.install(app)
     console.install(app, api_prefix=API_PREFIX)
-    app.add_middleware(AuditMiddleware, prefix=API_PREFIX)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
