@@ -93,6 +93,7 @@ async def test_sign_in_authenticate_twilio_and_see_the_instance(
 
     await page.get_by_role("link", name="Map to a common resource").click()
     await expect(page.get_by_text("arrive with their own issue")).to_be_visible()
+    await tab.shoot("mapping-narrow")
 
 
 async def test_api_docs_send_get_messages_from_swagger_ui(
@@ -167,7 +168,16 @@ async def test_disable_enable_and_delete(
     created = await provision(api, sim)
     await sign_in(tab, tenant)
     page = tab.page
+    await tab.shoot("instances")
     await page.get_by_role("link", name="my-twilio").click()
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Auth Token")).to_have_value("")
+    await expect(page.get_by_label("Account SID")).to_have_value(sim.account_sid)
+    await tab.shoot("edit")
+    await page.get_by_label("Tags").fill("seed, renamed")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_text("Saved.")).to_be_visible()
+    await expect(page.get_by_role("link", name="renamed")).to_be_visible()
     await page.get_by_role("button", name="Disable").click()
     await expect(page.get_by_text("Disabled", exact=True)).to_be_visible()
     assert (await api.get(f"instances/{created['id']}")).body["disabled"] is True
