@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from hubgate import errors_http
+from hubgate import console, errors_http
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.fastpath import HubFastPath
@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(hub_router)
     app.include_router(api)
     errors_http.install(app)
+    console.install(app, api_prefix=API_PREFIX)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -52,6 +52,7 @@ def serve(
         console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
         console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
     console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+    console.print(f"The web console is at {settings.base_url}/")
     if workers > 1:
         # Each worker process builds its own app from the environment, so the settings and
         # the database (embedded or not) it must use go there.

@@ -50,6 +50,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def exported(log: Path) -> dict[str, str]:
+    return dict(re.findall(r"^export (\w+)=(\S+)$", log.read_text(), flags=re.M))
+
+
 def readme_curl() -> str:
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
@@ -88,24 +92,19 @@ def test_readme_curl_provisions_against_make_serve_and_the_simulator(
     try:
         wait_for(f"http://127.0.0.1:{port}/elements/api-v2/hubs", server)
         wait_for(f"http://127.0.0.1:{sim_port}/_sim/accounts", sim)
-        bootstrap = json.loads((Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json").read_text())
-        assert (Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json").stat().st_mode & 0o077 == 0
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{sim_port}/_sim/accounts", timeout=5
-        ) as answer:
-            account = json.loads(answer.read())["accounts"][0]
+        bootstrap_file = Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json"
+        assert bootstrap_file.stat().st_mode & 0o077 == 0
+        bootstrap = json.loads(bootstrap_file.read_text())
+        # The newcomer pastes the export lines the two commands printed.
+        printed = exported(tmp_path / "serve.log") | exported(tmp_path / "sim.log")
+        assert printed["HUBGATE_USER_SECRET"] == bootstrap["user"]["secret"]
+        assert printed["HUBGATE_ORG_SECRET"] == bootstrap["organization"]["secret"]
         command = (
             readme_curl()
             .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             .replace("127.0.0.1:8090", f"127.0.0.1:{sim_port}")
         )
-        shell_env = dict(
-            env,
-            HUBGATE_ORG_SECRET=bootstrap["organization"]["secret"],
-            HUBGATE_USER_SECRET=bootstrap["user"]["secret"],
-            TWILIO_ACCOUNT_SID=account["accountSid"],
-            TWILIO_AUTH_TOKEN=account["authToken"],
-        )
+        shell_env = dict(env, **printed)
         result = subprocess.run(
             ["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=30
         )
