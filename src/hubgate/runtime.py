@@ -1,4 +1,4 @@
-"""What a running Hubgate process holds: database, keyring, catalog, egress client."""
+"""What a running Hubgate process holds: database, keyring, catalog, egress client, jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hubgate.db.engine import create_engine, create_sessionmaker
 from hubgate.elements.registry import ElementRegistry, discover
+from hubgate.jobs.app import JobQueue, create_job_app
 from hubgate.kit.crypto import Keyring
 from hubgate.kit.egress import EgressClient, EgressPolicy, EgressTimeouts
 from hubgate.settings import Settings
@@ -21,8 +22,10 @@ class Runtime:
     keyring: Keyring
     registry: ElementRegistry
     egress: EgressClient
+    jobs: JobQueue
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.egress.close()
         await self.engine.dispose()
 
@@ -33,7 +36,7 @@ def load_keyring(settings: Settings) -> Keyring:
     return Keyring.load_or_create(settings.keyring_path)
 
 
-async def open_runtime(settings: Settings, database_url: str) -> Runtime:
+async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: int = 4) -> Runtime:
     engine = create_engine(database_url)
     egress = EgressClient(
         EgressPolicy.from_string(settings.egress_allow),
@@ -43,6 +46,8 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
         ),
     )
     await egress.start()
+    jobs = JobQueue(create_job_app(settings, database_url, pool_size=job_pool_size))
+    await jobs.open()
     return Runtime(
         settings=settings,
         engine=engine,
@@ -50,4 +55,5 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
         keyring=load_keyring(settings),
         registry=discover(),
         egress=egress,
+        jobs=jobs,
     )
