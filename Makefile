@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit soak sim lock tools clean
+.PHONY: serve test lint typecheck unit soak sim lock tools clean bench-proxy
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ unit: $(STAMP) tools
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Not a test: a few minutes of load on loopback; installs nginx and wrk from Debian if missing.
+bench-proxy: $(STAMP)
+	$(BIN)/python bench/proxy/run.py
 
 # Minutes of real time (e.g. several workers polling once a minute for three minutes).
 soak: $(STAMP)

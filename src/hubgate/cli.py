@@ -31,8 +31,13 @@ console = Console(stderr=True)
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (HUBGATE_PORT).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes sharing the port and the database.")
+    ] = 1,
 ) -> None:
     """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API."""
+    import os
+
     import uvicorn
 
     from hubgate.app import create_app
@@ -49,20 +54,40 @@ def serve(
         console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
         console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
     console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+    console.print(f"The web console is at {settings.base_url}/")
     from hubgate.jobs.worker import spawn_worker, stop_worker
 
     # The embedded mode (D3) runs the job worker beside the API, in its own process so that
     # polls and deliveries never take the API's event loop; separate workers turn it off.
     worker = spawn_worker(url) if settings.embedded_worker else None
     try:
-        uvicorn.run(
-            create_app(settings, database_url=url),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            loop="uvloop",
-            http="httptools",
-        )
+        if workers > 1:
+            # Each API process builds its own app from the environment, so the settings and
+            # the database (embedded or not) it must use go there.
+            os.environ.update(
+                HUBGATE_DATABASE_URL=url,
+                HUBGATE_HOST=settings.host,
+                HUBGATE_PORT=str(settings.port),
+            )
+            uvicorn.run(
+                "hubgate.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                loop="uvloop",
+                http="httptools",
+            )
+        else:
+            uvicorn.run(
+                create_app(settings, database_url=url),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                loop="uvloop",
+                http="httptools",
+            )
     finally:
         if worker is not None:
             stop_worker(worker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hubgate.console.models import ConsoleSession
 from hubgate.db.base import Base
 from hubgate.events.models import Event, EventAttempt, EventPoller, SeenObject
 from hubgate.hub.models import AuditLog, HubLog
@@ -13,6 +14,7 @@ metadata = Base.metadata
 __all__ = [
     "Account",
     "AuditLog",
+    "ConsoleSession",
     "Event",
     "EventAttempt",
     "EventPoller",

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep
@@ -24,11 +25,14 @@ from hubgate.tenants.auth import parse_authorization
 router = APIRouter()
 
 _BODYLESS = frozenset({"GET", "DELETE", "HEAD"})
-_HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _json_response(body: Any, headers: dict[str, str], status: int = 200) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # what orjson refuses (integers past 64 bits) the standard module writes
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
@@ -59,7 +63,6 @@ async def _trace(
         await session.commit()
 
 
-@router.api_route("/hubs/{hub}/{rest:path}", methods=_HUB_METHODS, tags=["hubs"])
 async def hub_call(request: Request, hub: str, rest: str) -> Response:
     """Any resource of the instance's element; the instance is the ``Element`` token's."""
     started = time.perf_counter()
@@ -88,6 +91,18 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     if instance.trace_logging_enabled:
         await _trace(runtime, request, instance, call, started, result.status, result, result.body)
     return _json_response(result.body, result.headers, result.status)
+
+
+# One route per method, each with its own operation id, so the platform's OpenAPI stays valid.
+for _method in HUB_METHODS:
+    router.add_api_route(
+        "/hubs/{hub}/{rest:path}",
+        hub_call,
+        methods=[_method],
+        tags=["hubs"],
+        operation_id=f"hub{_method.title()}",
+        response_class=Response,
+    )
 
 
 @router.get("/instances/{instance_id:int}/logs", tags=["instances"])
