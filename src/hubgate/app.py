@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from hubgate import errors_http
+from hubgate import errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
@@ -41,5 +41,6 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(elements_router)
     app.include_router(api)
     errors_http.install(app)
+    openapi_doc.install(app, prefix=API_PREFIX)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
