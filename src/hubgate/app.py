@@ -9,6 +9,9 @@ from fastapi import APIRouter, FastAPI
 
 from hubgate import errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
+from hubgate.hub.endpoints import router as hub_router
+from hubgate.hub.logs import AuditMiddleware
+from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.runtime import open_runtime
@@ -22,9 +25,11 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, database_url)
         app.state.runtime = runtime
+        app.state.hub = await open_hub(runtime, database_url)
         try:
             yield
         finally:
+            await app.state.hub.close()
             await runtime.close()
 
     app = FastAPI(
@@ -39,8 +44,11 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(instances_router)
     api.include_router(elements_router)
+    # After the catalog, so that /hubs/{key}/elements stays the catalog's.
+    api.include_router(hub_router)
     app.include_router(api)
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
+    app.add_middleware(AuditMiddleware, prefix=API_PREFIX)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

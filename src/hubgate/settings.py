@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Runs the job worker inside ``hubgate serve``; set false when separate workers run.
     embedded_worker: bool = True
+    # Hub calls (D25): extra attempts after the first, base of the exponential backoff in
+    # seconds, and the longest Retry-After Hubgate waits out before passing a 429 on.
+    hub_retries: int = 2
+    hub_retry_backoff: float = 0.2
+    hub_retry_after_max: float = 5.0
+    # Seconds a resolved Element token stays cached when no change notification arrives.
+    hub_token_cache_ttl: float = 300.0
 
     @property
     def keyring_path(self) -> Path:

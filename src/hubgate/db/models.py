@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from hubgate.db.base import Base
+from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "Instance", "Organization", "User", "metadata"]
+__all__ = ["Account", "AuditLog", "HubLog", "Instance", "Organization", "User", "metadata"]

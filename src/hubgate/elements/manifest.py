@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -58,6 +58,93 @@ class Hub(_Model):
     description: str = ""
 
 
+HubMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+ValueFormat = Literal["text", "gmt-day", "gmt-day-start"]
+LiteralKind = Literal["string", "date", "number", "boolean"]
+
+
+class PushParam(_Model):
+    """The vendor query parameter one CEQL operator of a field becomes, and how its value is
+    written: ``text`` as given, ``gmt-day`` as ``YYYY-MM-DD``, ``gmt-day-start`` as
+    ``YYYY-MM-DDT00:00:00Z`` (the GMT day the timestamp falls on)."""
+
+    param: str
+    format: ValueFormat = "text"
+
+
+class Pushable(_Model):
+    """A CEQL field the vendor can pre-filter on (D23).
+
+    ``exact`` says the vendor applies these operators with CEQL's own semantics; otherwise
+    Hubgate re-checks every row the vendor returns, so the vendor's filter only has to keep a
+    superset of the right rows (Twilio's day-granular ``DateSent``).
+    """
+
+    ops: dict[str, PushParam]
+    kinds: tuple[LiteralKind, ...] = ("string",)
+    exact: bool = False
+
+
+class Parameter(_Model):
+    """A hub query parameter of an operation that is not CEQL (Twilio ``numbers``:
+    ``countryCode``, ``type``); ``target`` is where it goes: a ``{placeholder}`` of the vendor
+    path (``path``) or a vendor query parameter (``query``, named ``vendorName``)."""
+
+    name: str
+    target: Literal["path", "query"] = "query"
+    vendor_name: str | None = Field(default=None, alias="vendorName")
+    default: str | None = None
+    enum: tuple[str, ...] | None = None
+    description: str = ""
+
+
+class Operation(_Model):
+    """One method of one hub resource and the vendor call that serves it."""
+
+    summary: str = ""
+    vendor_method: HubMethod | None = Field(default=None, alias="vendorMethod")
+    # Appended to the instance's base URL; ``{configuration key}``, ``{id}``, ``{subId}`` and
+    # path parameters are filled in, each value quoted as one path segment.
+    vendor_path: str = Field(alias="vendorPath")
+    # A list operation: the key of the vendor envelope's array (None: the answer is one object).
+    list_key: str | None = Field(default=None, alias="listKey")
+    # False for lists the vendor does not page; Hubgate then pages over the whole answer.
+    paged: bool = True
+    body: Literal["none", "form"] = "none"
+    # The request fields documented for this operation (OpenAPI), in the vendor's spelling.
+    fields: tuple[str, ...] = ()
+    required_fields: tuple[str, ...] = Field(default=(), alias="requiredFields")
+    pushable: dict[str, Pushable] = Field(default_factory=dict)
+    parameters: tuple[Parameter, ...] = ()
+    # The name of a function of the element's hooks that answers instead of the vendor call.
+    hook: str | None = None
+
+
+class Resource(_Model):
+    """A hub resource: ``path`` is relative to ``/hubs/{hub}``, e.g. ``messages/{id}/media``."""
+
+    path: str
+    description: str = ""
+    operations: dict[HubMethod, Operation]
+    # Response fields that are secrets (Twilio's account ``auth_token``): masked in trace logs.
+    secret_fields: tuple[str, ...] = Field(default=(), alias="secretFields")
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path.split("/"))
+
+
+class Pagination(_Model):
+    """How the vendor pages (D22): ``page`` style with a start index and a size cap, the next
+    page's URL in ``nextField`` of the envelope (relative URLs resolve against the base URL)."""
+
+    type: Literal["page"] = "page"
+    page_param: str = Field(default="Page", alias="pageParam")
+    size_param: str = Field(default="PageSize", alias="sizeParam")
+    next_field: str = Field(default="next_page_uri", alias="nextField")
+    default_size: int = Field(default=200, alias="defaultSize")
+
+
 class Manifest(_Model):
     id: int
     key: str
@@ -73,10 +160,10 @@ class Manifest(_Model):
     auth: VendorAuth = VendorAuth()
     errors: ErrorFormat = ErrorFormat()
     event_methods: tuple[str, ...] = Field(default=("polling",), alias="eventMethods")
-    # The rest of the manifest (resources, paging, CEQL, polling) belongs to the hub and
-    # events packages, which read it from here without this module knowing its shape.
-    resources: tuple[dict[str, Any], ...] = ()
-    pagination: dict[str, Any] = Field(default_factory=dict)
+    resources: tuple[Resource, ...] = ()
+    pagination: Pagination = Pagination()
+    # Sent with the caller's Idempotency-Key so the vendor itself drops a repeated write.
+    idempotency_header: str | None = Field(default=None, alias="idempotencyHeader")
 
     @property
     def required_keys(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant
 from hubgate.elements.registry import Element
 from hubgate.instances import configuration as cfg
+from hubgate.instances.changes import mark_changed
 from hubgate.instances.credentials import check_credentials
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
@@ -209,6 +210,7 @@ async def update(
     _store_configuration(runtime.keyring, element, instance, config)
     instance.valid = True
     instance.version += 1
+    mark_changed(session, instance)
     await session.flush()
     return element
 
@@ -216,10 +218,12 @@ async def update(
 async def set_enabled(session: AsyncSession, instance: Instance, enabled: bool) -> None:
     instance.disabled = not enabled
     instance.version += 1
+    mark_changed(session, instance)
     await session.flush()
 
 
 async def delete(session: AsyncSession, instance: Instance) -> None:
+    mark_changed(session, instance)
     await InstanceRepository(session).remove(instance)
 
 

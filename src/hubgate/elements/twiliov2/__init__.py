@@ -6,5 +6,6 @@ from pathlib import Path
 
 from hubgate.elements.manifest import load_manifest
 from hubgate.elements.registry import Element
+from hubgate.elements.twiliov2 import hooks
 
-element = Element(manifest=load_manifest(Path(__file__).with_name("manifest.json")))
+element = Element(manifest=load_manifest(Path(__file__).with_name("manifest.json")), hooks=hooks)

@@ -1,0 +1,153 @@
+"""Hub routes (D20), trace and audit logs (D27), API docs: routes only."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from hubgate.deps import RuntimeDep, SessionDep, TenantDep
+from hubgate.errors_http import request_id
+from hubgate.hub import docs, service
+from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
+from hubgate.hub.model import HubCall, HubResult, ResolvedInstance
+from hubgate.hub.paging import page_request
+from hubgate.hub.repository import LogRepository
+from hubgate.hub.state import hub_state
+from hubgate.instances.service import get_owned
+from hubgate.kit.errors import HubgateError
+from hubgate.runtime import Runtime
+from hubgate.tenants.auth import parse_authorization
+
+router = APIRouter()
+
+_BODYLESS = frozenset({"GET", "DELETE", "HEAD"})
+_HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _json_response(body: Any, headers: dict[str, str], status: int = 200) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, status_code=status, headers=headers, media_type="application/json")
+
+
+async def _trace(
+    runtime: Runtime,
+    request: Request,
+    instance: ResolvedInstance,
+    call: HubCall,
+    started: float,
+    status: int,
+    result: HubResult | None,
+    response_body: Any,
+) -> None:
+    entry = trace_entry(
+        instance,
+        request_id=request_id(request),
+        method=call.method,
+        path=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        status=status,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        vendor_url=result.vendor_url if result else None,
+        request_body=result.vendor_request if result else None,
+        response_body=response_body,
+        resource=result.resource if result else None,
+    )
+    async with runtime.sessions() as session:
+        await LogRepository(session).add(entry)
+        await session.commit()
+
+
+@router.api_route("/hubs/{hub}/{rest:path}", methods=_HUB_METHODS, tags=["hubs"])
+async def hub_call(request: Request, hub: str, rest: str) -> Response:
+    """Any resource of the instance's element; the instance is the ``Element`` token's."""
+    started = time.perf_counter()
+    runtime: Runtime = request.app.state.runtime
+    state = hub_state(request)
+    credentials = parse_authorization(request.headers.get("authorization"))
+    instance = await service.resolve(runtime, runtime.sessions, state.tokens, credentials)
+    method = request.method
+    headers = request.headers
+    call = HubCall(
+        method,
+        tuple(rest.split("/")),
+        tuple(request.query_params.multi_items()),
+        b"" if method in _BODYLESS else await request.body(),
+        headers.get("content-type"),
+        headers.get("idempotency-key"),
+    )
+    try:
+        result = await service.handle(runtime, instance, call, state.responses)
+    except HubgateError as exc:
+        exc.headers[service.INSTANCE_HEADER] = str(instance.id)
+        if instance.trace_logging_enabled:
+            body = {"message": exc.message, **exc.extra}
+            await _trace(runtime, request, instance, call, started, exc.status, None, body)
+        raise
+    if instance.trace_logging_enabled:
+        await _trace(runtime, request, instance, call, started, result.status, result, result.body)
+    return _json_response(result.body, result.headers, result.status)
+
+
+@router.get("/instances/{instance_id:int}/logs", tags=["instances"])
+async def instance_logs(
+    instance_id: int,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
+) -> Response:
+    """The instance's trace logs (D27), newest first, ``page``/``pageSize``."""
+    await get_owned(session, tenant, instance_id)
+    page = _page(runtime, instance_id, request)
+    found = await LogRepository(session).hub_logs(
+        tenant, instance_id, offset=(page[0] - 1) * page[1], limit=page[1]
+    )
+    return _listing([hub_log_json(e) for e in found])
+
+
+@router.get("/audit-logs", tags=["audit"])
+async def audit_logs(
+    request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+) -> Response:
+    """Platform calls of the caller's account, newest first, ``page``/``pageSize``."""
+    page = _page(runtime, 0, request)
+    found = await LogRepository(session).audit_logs(
+        tenant, offset=(page[0] - 1) * page[1], limit=page[1]
+    )
+    return _listing([audit_json(e) for e in found])
+
+
+def _page(runtime: Runtime, instance_id: int, request: Request) -> tuple[int, int]:
+    query = request.query_params
+    page = page_request(
+        runtime.keyring,
+        instance_id,
+        page=query.get("page"),
+        page_size=query.get("pageSize"),
+        next_page=None,
+        default_size=50,
+        max_size=500,
+    )
+    return page.page, page.size
+
+
+def _listing(items: list[dict[str, Any]]) -> Response:
+    return _json_response(items, {service.RETURNED_COUNT: str(len(items))})
+
+
+@router.get("/elements/{key_or_id}/docs", tags=["elements"])
+async def element_docs(key_or_id: str, runtime: RuntimeDep) -> dict[str, Any]:
+    """OpenAPI 3 of the element's hub resources, generated from its manifest."""
+    return docs.element_openapi(runtime.registry.get(key_or_id), runtime.settings.base_url)
+
+
+@router.get("/instances/{instance_id:int}/docs", tags=["instances"])
+async def instance_docs(
+    instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+) -> dict[str, Any]:
+    """The element's OpenAPI 3 for one instance: its server is this Hubgate, ready to try."""
+    instance = await get_owned(session, tenant, instance_id)
+    element = runtime.registry.get(instance.element_key)
+    return docs.element_openapi(element, runtime.settings.base_url, instance_id=instance.id)

@@ -1,0 +1,498 @@
+"""The hub pipeline (architecture.md, "A hub call, end to end"): business rules, no SQL.
+
+instance (token cache) -> manifest resource and operation -> CEQL plan -> vendor request ->
+normalized answer. The same steps serve HTTP hub calls (``handle``) and in-process callers such
+as the poller (``fetch_all``). Nothing here knows any resource by name: the element's manifest
+says what exists and its hooks do what data cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urljoin, urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hubgate.elements.manifest import Operation, Pushable, PushParam
+from hubgate.hub import paging, routing, vendor
+from hubgate.hub.cache import ResponseCache, TokenCache
+from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
+from hubgate.hub.normalize import drop_nulls, form_fields
+from hubgate.instances.models import Instance
+from hubgate.instances.repository import InstanceRepository
+from hubgate.instances.service import decrypt_configuration
+from hubgate.kit.ceql import (
+    And,
+    CeqlSyntaxError,
+    Comparison,
+    Expr,
+    OrderKey,
+    PushableField,
+    evaluate,
+    parse,
+    parse_fields,
+    parse_order_by,
+    plan,
+    project,
+    sort_records,
+)
+from hubgate.kit.errors import HubgateError, bad_request, unauthorized
+from hubgate.runtime import Runtime
+from hubgate.tenants.auth import Credentials
+from hubgate.tenants.service import authenticate_user
+
+Json = Any
+INSTANCE_HEADER = "elements-element-instance-id"
+RETURNED_COUNT = "Elements-Returned-Count"
+NEXT_PAGE_TOKEN = "Elements-Next-Page-Token"  # noqa: S105 - a header name
+# A list Hubgate must sort or page itself is read whole; past this many rows it refuses.
+MAX_LOCAL_RECORDS = 10_000
+
+
+# --- the instance ------------------------------------------------------------------------------
+
+
+def resolved_from(runtime: Runtime, instance: Instance) -> ResolvedInstance:
+    return ResolvedInstance(
+        id=instance.id,
+        organization_id=instance.organization_id,
+        account_id=instance.account_id,
+        token_hash=instance.token_hash,
+        version=instance.version,
+        disabled=instance.disabled,
+        element=runtime.registry.get(instance.element_key),
+        config=decrypt_configuration(runtime.keyring, instance),
+        caching_enabled=instance.caching_enabled,
+        cache_time_to_live=instance.cache_time_to_live,
+        max_cache_size=instance.max_cache_size,
+        trace_logging_enabled=instance.trace_logging_enabled,
+    )
+
+
+async def resolve(
+    runtime: Runtime,
+    sessions: async_sessionmaker[AsyncSession],
+    tokens: TokenCache,
+    credentials: Credentials,
+) -> ResolvedInstance:
+    """The instance of the ``Element`` token (D5, D8), from the cache when it can be."""
+    if credentials.element is None:
+        raise unauthorized()
+    token_hash = runtime.keyring.hmac_digest(credentials.element)
+    resolved = tokens.get(token_hash)
+    with_user = credentials.user is not None or credentials.organization is not None
+    if resolved is None or with_user:
+        epoch = tokens.epoch
+        async with sessions() as session:
+            if resolved is None:
+                instance = await InstanceRepository(session).by_token_hash(token_hash)
+                if instance is None:
+                    raise unauthorized()
+                resolved = resolved_from(runtime, instance)
+                tokens.put(resolved, epoch)
+            if with_user:
+                tenant = await authenticate_user(session, runtime.keyring, credentials)
+                if (tenant.organization_id, tenant.account_id) != (
+                    resolved.organization_id,
+                    resolved.account_id,
+                ):
+                    raise unauthorized()
+    if resolved.disabled:
+        raise HubgateError(403, f"Instance {resolved.id} is disabled; enable it to use it again")
+    return resolved
+
+
+# --- the pipeline ------------------------------------------------------------------------------
+
+
+async def handle(
+    runtime: Runtime,
+    instance: ResolvedInstance,
+    call: HubCall,
+    responses: ResponseCache | None = None,
+) -> HubResult:
+    """One hub call: from the response cache (D26) when allowed, else through the vendor."""
+    cache_key = None
+    if call.method == "GET" and instance.caching_enabled and responses is not None:
+        cache_key = "/".join(call.segments) + "?" + json.dumps(call.query)
+        cached = responses.get(instance, cache_key)
+        if cached is not None:
+            return HubResult(cached.body, headers=dict(cached.headers))
+    result = await execute(runtime, instance, call)
+    if responses is not None:
+        if cache_key is not None:
+            responses.put(instance, cache_key, result.body, result.headers)
+        elif call.method != "GET":
+            responses.clear(instance.id)
+    return result
+
+
+async def execute(
+    runtime: Runtime,
+    instance: ResolvedInstance,
+    call: HubCall,
+    *,
+    vendor_filters_final: bool = False,
+) -> HubResult:
+    manifest = instance.element.manifest
+    matched = routing.match(manifest, call.method, call.segments)
+    operation = matched.operation
+    url, query = _vendor_target(instance, matched, call)
+    if operation.hook is not None:
+        return await _run_hook(_Step(runtime, instance, call, matched, url, query))
+    if operation.list_key is not None:
+        return await _list(
+            _Step(runtime, instance, call, matched, url, query), vendor_filters_final
+        )
+    data = form_fields(_json_body(call)) if operation.body == "form" else None
+    response = await vendor.send(
+        runtime.egress,
+        runtime.settings,
+        instance,
+        operation.vendor_method or call.method,
+        url,
+        params=query or None,
+        data=data,
+        idempotency_key=call.idempotency_key,
+    )
+    body = vendor.parse_json(manifest, response)
+    if body is None:
+        body = {}  # a vendor's 204 (delete) answers {} as Hubgate's own deletes do (D103)
+    return _result(instance, matched, url, data, body)
+
+
+async def fetch_all(
+    runtime: Runtime,
+    instance: Instance,
+    path_and_query: str,
+    *,
+    vendor_filters_final: bool = False,
+    max_records: int = 10_000,
+) -> list[dict[str, Any]]:
+    """Every record of a hub list GET (``/hubs/messaging/messages?where=...``), all pages.
+
+    Runs the same pipeline as an HTTP hub call, for ``instance`` and without a token. With
+    ``vendor_filters_final`` the predicates sent to the vendor are taken as final (the poller
+    relies on Twilio's day-granular ``DateSent`` as Open Connectors does); the others are still
+    checked here. Stops after ``max_records``. Vendor failures raise ``HubgateError``.
+    """
+    resolved = resolved_from(runtime, instance)
+    call = parse_hub_path("GET", path_and_query)
+    matched = routing.match(resolved.element.manifest, "GET", call.segments)
+    if matched.operation.list_key is None:
+        raise bad_request(f"{path_and_query} is not a list")
+    url, query = _vendor_target(resolved, matched, call)
+    query_plan = _query_plan(matched.operation, call, vendor_filters_final)
+    records = await _collect(
+        runtime, resolved, matched.operation, url, query, query_plan, max_records
+    )
+    return [_shape(resolved, record, query_plan.fields) for record in records]
+
+
+def parse_hub_path(method: str, path_and_query: str) -> HubCall:
+    parts = urlsplit(path_and_query)
+    segments = tuple(s for s in parts.path.split("/") if s)
+    if len(segments) < 3 or segments[0] != "hubs":
+        raise bad_request(f"{parts.path} is not a hub path (/hubs/{{hub}}/{{resource}})")
+    query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    return HubCall(method, segments[2:], query)
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+def _vendor_target(
+    instance: ResolvedInstance, matched: Matched, call: HubCall
+) -> tuple[str, list[tuple[str, str]]]:
+    """The vendor URL of the operation and the query its declared parameters give."""
+    values: dict[str, str | None] = {**instance.config, **matched.path_values}
+    query: list[tuple[str, str]] = []
+    for parameter in matched.operation.parameters:
+        value = call.param(parameter.name) or parameter.default
+        if value is not None and parameter.enum is not None and value not in parameter.enum:
+            allowed = ", ".join(parameter.enum)
+            raise bad_request(f"{parameter.name} must be one of {allowed}, not {value!r}")
+        if parameter.target == "path":
+            values[parameter.name] = value
+        elif value is not None:
+            query.append((parameter.vendor_name or parameter.name, value))
+    return instance.base_url + routing.fill(matched.operation.vendor_path, values), query
+
+
+def _json_body(call: HubCall) -> Json:
+    if not call.body:
+        return {}
+    media_type = (call.content_type or "application/json").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HubgateError(415, f"Unsupported content type {media_type!r}; send application/json")
+    try:
+        return json.loads(call.body)
+    except (ValueError, RecursionError):
+        raise bad_request("Malformed JSON body") from None
+
+
+def _result(
+    instance: ResolvedInstance, matched: Matched, url: str, sent: Any, body: Json
+) -> HubResult:
+    if instance.remove_nulls:
+        body = drop_nulls(body)
+    return HubResult(
+        body,
+        headers={INSTANCE_HEADER: str(instance.id)},
+        vendor_url=url,
+        vendor_request=sent,
+        resource=matched.resource,
+    )
+
+
+@dataclass(slots=True)
+class _Step:
+    """One call on its way through the pipeline; also the context element hooks get."""
+
+    runtime: Runtime
+    instance: ResolvedInstance
+    call: HubCall
+    matched: Matched
+    url: str
+    query: list[tuple[str, str]]
+
+    async def vendor(self) -> Any:
+        operation = self.matched.operation
+        response = await vendor.send(
+            self.runtime.egress,
+            self.runtime.settings,
+            self.instance,
+            operation.vendor_method or self.call.method,
+            self.url,
+            params=self.query or None,
+        )
+        return vendor.parse_json(self.instance.element.manifest, response)
+
+
+async def _run_hook(step: _Step) -> HubResult:
+    name = step.matched.operation.hook or ""
+    element = step.instance.element
+    hook: Callable[[_Step], Any] | None = getattr(element.hooks, name, None)
+    if hook is None:
+        raise HubgateError(500, f"Element {element.key} has no hook {name}")
+    body = await hook(step)
+    return _result(step.instance, step.matched, step.url, None, body)
+
+
+# --- lists: CEQL, paging -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _QueryPlan:
+    vendor_query: list[tuple[str, str]]
+    residual: Expr | None
+    order: tuple[OrderKey, ...]
+    fields: tuple[str, ...]
+
+
+_pushables: dict[
+    int, tuple[Operation, dict[str, PushableField], dict[str, dict[str, PushParam]]]
+] = {}
+
+
+def _pushable_of(
+    operation: Operation,
+) -> tuple[dict[str, PushableField], dict[str, dict[str, PushParam]]]:
+    found = _pushables.get(id(operation))
+    if found is None or found[0] is not operation:
+        fields: dict[str, PushableField] = {}
+        params: dict[str, dict[str, PushParam]] = {}
+        for name, declared in operation.pushable.items():
+            fields[name] = _pushable_field(name, declared)
+            params[vendor.fold(name)] = declared.ops
+        found = (operation, fields, params)
+        _pushables[id(operation)] = found
+    return found[1], found[2]
+
+
+def _pushable_field(name: str, declared: Pushable) -> PushableField:
+    return PushableField(name, frozenset(declared.ops), declared.exact, frozenset(declared.kinds))
+
+
+def _parse_ceql(what: str, text: str | None, parser: Callable[[str], Any]) -> Any:
+    if not text:
+        return None
+    try:
+        return parser(text)
+    except CeqlSyntaxError as exc:
+        raise HubgateError(400, str(exc), extra={"position": exc.position}) from None
+
+
+def _query_plan(operation: Operation, call: HubCall, vendor_filters_final: bool) -> _QueryPlan:
+    where: Expr | None = _parse_ceql("where", call.param("where"), parse)
+    order = _parse_ceql("orderBy", call.param("orderBy"), parse_order_by) or ()
+    fields = _parse_ceql("fields", call.param("fields"), parse_fields) or ()
+    if where is None:
+        return _QueryPlan([], None, order, fields)
+    pushable, params = _pushable_of(operation)
+    split = plan(where, pushable)
+    vendor_query, sent = vendor.pushed_params(split.pushed, params)
+    # What the vendor applied as final leaves the residual: fields declared exact, or every
+    # pushed predicate when the caller vouches for the vendor's semantics (the poller).
+    final = {
+        id(c)
+        for c in sent
+        if vendor_filters_final or operation.pushable[_declared_name(operation, c)].exact
+    }
+    conjuncts = where.items if isinstance(where, And) else (where,)
+    rest = [c for c in conjuncts if id(c) not in final]
+    residual: Expr | None = None if not rest else rest[0] if len(rest) == 1 else And(tuple(rest))
+    return _QueryPlan(vendor_query, residual, order, fields)
+
+
+def _declared_name(operation: Operation, comparison: Comparison) -> str:
+    folded = vendor.fold(comparison.field)
+    return next(name for name in operation.pushable if vendor.fold(name) == folded)
+
+
+def _keep(query_plan: _QueryPlan, record: Json) -> bool:
+    return isinstance(record, dict) and (
+        query_plan.residual is None or evaluate(query_plan.residual, record)
+    )
+
+
+def _shape(instance: ResolvedInstance, record: dict[str, Any], fields: Sequence[str]) -> Json:
+    shaped = project(record, fields) if fields else record
+    return drop_nulls(shaped) if instance.remove_nulls else shaped
+
+
+def _page_size_max(instance: ResolvedInstance) -> int:
+    return instance.int_config("pagination.max", 100)
+
+
+async def _vendor_page(
+    runtime: Runtime,
+    instance: ResolvedInstance,
+    operation: Operation,
+    url: str,
+    params: list[tuple[str, str]] | None,
+) -> tuple[list[Json], str | None]:
+    """One vendor page: its records and the absolute URL of the next page, if any."""
+    manifest = instance.element.manifest
+    response = await vendor.send(
+        runtime.egress, runtime.settings, instance, "GET", url, params=params
+    )
+    envelope = vendor.parse_json(manifest, response)
+    if isinstance(envelope, list):
+        return envelope, None
+    if not isinstance(envelope, dict):
+        raise HubgateError(502, f"{manifest.vendor_name} answered a list with something else")
+    records = envelope.get(operation.list_key or "")
+    if not isinstance(records, list):
+        raise HubgateError(
+            502, f"{manifest.vendor_name} answered a list without {operation.list_key}"
+        )
+    following = envelope.get(manifest.pagination.next_field) if operation.paged else None
+    next_url = (
+        urljoin(instance.base_url, following) if isinstance(following, str) and following else None
+    )
+    return records, next_url
+
+
+async def _collect(
+    runtime: Runtime,
+    instance: ResolvedInstance,
+    operation: Operation,
+    url: str,
+    query: list[tuple[str, str]],
+    query_plan: _QueryPlan,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Every vendor page of a list, filtered by the residual, up to ``limit`` records."""
+    params = [*query, *query_plan.vendor_query]
+    if operation.paged:
+        params.append(
+            (instance.element.manifest.pagination.size_param, str(_page_size_max(instance)))
+        )
+    kept: list[dict[str, Any]] = []
+    next_url: str | None = url
+    first = True
+    while next_url is not None and len(kept) < limit:
+        records, following = await _vendor_page(
+            runtime, instance, operation, next_url, params if first else None
+        )
+        first = False
+        kept.extend(r for r in records if _keep(query_plan, r))
+        next_url = following
+    return kept[:limit]
+
+
+def _check_cursor_url(instance: ResolvedInstance, url: str) -> None:
+    # The MAC already proves Hubgate wrote the token; this also keeps an instance whose base
+    # URL changed since from following a token into the old vendor.
+    base, target = urlsplit(instance.base_url), urlsplit(url)
+    if (base.scheme, base.netloc) != (target.scheme, target.netloc):
+        raise bad_request("Invalid nextPage token: it belongs to another vendor address")
+
+
+async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
+    runtime, instance, call, matched = step.runtime, step.instance, step.call, step.matched
+    url, query = step.url, step.query
+    operation = matched.operation
+    manifest = instance.element.manifest
+    query_plan = _query_plan(operation, call, vendor_filters_final)
+    page = paging.page_request(
+        runtime.keyring,
+        instance.id,
+        page=call.param("page"),
+        page_size=call.param("pageSize"),
+        next_page=call.param("nextPage"),
+        default_size=manifest.pagination.default_size,
+        max_size=_page_size_max(instance),
+    )
+    next_cursor: paging.Cursor | None = None
+    if query_plan.order or not operation.paged:
+        # The vendor cannot sort (or page): Hubgate reads the whole list and pages it itself.
+        everything = await _collect(
+            runtime, instance, operation, url, query, query_plan, MAX_LOCAL_RECORDS + 1
+        )
+        if len(everything) > MAX_LOCAL_RECORDS:
+            raise bad_request(
+                f"More than {MAX_LOCAL_RECORDS} records match; narrow the where clause to sort them"
+            )
+        everything = sort_records(everything, query_plan.order)
+        if page.cursor is not None and page.cursor.url is None:
+            start = page.cursor.offset
+        else:
+            start = (page.page - 1) * page.size
+        rows: list[Json] = everything[start : start + page.size]
+        if start + page.size < len(everything):
+            next_cursor = paging.Cursor(offset=start + page.size)
+        vendor_url = url
+    else:
+        if page.cursor is not None and page.cursor.url is not None:
+            _check_cursor_url(instance, page.cursor.url)
+            vendor_url, params = page.cursor.url, None
+        else:
+            start_index = instance.int_config("pagination.page.startindex", 0)
+            pagination = manifest.pagination
+            params = [
+                *query,
+                *query_plan.vendor_query,
+                (pagination.page_param, str(page.page - 1 + start_index)),
+                (pagination.size_param, str(page.size)),
+            ]
+            vendor_url = url
+        records, following = await _vendor_page(runtime, instance, operation, vendor_url, params)
+        rows = [r for r in records if _keep(query_plan, r)]
+        if following is not None:
+            next_cursor = paging.Cursor(url=following)
+    body = [_shape(instance, r, query_plan.fields) for r in rows]
+    headers = {INSTANCE_HEADER: str(instance.id), RETURNED_COUNT: str(len(body))}
+    if next_cursor is not None:
+        headers[NEXT_PAGE_TOKEN] = paging.encode(runtime.keyring, instance.id, next_cursor)
+    return HubResult(
+        body,
+        headers=headers,
+        vendor_url=vendor_url,
+        vendor_request=query_plan.vendor_query or None,
+        resource=matched.resource,
+    )
