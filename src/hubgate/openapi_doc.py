@@ -27,7 +27,7 @@ ERROR_SCHEMA = "Error"
 SECURITY_SCHEME = "OpenConnectors"
 REQUEST_ID_PATTERN = "^[0-9a-f]{24}$"
 
-_STATUS_TEXT = {
+ERROR_TEXT = {
     400: "Bad input: malformed JSON, invalid fields, bad query parameters (D10)",
     401: "Missing, malformed or wrong credentials (D8)",
     403: "The instance is disabled (D8)",
@@ -39,6 +39,10 @@ _STATUS_TEXT = {
     502: "The vendor could not be reached or failed (D10)",
     503: "The database is unavailable; retry after Retry-After seconds",
     504: "The vendor did not answer in time (D10)",
+}
+# The body of a route that takes any JSON (hub calls pass it on to the vendor).
+ANY_JSON_BODY: dict[str, Any] = {
+    "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}
 }
 # What a route can answer because of what it depends on, whatever its own code does.
 _ALWAYS = (400, 404, 413)
@@ -71,7 +75,7 @@ def ok(
     responses: dict[int | str, dict[str, Any]] = {200: {"model": model, "description": description}}
     if vendor:
         for status in (502, 504):
-            responses[status] = {"description": _STATUS_TEXT[status]}
+            responses[status] = {"description": ERROR_TEXT[status]}
     return responses
 
 
@@ -170,7 +174,7 @@ def _document(app: FastAPI, schema: dict[str, Any], prefix: str) -> None:
             responses.pop("422", None)
             for status in _statuses(route, operation):
                 responses.setdefault(
-                    str(status), {"description": _STATUS_TEXT[status], "content": error_content}
+                    str(status), {"description": ERROR_TEXT[status], "content": error_content}
                 )
             for status, response in responses.items():
                 if status.startswith(("4", "5")) and "content" not in response:

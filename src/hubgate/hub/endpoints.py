@@ -18,6 +18,7 @@ from hubgate.hub.repository import LogRepository
 from hubgate.hub.state import hub_state
 from hubgate.instances.service import get_owned
 from hubgate.kit.errors import HubgateError
+from hubgate.openapi_doc import ANY_JSON_BODY, ERROR_TEXT
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import parse_authorization
 
@@ -59,7 +60,6 @@ async def _trace(
         await session.commit()
 
 
-@router.api_route("/hubs/{hub}/{rest:path}", methods=_HUB_METHODS, tags=["hubs"])
 async def hub_call(request: Request, hub: str, rest: str) -> Response:
     """Any resource of the instance's element; the instance is the ``Element`` token's."""
     started = time.perf_counter()
@@ -88,6 +88,28 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     if instance.trace_logging_enabled:
         await _trace(runtime, request, instance, call, started, result.status, result, result.body)
     return _json_response(result.body, result.headers, result.status)
+
+
+_HUB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The vendor's object or list, normalized (D21-D24)",
+        "content": {"application/json": {"schema": {}}},
+    },
+    **{status: {"description": text} for status, text in ERROR_TEXT.items() if status != 409},
+}
+for _method in _HUB_METHODS:
+    # One route per method: one route with several methods gives all of them the same
+    # OpenAPI operation id, which the document must not repeat.
+    router.add_api_route(
+        "/hubs/{hub}/{rest:path}",
+        hub_call,
+        methods=[_method],
+        name=f"hub_call_{_method.lower()}",
+        tags=["hubs"],
+        response_model=None,
+        responses=_HUB_RESPONSES,
+        openapi_extra=ANY_JSON_BODY if _method not in _BODYLESS else None,
+    )
 
 
 @router.get("/instances/{instance_id:int}/logs", tags=["instances"])
