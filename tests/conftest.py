@@ -64,6 +64,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, pg_url: str, keyring_json
         egress_allow="127.0.0.0/8",
         port=free_port(),
         egress_read_timeout=5.0,
+        # Every test shares 127.0.0.1 and some instances: the limits have tests of their own.
+        auth_failure_burst=1_000_000,
+        hub_rate_burst=1_000_000,
+        hub_rate_per_second=1_000_000.0,
     )
 
 

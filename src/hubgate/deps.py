@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, TypeVar
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant
 from hubgate.errors_http import describe_validation
 from hubgate.kit.errors import HubgateError
+from hubgate.kit.jsonbody import parse_json_body
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials, parse_authorization
 from hubgate.tenants.service import authenticate_user
@@ -33,7 +33,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def get_credentials(request: Request) -> Credentials:
-    return parse_authorization(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    if header is not None:
+        get_runtime(request).limits.check_client(request)
+    return parse_authorization(header)
 
 
 async def get_tenant(
@@ -63,10 +66,7 @@ async def read_json(request: Request, model: type[M]) -> M:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HubgateError(415, f"Unsupported content type {media_type!r}; send application/json")
     raw = await request.body()
-    try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
-        raise HubgateError(400, "Malformed JSON body") from None
+    data = parse_json_body(raw) if raw else {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:

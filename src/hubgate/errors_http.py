@@ -46,6 +46,11 @@ def describe_validation(errors: Sequence[Any]) -> str:
 
 async def _hubgate_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubgateError)
+    if exc.status == 401 and "authorization" in request.headers:
+        # Every refused credential passes here, whichever layer refused it.
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.limits.note_auth_failure(request)
     return error_response(request, exc.status, exc.message, extra=exc.extra, headers=exc.headers)
 
 

@@ -32,6 +32,7 @@ ERROR_TEXT = {
     401: "Missing, malformed or wrong credentials (D8)",
     403: "The instance is disabled (D8)",
     404: "No such object in the caller's tenant (D4)",
+    405: "The resource does not take this method",
     409: "Conflict with the object's current state",
     413: "Request body larger than HUBGATE_MAX_BODY_BYTES",
     415: "Request body is not application/json",

@@ -10,6 +10,7 @@ from hubgate.db.engine import create_engine, create_sessionmaker
 from hubgate.elements.registry import ElementRegistry, discover
 from hubgate.kit.crypto import Keyring
 from hubgate.kit.egress import EgressClient, EgressPolicy, EgressTimeouts
+from hubgate.limits import Limits, make_limits
 from hubgate.settings import Settings
 
 
@@ -21,6 +22,7 @@ class Runtime:
     keyring: Keyring
     registry: ElementRegistry
     egress: EgressClient
+    limits: Limits
 
     async def close(self) -> None:
         await self.egress.close()
@@ -50,4 +52,5 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
         keyring=load_keyring(settings),
         registry=discover(),
         egress=egress,
+        limits=make_limits(settings),
     )

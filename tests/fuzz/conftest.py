@@ -29,6 +29,8 @@ class Party:
     auth_token: str
     sim: TwilioSimulator
     instances: list[dict[str, Any]] = field(default_factory=list)
+    # SIDs of messages in the party's own Twilio account.
+    messages: list[str] = field(default_factory=list)
 
     @property
     def ids(self) -> set[int]:
@@ -61,6 +63,12 @@ class World:
     def b_ids(self) -> set[int]:
         return self.b.ids
 
+    def message_sids(self) -> list[str]:
+        return self.a.messages + self.b.messages
+
+    def message_paths(self) -> list[str]:
+        return [f"messages/{sid}" for sid in self.message_sids()]
+
 
 async def _party(
     api: Api, settings: Settings, pg_url: str, sim: TwilioSimulator, label: str
@@ -90,9 +98,16 @@ async def world(
     b = await _party(api, settings, pg_url, sim, "bravo")
     for n in range(2):
         await provision(api, a, f"alpha-{n}", ["alpha"])
+    for party in (a, b):
+        body = f"{party.credentials.email}-{secrets.token_hex(8)}"
+        message = sim.add_inbound_message(
+            "+15005550006", "+15005550001", body, account_sid=party.account_sid
+        )
+        party.messages.append(str(message["sid"]))
     markers = [b.credentials.user_secret, b.credentials.organization_secret, b.account_sid]
     markers.append(b.auth_token)
     markers.append(b.credentials.email)
+    markers += b.messages
     for _ in range(2):
         unique = f"bravo-{secrets.token_hex(8)}"
         created = await provision(api, b, unique, [f"tag-{unique}"])
@@ -100,9 +115,13 @@ async def world(
     return World(a, b, markers)
 
 
-def leaks(world: World, body_text: str) -> list[str]:
-    """What in an answer to A belongs to B: marker strings, or objects carrying B's ids."""
-    found = [m for m in world.b_markers if m in body_text]
+def leaks(world: World, body_text: str, asked: str = "") -> list[str]:
+    """What in an answer to A belongs to B: marker strings, or objects carrying B's ids.
+
+    ``asked`` is what A sent (URL, body): a marker A put in its own request and that comes
+    back in an error message is an echo, not a leak.
+    """
+    found = [m for m in world.b_markers if m in body_text and m not in asked]
     try:
         body = json.loads(body_text) if body_text else None
     except ValueError:

@@ -54,3 +54,88 @@ async def test_flags_of_the_wrong_json_type_are_a_400(
     response = await api.patch(f"instances/{created.body['id']}", json=body)
     assert response.status == 400, response.text
     assert_d9(response.body, response.headers)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "\\ud800"}',
+        b'{"configuration": {"\\udfff": "x"}}',
+        b'{"configuration": {"username": "AC\\ud83d"}}',
+        b'{"name": NaN}',
+        b'{"tags": [Infinity]}',
+        b'{"a":' * 65 + b"1" + b"}" * 65,
+    ],
+)
+async def test_json_the_parser_takes_but_nothing_else_can_is_a_400(api: Api, raw: bytes) -> None:
+    # Unpaired surrogates are valid JSON escapes that no UTF-8 encoder takes: in a
+    # configuration key they reached the error body's renderer and were a 500.
+    response = await api.post("instances", data=raw, headers={"Content-Type": "application/json"})
+    assert response.status == 400, response.text
+    assert response.body["message"].startswith("Malformed JSON body")
+    assert_d9(response.body, response.headers)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("event.poller.refresh_interval", "³"),
+        ("event.poller.refresh_interval", "9" * 5000),
+        ("pagination.max", "²"),
+        ("pagination.max", "1" * 4400),
+    ],
+)
+async def test_numeric_configuration_that_int_refuses_is_a_400(
+    api: Api, sim: TwilioSimulator, key: str, value: str
+) -> None:
+    # "³".isdigit() is true and int("³") raises; so does int() of 4,300+ digits: both 500s.
+    response = await api.post("instances", json=twilio_instance_body(sim, **{key: value}))
+    assert response.status == 400, response.text
+    assert_d9(response.body, response.headers)
+
+
+HUB = "/elements/api-v2/hubs/messaging"
+
+
+@pytest.fixture
+async def hub(api: Api, sim: TwilioSimulator) -> Api:
+    created = await api.post("instances", json=twilio_instance_body(sim))
+    return api.with_auth(f"Element {created.body['token']}")
+
+
+async def test_form_field_names_with_control_characters_reach_the_vendor(
+    hub: Api, sim: TwilioSimulator
+) -> None:
+    # aiohttp's form encoder checks field names as if they were headers and raised on
+    # control characters: a 500. The egress client now encodes forms itself.
+    body = {"To": "+15005550006", "From": "+15005550001", "Body": "hi", "X\x16\r\n": "y"}
+    response = await hub.post(f"{HUB}/messages", json=body)
+    assert response.status == 200, response.text
+    assert sim.requests[-1].form["X\x16\r\n"] == "y"
+
+
+async def test_hub_body_with_unpaired_surrogate_is_a_400(hub: Api) -> None:
+    response = await hub.post(
+        f"{HUB}/messages",
+        data=b'{"To": "+15005550006", "Body": "\\udc00"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status == 400, response.text
+    assert_d9(response.body, response.headers)
+
+
+@pytest.mark.parametrize("name", ["page", "pageSize", "where", "type"])
+async def test_a_query_parameter_given_twice_is_a_400(hub: Api, name: str) -> None:
+    # The first one used to win silently: where=a&where=b filtered by a alone.
+    path = f"{HUB}/numbers" if name == "type" else f"{HUB}/messages"
+    value = {"page": "1", "pageSize": "2", "where": "to='+1'", "type": "Local"}[name]
+    response = await hub.get(path, params=[(name, value), (name, value)])
+    assert response.status == 400, response.text
+    assert "given 2 times" in response.body["message"]
+
+
+@pytest.mark.parametrize("size", ["³", "9" * 5000])
+async def test_page_size_that_int_refuses_is_a_400(hub: Api, size: str) -> None:
+    response = await hub.get(f"{HUB}/messages", params={"pageSize": size})
+    assert response.status == 400, response.text
+    assert_d9(response.body, response.headers)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from hubgate.deps import RuntimeDep, SessionDep, TenantDep
+from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
 from hubgate.errors_http import request_id
 from hubgate.hub import docs, service
 from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
@@ -20,7 +20,6 @@ from hubgate.instances.service import get_owned
 from hubgate.kit.errors import HubgateError
 from hubgate.openapi_doc import ANY_JSON_BODY, ERROR_TEXT
 from hubgate.runtime import Runtime
-from hubgate.tenants.auth import parse_authorization
 
 router = APIRouter()
 
@@ -65,7 +64,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     started = time.perf_counter()
     runtime: Runtime = request.app.state.runtime
     state = hub_state(request)
-    credentials = parse_authorization(request.headers.get("authorization"))
+    credentials = get_credentials(request)
     instance = await service.resolve(runtime, runtime.sessions, state.tokens, credentials)
     method = request.method
     headers = request.headers
@@ -78,6 +77,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
         headers.get("idempotency-key"),
     )
     try:
+        runtime.limits.check_hub_call(instance.id)
         result = await service.handle(runtime, instance, call, state.responses)
     except HubgateError as exc:
         exc.headers[service.INSTANCE_HEADER] = str(instance.id)
@@ -95,7 +95,8 @@ _HUB_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The vendor's object or list, normalized (D21-D24)",
         "content": {"application/json": {"schema": {}}},
     },
-    **{status: {"description": text} for status, text in ERROR_TEXT.items() if status != 409},
+    "4XX": {"description": "Hubgate's own refusals, and the vendor's 4xx passed on (D10)"},
+    **{status: {"description": ERROR_TEXT[status]} for status in (502, 503, 504)},
 }
 for _method in _HUB_METHODS:
     # One route per method: one route with several methods gives all of them the same

@@ -100,7 +100,7 @@ async def provision(
     element = resolve_element(runtime, body, path_key)
     manifest = element.manifest
     config = cfg.merged(manifest, manifest.defaults(), cfg.normalize(manifest, body.configuration))
-    cfg.validate(manifest, config)
+    cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
     name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
     tags = cfg.clean_tags(body.tags)
     await check_credentials(runtime.egress, manifest, config)
@@ -196,7 +196,7 @@ async def update(
         config = cfg.merged(manifest, base, given)
     else:
         config = cfg.merged(manifest, current, given)
-    cfg.validate(manifest, config)
+    cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
     if body.name is None and replace:
         raise bad_request("Missing name: PUT replaces the whole instance")
     name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name
