@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# HUBGATE_SHARED_DIR points a work tree that does not sit beside shared/ at it.
+SHARED = Path(
+    os.environ.get("HUBGATE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+)
 API = "/elements/api-v2"
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from hubgate import errors_http, openapi_doc
+from hubgate import console, errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.logs import AuditMiddleware
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     app.include_router(api)
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
-    app.add_middleware(AuditMiddleware, prefix=API_PREFIX)
+    console.install(app, api_prefix=API_PREFIX)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

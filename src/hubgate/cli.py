@@ -47,6 +47,7 @@ def serve(
         console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
         console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
     console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+    console.print(f"The web console is at {settings.base_url}/")
     uvicorn.run(
         create_app(settings, database_url=url),
         host=settings.host,

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     hub_retry_after_max: float = 5.0
     # Seconds a resolved Element token stays cached when no change notification arrives.
     hub_token_cache_ttl: float = 300.0
+    # How long a console sign-in lasts before the person signs in again.
+    console_session_minutes: int = Field(default=720, ge=5, le=60 * 24 * 30)
 
     # Abuse limits (issue 6, docs/reliability.md). Failed authentications per client address:
     # this many, refilled over this many seconds, then 429 until one refills. Hub calls per

@@ -64,7 +64,7 @@ async def test_where_pushes_to_and_date_sent_and_pages_with_tokens(instance: Hub
     assert response.status == 200, response.text
     first = instance.account.requests()[-1]
     assert first.query["To"] == "+15558675310"
-    assert first.query["DateSent>"] == "2026-01-01"
+    assert first.query["DateSent>"] == "2026-01-01T00:00:00Z"
     assert first.query["PageSize"] == "2"
     seen = [m["sid"] for m in response.body]
     assert response.headers["Elements-Returned-Count"] == "2"

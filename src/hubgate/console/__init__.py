@@ -1,0 +1,20 @@
+"""The web console under ``/`` (D33): server-rendered pages over the same services as the API."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from hubgate.console import trace_logs
+from hubgate.console.endpoints import router
+from hubgate.console.pages import install_error_pages
+from hubgate.console.static_files import console_static
+from hubgate.console.static_files import router as static_router
+
+
+def install(app: FastAPI, *, api_prefix: str) -> None:
+    """Add the console's routes and files; call after the API and its error handlers."""
+    trace_logs.register()
+    app.include_router(static_router)
+    app.mount("/static/console", console_static(), name="console-static")
+    app.include_router(router)
+    install_error_pages(app, api_prefix)

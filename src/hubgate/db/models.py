@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hubgate.console.models import ConsoleSession
 from hubgate.db.base import Base
 from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
@@ -9,4 +10,13 @@ from hubgate.tenants.models import Account, Organization, User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "AuditLog", "HubLog", "Instance", "Organization", "User", "metadata"]
+__all__ = [
+    "Account",
+    "AuditLog",
+    "ConsoleSession",
+    "HubLog",
+    "Instance",
+    "Organization",
+    "User",
+    "metadata",
+]

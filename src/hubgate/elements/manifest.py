@@ -59,14 +59,16 @@ class Hub(_Model):
 
 
 HubMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-ValueFormat = Literal["text", "gmt-day", "gmt-day-start"]
+ValueFormat = Literal["text", "gmt-day", "gmt-day-start", "gmt-next-day-start"]
 LiteralKind = Literal["string", "date", "number", "boolean"]
 
 
 class PushParam(_Model):
     """The vendor query parameter one CEQL operator of a field becomes, and how its value is
-    written: ``text`` as given, ``gmt-day`` as ``YYYY-MM-DD``, ``gmt-day-start`` as
-    ``YYYY-MM-DDT00:00:00Z`` (the GMT day the timestamp falls on)."""
+    written: ``text`` as given; for a timestamp, ``gmt-day`` as ``YYYY-MM-DD`` of its GMT day,
+    ``gmt-day-start`` as that day's midnight ``YYYY-MM-DDT00:00:00Z``, ``gmt-next-day-start``
+    as the next day's midnight (an upper bound that is safe whether the vendor compares whole
+    days or exact times)."""
 
     param: str
     format: ValueFormat = "text"

@@ -98,15 +98,15 @@ _HUB_RESPONSES: dict[int | str, dict[str, Any]] = {
     "4XX": {"description": "Hubgate's own refusals, and the vendor's 4xx passed on (D10)"},
     **{status: {"description": ERROR_TEXT[status]} for status in (502, 503, 504)},
 }
+# One route per method, each with its own operation id, so the platform's OpenAPI stays valid.
 for _method in _HUB_METHODS:
-    # One route per method: one route with several methods gives all of them the same
-    # OpenAPI operation id, which the document must not repeat.
     router.add_api_route(
         "/hubs/{hub}/{rest:path}",
         hub_call,
         methods=[_method],
-        name=f"hub_call_{_method.lower()}",
         tags=["hubs"],
+        operation_id=f"hub{_method.title()}",
+        response_class=Response,
         response_model=None,
         responses=_HUB_RESPONSES,
         openapi_extra=ANY_JSON_BODY if _method not in _BODYLESS else None,

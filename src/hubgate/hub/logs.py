@@ -92,9 +92,8 @@ class AuditMiddleware:
     anonymous catalog reads have none and cost one dictionary lookup here.
     """
 
-    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -6,7 +6,7 @@ import asyncio
 import json
 import random
 from collections.abc import Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -34,8 +34,10 @@ def format_value(value: Value, push: PushParam) -> str:
         moment = as_datetime(value)
         if moment is None:  # the planner only pushes values of the declared kinds
             raise ValueError(f"{value!r} is not a timestamp")
-        day = moment.astimezone(UTC).date().isoformat()
-        return day if push.format == "gmt-day" else f"{day}T00:00:00Z"
+        day = moment.astimezone(UTC).date()
+        if push.format == "gmt-next-day-start":
+            day += timedelta(days=1)
+        return day.isoformat() if push.format == "gmt-day" else f"{day.isoformat()}T00:00:00Z"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):

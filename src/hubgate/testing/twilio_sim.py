@@ -244,6 +244,14 @@ class TwilioSimulator:
         with self._state.lock:
             return [r.json() for r in newest_first(collection.values())]
 
+    def clear_messages(self, account_sid: str | None = None) -> None:
+        """Forget one account's messages and media (property tests start each example afresh)."""
+        account = self._account(account_sid)
+        with self._state.lock:
+            account.messages.clear()
+            account.media.clear()
+            account.tombstones.clear()
+
     def clear_requests(self) -> None:
         with self._state.lock:
             self.requests.clear()
