@@ -6,12 +6,17 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hubgate.kit.errors import HubgateError
+
+# Seconds a client is asked to wait when the database is unavailable (503).
+DATABASE_RETRY_AFTER = 5
 
 log = logging.getLogger("hubgate.errors")
 
@@ -70,6 +75,39 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached, rather than a bug of ours.
+
+    Connection failures, connections cut mid-query (a restart, ``pg_ctl stop -m fast``) and a
+    pool with no connection to give within its timeout. Not data errors: those are bugs.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.TimeoutError | psycopg.OperationalError | psycopg.InterfaceError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
+    # The class name only: the driver's message can hold the SQL and its parameters.
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    log.warning(
+        "database unavailable in %s %s (request %s): %s",
+        request.method,
+        request.url.path,
+        request_id(request),
+        cause,
+    )
+    return error_response(
+        request,
+        503,
+        "The database is unavailable; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The trace goes to the log under the request id; the caller sees only the id.
     log.error(
@@ -86,4 +124,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HubgateError, _hubgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for database_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
