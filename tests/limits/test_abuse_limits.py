@@ -8,48 +8,22 @@ intervals under the floor are refused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from hubgate.app import create_app
-from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
     TenantCredentials,
-    free_port,
-    serve_in_loop,
     twilio_instance_body,
 )
 from tests.e2e.test_errors import assert_d9
+from tests.limits.conftest import from_address
 
 HUB = "/elements/api-v2/hubs/messaging"
-
-
-@asynccontextmanager
-async def hubgate_with(settings: Settings, pg_url: str, **limits: Any) -> AsyncIterator[str]:
-    port = free_port()
-    app = create_app(settings.model_copy(update={**limits, "port": port}), database_url=pg_url)
-    server, task = await serve_in_loop(app, port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@pytest.fixture
-def limited(settings: Settings, pg_url: str) -> Callable[..., Any]:
-    return lambda **limits: hubgate_with(settings, pg_url, **limits)
-
-
-def from_address(address: str) -> aiohttp.ClientSession:
-    # Another loopback address is another client as far as Hubgate can tell.
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
 
 
 async def test_failed_authentications_per_address_are_limited(
