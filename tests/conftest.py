@@ -26,6 +26,9 @@ from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 
+# Every log line and secret of the run, for the secrets check that runs last (tests/secrets).
+pytest_plugins = ["tests.logwatch"]
+
 # HUBGATE_SHARED_DIR points a work tree that does not sit beside shared/ at it.
 SHARED = Path(
     os.environ.get("HUBGATE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
@@ -204,6 +207,9 @@ class TenantCredentials:
 
 async def new_tenant(settings: Settings, pg_url: str, name: str) -> TenantCredentials:
     created = await create_tenant(settings, pg_url, name=name, email=f"{name}@example.test")
+    from tests.logwatch import remember_secret  # a plugin: imported once pytest loaded it
+
+    remember_secret(created.user_secret, created.organization_secret)
     return TenantCredentials(
         organization_id=created.organization_id,
         user_id=created.user_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -108,14 +109,28 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def where(exc: BaseException) -> str:
+    """The innermost line of Hubgate's own code the error passed through (``module:line``)."""
+    found = "outside hubgate"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith("hubgate."):
+            found = f"{module}:{line}"
+    return found
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The trace goes to the log under the request id; the caller sees only the id.
+    # The log gets the class and the line under the request id, not the message or the
+    # trace (D9, D172): a driver's message carries SQL and its parameters, and an
+    # exception's text can quote whatever value it choked on.
     log.error(
-        "unhandled error in %s %s (request %s)",
+        "unhandled %s.%s at %s in %s %s (request %s)",
+        type(exc).__module__,
+        type(exc).__qualname__,
+        where(exc),
         request.method,
         request.url.path,
         request_id(request),
-        exc_info=exc,
     )
     return error_response(request, 500, "Internal error; quote the request id to the operator")
 
