@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +19,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from hubgate.app import create_app
-from hubgate.db.embedded import pg_tool
 from hubgate.instances.configuration import secret_keys
 from hubgate.instances.models import Instance
 from hubgate.instances.service import decrypt_configuration, decrypt_token
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import API, Api, RunningHubgate, free_port, serve_in_loop, twilio_instance_body
+from tests.instances.test_secrets_at_rest import pg_dump
 from tests.logwatch import LOG_FILES, SECRETS, remember_secret
 from tests.results import publish
 
@@ -149,16 +148,7 @@ async def test_the_database_after_the_whole_run_holds_no_secret(
     hubgate: RunningHubgate, sim: TwilioSimulator, pg_url: str
 ) -> None:
     secrets = set(strong(every_secret(hubgate, sim) | await instance_secrets(hubgate)))
-    dump = (
-        await asyncio.to_thread(
-            subprocess.run,
-            [str(pg_tool("pg_dump")), "--data-only", "--dbname", pg_url],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    ).stdout
+    dump = await asyncio.to_thread(pg_dump, pg_url)
     assert "instances" in dump
     leaked = sorted(s[:6] + "…" for s in secrets if s in dump)
     assert not leaked, f"the database holds secrets in clear: {leaked}"
