@@ -139,7 +139,7 @@ async def test_the_whole_run_logged_no_secret(
         lines += text.count("\n")
         leaked = sorted(s[:6] + "…" for s in secrets if s in text)
         assert not leaked, f"{path} holds secrets in clear: {leaked}"
-    assert len(secrets) >= 10
+    assert len(secrets) >= 5  # at least what test_flows_that_tempt_a_leak made
     publish("secrets_logs", {"secrets": len(secrets), "log_files": len(LOG_FILES), "lines": lines})
 
 
