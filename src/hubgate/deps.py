@@ -32,6 +32,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+# Closed when the endpoint returns, before the answer is sent: the audit log (hub.logs) takes
+# a connection of its own as the answer starts, and a request still holding its first one
+# then needed two at once. Under load every connection of the pool was held by a request
+# waiting for a second: creates took the pool timeout (30 s) and then failed (issue 6).
+_session = Depends(get_session, scope="function")
+
+
 def get_credentials(request: Request) -> Credentials:
     header = request.headers.get("authorization")
     if header is not None:
@@ -41,7 +48,7 @@ def get_credentials(request: Request) -> Credentials:
 
 async def get_tenant(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Annotated[AsyncSession, _session],
     credentials: Annotated[Credentials, Depends(get_credentials)],
 ) -> Tenant:
     tenant = await authenticate_user(session, get_runtime(request).keyring, credentials)
@@ -50,7 +57,7 @@ async def get_tenant(
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, _session]
 CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
