@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit sim lock tools clean
+.PHONY: serve test lint typecheck unit sim lock tools clean reliability
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,10 +41,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The slow reliability tests (load, real-process faults) run in `make reliability` only.
 unit: $(STAMP) tools
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not reliability"
 
 test: lint typecheck unit
+
+# Everything, the slow parts too, with more fuzzing, then 200 clients of load for 60 s; then
+# docs/reliability.md is rewritten from what was measured (and the command fails if anything
+# did). Each step's exit status is kept so that the page is written whatever happened.
+RELIABILITY := build/reliability
+reliability: $(STAMP) tools
+	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
+	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-40} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
+		$(BIN)/pytest -p no:cacheprovider --junitxml=$(RELIABILITY)/junit.xml; \
+		echo $$? > $(RELIABILITY)/pytest.status
+	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \
+		echo $$? > $(RELIABILITY)/load.status
+	$(BIN)/python bench/reliability_report.py $(RELIABILITY) docs/reliability.md
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -q -o requirements.lock

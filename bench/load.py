@@ -245,9 +245,8 @@ def main(args: argparse.Namespace) -> int:
     }
     print(f"{'kind':>8} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
     for kind, row in result["kinds"].items():
-        print(
-            f"{kind:>8} {row['requests']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}  {row['statuses']}"
-        )
+        cells = f"{kind:>8} {row['requests']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+        print(f"{cells}  {row['statuses']}")
     print(
         f"{'all':>8} {result['requests']:>9} {result['p50_ms']:>8} {result['p99_ms']:>8}  "
         f"{result['per_second']} req/s, {result['errors']} errors, {result['dropped']} dropped"

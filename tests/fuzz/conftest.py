@@ -143,9 +143,10 @@ def leaks(world: World, body_text: str, asked: str = "") -> list[str]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.fuzz.runner import EXAMPLES
     from tests.fuzz.stats import summary
     from tests.results import publish
 
-    figures = summary()
+    figures = {**summary(), "examples": EXAMPLES}
     if figures["requests"]:
         publish("fuzz", figures)
