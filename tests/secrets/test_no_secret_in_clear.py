@@ -22,6 +22,7 @@ from hubgate.app import create_app
 from hubgate.instances.configuration import secret_keys
 from hubgate.instances.models import Instance
 from hubgate.instances.service import decrypt_configuration, decrypt_token
+from hubgate.kit.crypto import Keyring
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import API, Api, RunningHubgate, free_port, serve_in_loop, twilio_instance_body
@@ -109,14 +110,22 @@ def every_secret(hubgate: RunningHubgate, sim: TwilioSimulator) -> set[str]:
     return set(SECRETS) | set(sim.accounts().values())
 
 
-async def instance_secrets(hubgate: RunningHubgate) -> set[str]:
+async def instance_secrets(hubgate: RunningHubgate, keyring_json: str) -> set[str]:
+    """Every instance's token and secret configuration, decrypted.
+
+    Two keyrings: the shared server's rotated its key in memory (test_secrets_at_rest) and
+    retired the first, while the other apps of the run kept writing under the first.
+    """
     runtime = hubgate.runtime
+    keyrings = (runtime.keyring, Keyring.from_json(keyring_json))
     found: set[str] = set()
     async with runtime.sessions() as session:
         for instance in (await session.execute(select(Instance))).scalars():
             manifest = runtime.registry.get(instance.element_key).manifest
-            found.add(decrypt_token(runtime.keyring, instance))
-            config = decrypt_configuration(runtime.keyring, instance)
+            key_id = instance.token_ciphertext.split(".")[1]
+            keyring = next(k for k in keyrings if key_id in k.key_ids)
+            found.add(decrypt_token(keyring, instance))
+            config = decrypt_configuration(keyring, instance)
             found.update(v for k, v in config.items() if k in secret_keys(manifest) and v)
     return found
 
@@ -128,9 +137,11 @@ def strong(secrets: set[str]) -> Iterator[str]:
 
 @pytest.mark.last
 async def test_the_whole_run_logged_no_secret(
-    hubgate: RunningHubgate, sim: TwilioSimulator
+    hubgate: RunningHubgate, sim: TwilioSimulator, keyring_json: str
 ) -> None:
-    secrets = set(strong(every_secret(hubgate, sim) | await instance_secrets(hubgate)))
+    secrets = set(
+        strong(every_secret(hubgate, sim) | await instance_secrets(hubgate, keyring_json))
+    )
     lines = 0
     for path in LOG_FILES:
         if not path.exists():
@@ -145,9 +156,11 @@ async def test_the_whole_run_logged_no_secret(
 
 @pytest.mark.last
 async def test_the_database_after_the_whole_run_holds_no_secret(
-    hubgate: RunningHubgate, sim: TwilioSimulator, pg_url: str
+    hubgate: RunningHubgate, sim: TwilioSimulator, pg_url: str, keyring_json: str
 ) -> None:
-    secrets = set(strong(every_secret(hubgate, sim) | await instance_secrets(hubgate)))
+    secrets = set(
+        strong(every_secret(hubgate, sim) | await instance_secrets(hubgate, keyring_json))
+    )
     dump = await asyncio.to_thread(pg_dump, pg_url)
     assert "instances" in dump
     leaked = sorted(s[:6] + "…" for s in secrets if s in dump)
