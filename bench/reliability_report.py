@@ -34,6 +34,14 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
         ("tests.fuzz.test_openapi_fuzz", "tests.fuzz.test_hub_fuzz"),
     ),
     (
+        "Fuzzing the console",
+        "Every console route (HTML under /, read from the app) as tenant A signed in: random "
+        "path values (A's and B's instance ids, huge numbers, text), query strings and form "
+        "fields, with the page's CSRF token, a forged one or none. Checks: no 5xx, nothing "
+        "of B's on any page.",
+        ("tests.fuzz.test_console_fuzz",),
+    ),
+    (
         "Bad input, explicit",
         "Malformed, huge (2 MB, chunked) and deeply nested JSON, invalid UTF-8, unpaired "
         "surrogates, NaN, wrong content types, long and numeric-looking values, control "
@@ -67,8 +75,8 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     (
         "Abuse limits",
-        "Failed authentications per client address and hub calls per instance answer 429 "
-        "with Retry-After (successes never count); request bodies past the cap answer 413 "
+        "Failed authentications per client address (API and console sign-in alike) and hub "
+        "calls per instance answer 429 with Retry-After (successes never count); request bodies past the cap answer 413 "
         "on platform and hub routes; pages never exceed the cap; poll intervals under the "
         "floor are refused.",
         ("tests.limits.test_abuse_limits",),
@@ -190,8 +198,8 @@ NOT_COVERED = [
     "Compromise of the host, the keyring file or the database superuser: envelope "
     "encryption protects dumps and backups, not a running process's memory.",
     "Timing side channels beyond the constant-time comparisons of secrets.",
-    "Web console (HTML under /): its routes are outside the OpenAPI document; the console's "
-    "own tests cover CSRF and sessions, and the fuzzing here covers the API only.",
+    "The console's pages are fuzzed for 5xx and leaks, not for their HTML: cross-site "
+    "scripting and CSRF are the console's own tests (tests/console), not these.",
     "Event deliveries and inbound vendor webhooks, until the events work lands: their "
     "routes will be fuzzed from the document as soon as they are in it.",
 ]

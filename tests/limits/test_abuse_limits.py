@@ -154,3 +154,22 @@ async def test_poll_interval_floor(
         assert response.status == status, response.text
         if status == 400:
             assert f"from {floor} to 10080" in response.body["message"]
+
+
+async def test_console_sign_in_failures_count_too(
+    limited: Callable[..., Any], tenant: TenantCredentials
+) -> None:
+    from tests.console.conftest import ConsoleClient
+
+    async with (
+        limited(auth_failure_burst=2, auth_failure_window=60.0) as url,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser,
+    ):
+        console = ConsoleClient(browser, url)
+        wrong = TenantCredentials(0, 0, "wrong", tenant.user_secret, tenant.email)
+        for _ in range(2):
+            assert (await console.sign_in(wrong)).status == 401
+        assert (await console.sign_in(tenant)).status == 429
+        # The API refuses the address as well: one bucket per address, whatever the door.
+        api = Api(browser, url, tenant.authorization)
+        assert (await api.get("instances")).status == 429
