@@ -76,9 +76,9 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
     (
         "Abuse limits",
         "Failed authentications per client address (API and console sign-in alike) and hub "
-        "calls per instance answer 429 with Retry-After (successes never count); request bodies past the cap answer 413 "
-        "on platform and hub routes; pages never exceed the cap; poll intervals under the "
-        "floor are refused.",
+        "calls per instance answer 429 with Retry-After (successes never count); request "
+        "bodies past the cap answer 413 on platform and hub routes; pages never exceed the "
+        "cap; poll intervals under the floor are refused.",
         ("tests.limits.test_abuse_limits",),
     ),
     (
