@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit sim lock tools clean reliability
+.PHONY: serve test lint typecheck unit sim lock tools clean bench-proxy reliability
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ reliability: $(STAMP) tools
 	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \
 		echo $$? > $(RELIABILITY)/load.status
 	$(BIN)/python bench/reliability_report.py $(RELIABILITY) docs/reliability.md
+
+# Not a test: a few minutes of load on loopback; installs nginx and wrk from Debian if missing.
+bench-proxy: $(STAMP)
+	$(BIN)/python bench/proxy/run.py
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -q -o requirements.lock

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from hubgate import console, errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.hub.endpoints import router as hub_router
+from hubgate.hub.fastpath import HubFastPath
 from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
@@ -26,6 +28,9 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         runtime = await open_runtime(settings, database_url)
         app.state.runtime = runtime
         app.state.hub = await open_hub(runtime, database_url)
+        # Everything built so far lives as long as the process: keeping it out of the
+        # collector's generations shortens the pauses that showed as tail latency under load.
+        gc.freeze()
         try:
             yield
         finally:
@@ -50,6 +55,15 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
+    app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``hubgate serve --workers N`` process, configured by ``HUBGATE_*``."""
+    settings = Settings()
+    if not settings.database_url:
+        raise RuntimeError("HUBGATE_DATABASE_URL must be set for worker processes")
+    return create_app(settings, database_url=settings.database_url)

@@ -29,8 +29,13 @@ console = Console(stderr=True)
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (HUBGATE_PORT).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes sharing the port and the database.")
+    ] = 1,
 ) -> None:
     """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API."""
+    import os
+
     import uvicorn
 
     from hubgate.app import create_app
@@ -48,6 +53,23 @@ def serve(
         console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
     console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
     console.print(f"The web console is at {settings.base_url}/")
+    if workers > 1:
+        # Each worker process builds its own app from the environment, so the settings and
+        # the database (embedded or not) it must use go there.
+        os.environ.update(
+            HUBGATE_DATABASE_URL=url, HUBGATE_HOST=settings.host, HUBGATE_PORT=str(settings.port)
+        )
+        uvicorn.run(
+            "hubgate.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            loop="uvloop",
+            http="httptools",
+        )
+        return
     uvicorn.run(
         create_app(settings, database_url=url),
         host=settings.host,

@@ -15,6 +15,13 @@ from typing import Any
 
 from hubgate.hub.model import ResolvedInstance
 
+CACHE_CLEARED = "cache:"
+
+
+def cache_cleared(instance_id: int) -> str:
+    """The notification payload that says: drop this instance's cached responses (D26)."""
+    return f"{CACHE_CLEARED}{instance_id}"
+
 
 class TokenCache:
     def __init__(self, ttl: float, max_entries: int = 100_000) -> None:

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
@@ -24,11 +25,14 @@ from hubgate.runtime import Runtime
 router = APIRouter()
 
 _BODYLESS = frozenset({"GET", "DELETE", "HEAD"})
-_HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _json_response(body: Any, headers: dict[str, str], status: int = 200) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        content = orjson.dumps(body)
+    except TypeError:  # what orjson refuses (integers past 64 bits) the standard module writes
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     return Response(content, status_code=status, headers=headers, media_type="application/json")
 
 
@@ -99,7 +103,7 @@ _HUB_RESPONSES: dict[int | str, dict[str, Any]] = {
     **{status: {"description": ERROR_TEXT[status]} for status in (502, 503, 504)},
 }
 # One route per method, each with its own operation id, so the platform's OpenAPI stays valid.
-for _method in _HUB_METHODS:
+for _method in HUB_METHODS:
     router.add_api_route(
         "/hubs/{hub}/{rest:path}",
         hub_call,

@@ -9,22 +9,24 @@ import logging
 import psycopg
 
 from hubgate.db.engine import libpq_url
-from hubgate.hub.cache import TokenCache
+from hubgate.hub.cache import CACHE_CLEARED, ResponseCache, TokenCache
 from hubgate.instances.changes import CHANNEL
 
 log = logging.getLogger("hubgate.hub.listener")
 
 
 class ChangeListener:
-    """Evicts the token cache entry of every instance another process changes.
+    """Evicts the token cache entry of every instance another process changes, and the cached
+    responses of an instance another process wrote through (D26).
 
     While the connection is down, notifications are lost, so each (re)connect clears the whole
     cache: the next call of every token reads the database again.
     """
 
-    def __init__(self, database_url: str, cache: TokenCache) -> None:
+    def __init__(self, database_url: str, cache: TokenCache, responses: ResponseCache) -> None:
         self._url = libpq_url(database_url)
         self._cache = cache
+        self._responses = responses
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
 
@@ -41,6 +43,14 @@ class ChangeListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _heard(self, payload: str) -> None:
+        if payload.startswith(CACHE_CLEARED):
+            instance_id = payload[len(CACHE_CLEARED) :]
+            if instance_id.isdigit():
+                self._responses.clear(int(instance_id))
+            return
+        self._cache.evict(frozenset(payload.split(",")))
+
     async def _run(self) -> None:
         delay = 0.1
         while True:
@@ -54,7 +64,7 @@ class ChangeListener:
                     self.listening.set()
                     delay = 0.1
                     async for notice in conn.notifies():
-                        self._cache.evict(frozenset(notice.payload.split(",")))
+                        self._heard(notice.payload)
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:

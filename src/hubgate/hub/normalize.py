@@ -13,11 +13,32 @@ Json = Any
 
 
 def drop_nulls(value: Json) -> Json:
-    """``value`` without null-valued members, at every depth (D24); list items are kept."""
-    if isinstance(value, dict):
-        return {k: drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [drop_nulls(v) for v in value]
+    """``value`` without null-valued members, at every depth (D24); list items are kept.
+
+    Works in place on what it is given (a freshly parsed vendor answer) and returns it: on the
+    hub's hot path, copying every record cost more than the rest of Hubgate's own work.
+    """
+    kind = type(value)
+    if kind is dict:
+        nulls = None
+        for key, member in value.items():
+            if member is None:
+                if nulls is None:
+                    nulls = [key]
+                else:
+                    nulls.append(key)
+            else:
+                member_kind = type(member)
+                if member_kind is dict or member_kind is list:
+                    drop_nulls(member)
+        if nulls is not None:
+            for key in nulls:
+                del value[key]
+    elif kind is list:
+        for member in value:
+            member_kind = type(member)
+            if member_kind is dict or member_kind is list:
+                drop_nulls(member)
     return value
 
 

@@ -1,19 +1,25 @@
-"""All SQL of the hub: trace logs and audit logs, tenant-scoped through ``scoped``."""
+"""All SQL of the hub: trace logs and audit logs, tenant-scoped through ``scoped``, and the
+change notifications other processes listen to."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.hub.models import AuditLog, HubLog
+from hubgate.instances.changes import CHANNEL
 
 
 class LogRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def notify(self, payload: str) -> None:
+        """Tell every process listening on the instance channel (delivered at commit)."""
+        await self.session.execute(select(func.pg_notify(CHANNEL, payload)))
 
     async def add(self, entry: HubLog | AuditLog) -> None:
         self.session.add(entry)

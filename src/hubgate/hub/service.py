@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hubgate.elements.manifest import Operation, Pushable, PushParam
 from hubgate.hub import paging, routing, vendor
-from hubgate.hub.cache import ResponseCache, TokenCache
+from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
 from hubgate.hub.normalize import drop_nulls, form_fields
+from hubgate.hub.repository import LogRepository
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.service import decrypt_configuration
@@ -128,6 +129,11 @@ async def handle(
             responses.put(instance, cache_key, result.body, result.headers)
         elif call.method != "GET":
             responses.clear(instance.id)
+            if instance.caching_enabled:
+                # Other processes keep their own copies: they hear of the write this way.
+                async with runtime.sessions() as session:
+                    await LogRepository(session).notify(cache_cleared(instance.id))
+                    await session.commit()
     return result
 
 

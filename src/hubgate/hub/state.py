@@ -32,7 +32,9 @@ class HubState:
 
 async def open_hub(runtime: Runtime, database_url: str) -> HubState:
     tokens = TokenCache(runtime.settings.hub_token_cache_ttl)
-    state = HubState(tokens=tokens, listener=ChangeListener(database_url, tokens))
+    responses = ResponseCache()
+    listener = ChangeListener(database_url, tokens, responses)
+    state = HubState(tokens=tokens, listener=listener, responses=responses)
     await state.start()
     return state
 
