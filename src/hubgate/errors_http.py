@@ -135,6 +135,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, 500, "Internal error; quote the request id to the operator")
 
 
+async def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the app's handlers give ``exc``, for code that answers outside FastAPI's
+    routing (hub.fastpath): the same D9 body, 401 counting, 503 and log line."""
+    if isinstance(exc, HubgateError):
+        return await _hubgate_error(request, exc)
+    if isinstance(exc, sa_exc.DBAPIError | sa_exc.TimeoutError | psycopg.Error):
+        return await _database_error(request, exc)
+    return await _unexpected(request, exc)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HubgateError, _hubgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -173,3 +173,19 @@ async def test_console_sign_in_failures_count_too(
         # The API refuses the address as well: one bucket per address, whatever the door.
         api = Api(browser, url, tenant.authorization)
         assert (await api.get("instances")).status == 429
+
+
+async def test_failed_element_tokens_on_hub_calls_count_too(
+    limited: Callable[..., Any], http: aiohttp.ClientSession, tenant: TenantCredentials
+) -> None:
+    # Hub calls are answered by a fast path past FastAPI's routing (hub.fastpath); its 401s
+    # went uncounted until it answered errors through the app's own handlers.
+    async with limited(auth_failure_burst=3, auth_failure_window=60.0) as url:
+        guess = Api(http, url, "Element guessed-token")
+        for _ in range(3):
+            refused = await guess.get(f"{HUB}/messages")
+            assert refused.status == 401
+        blocked = await guess.get(f"{HUB}/messages")
+        assert blocked.status == 429
+        assert_d9(blocked.body, blocked.headers)
+        assert (await Api(http, url, tenant.authorization).get("instances")).status == 429
