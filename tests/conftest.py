@@ -90,8 +90,17 @@ class RunningHubgate:
 
 
 async def serve_in_loop(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    # The server keeps idle connections longer than aiohttp's client does (15 s), so the
+    # client always closes first: a connection the server closed just as the client reused
+    # it was a "connection reset" now and then, after a test paused for a few seconds.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
