@@ -53,7 +53,7 @@ test: lint typecheck unit
 RELIABILITY := build/reliability
 reliability: $(STAMP) tools
 	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
-	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-40} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
+	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-100} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
 		$(BIN)/pytest -p no:cacheprovider --junitxml=$(RELIABILITY)/junit.xml; \
 		echo $$? > $(RELIABILITY)/pytest.status
 	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \

@@ -43,11 +43,14 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
     ),
     (
         "Bad input, explicit",
-        "Malformed, huge (2 MB, chunked) and deeply nested JSON, invalid UTF-8, unpaired "
-        "surrogates, NaN, wrong content types, long and numeric-looking values, control "
-        "characters, repeated query parameters, negative and enormous page sizes: each a "
-        "D9 4xx, never a 500; and each defect below as the request that showed it.",
-        ("tests.fuzz.test_regressions", "tests.e2e.test_errors"),
+        "Ten bad Authorization headers to every route that reads credentials; invalid UTF-8, "
+        "truncated, 100,000-deep and 65-level JSON, NaN, unpaired surrogates, a 2 MB body and "
+        "four wrong content types to every route that takes a body; negative, zero, "
+        "non-numeric, 5,000-digit and enormous page sizes to every hub list and log; long and "
+        "numeric-looking values, control characters, repeated query parameters: each a D9 "
+        "4xx (a large page size: a page no larger than the cap), never a 500; and each "
+        "defect below as the request that showed it.",
+        ("tests.fuzz.test_bad_input", "tests.fuzz.test_regressions", "tests.e2e.test_errors"),
     ),
     (
         "Properties (hypothesis)",
@@ -278,12 +281,17 @@ def figures_of(area: str, folder: Path) -> str:
         fuzz = load(folder, "fuzz")
         if not fuzz:
             return ""
-        statuses = ", ".join(f"{s}: {n}" for s, n in fuzz["by_status"].items())
-        examples = fuzz.get("examples", "?")
+        part = fuzz.get("console", {}) if area == "Fuzzing the console" else fuzz
+        if not part.get("requests"):
+            return ""
+        statuses = ", ".join(f"{s}: {n}" for s, n in part["by_status"].items())
+        vendor = part.get("vendor_502", 0)
         return (
-            f"{fuzz['requests']} requests over {fuzz['operations']} operations "
-            f"({examples} examples per operation and mode); 5xx: {fuzz['server_errors']}; "
-            f"statuses {statuses}"
+            f"{part['requests']} requests over {part['operations']} operations "
+            f"({fuzz.get('examples', '?')} examples per operation and mode); 5xx of "
+            f"Hubgate's own: {part['server_errors']}"
+            + (f" (and {vendor} 502s carrying the vendor's refusal)" if vendor else "")
+            + f"; statuses {statuses}"
         )
     if area == "Faults":
         parts = []
@@ -298,12 +306,18 @@ def figures_of(area: str, folder: Path) -> str:
         outage = load(folder, "db_outage")
         if outage:
             during = outage["by_phase"].get("outage", {})
+            recovered = outage["recovered_within_seconds"]
             parts.append(
                 f"database down {outage['outage_seconds']:.0f} s under {outage['clients']} "
                 f"clients: {during.get('503', 0)} answers 503 + D9 + Retry-After, "
                 f"{during.get('200', 0)} 200, 0 500s, {outage['dropped_connections']} dropped "
-                f"connections; all 200 again {outage['recovered_within_seconds']} s after "
-                f"the database was back, no restart"
+                "connections; "
+                + (
+                    "every answer 200 from the moment the database was back"
+                    if not recovered
+                    else f"all 200 again {recovered} s after the database was back"
+                )
+                + ", no restart"
             )
         vendor = load(folder, "vendor_faults")
         if vendor:

@@ -8,6 +8,7 @@ process a test starts is stopped in a ``finally``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import pytest
 from hubgate.db.embedded import start_embedded
 from hubgate.db.migrate import upgrade
 from tests.conftest import free_port
+from tests.logwatch import remember_log, remember_secret
 
 API = "/elements/api-v2"
 
@@ -172,3 +174,24 @@ def create_org(env: dict[str, str], name: str) -> dict[str, Any]:
 
 def authorization(org: dict[str, Any]) -> str:
     return f"User {org['user']['secret']}, Organization {org['organization']['secret']}"
+
+
+@dataclass
+class Prepared:
+    """What a fault test needs before it starts `hubgate serve`: settings, a user, a log."""
+
+    env: dict[str, str]
+    auth: str
+    log: Path
+
+
+async def prepare(
+    tmp_path: Path, database: PrivateDatabase, keyring_json: str, name: str, **settings: str
+) -> Prepared:
+    env = hubgate_env(tmp_path, database.url, keyring_json, **settings)
+    org = await asyncio.to_thread(create_org, env, name)
+    # The run's secrets check (tests/secrets) reads this log and looks for these secrets.
+    remember_secret(org["user"]["secret"], org["organization"]["secret"])
+    log = tmp_path / "serve.log"
+    remember_log(log)
+    return Prepared(env, authorization(org), log)

@@ -23,13 +23,11 @@ from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import twilio_instance_body
 from tests.faults.conftest import (
     PrivateDatabase,
-    authorization,
-    create_org,
-    hubgate_env,
+    prepare,
     start_serve,
     stop_serve,
 )
-from tests.logwatch import remember_log, remember_secret
+from tests.logwatch import remember_secret
 from tests.results import publish
 
 pytestmark = pytest.mark.reliability
@@ -53,12 +51,8 @@ class Tally:
 async def test_database_outage_under_load_is_503_then_recovers(
     private_db: PrivateDatabase, tmp_path: Path, sim: TwilioSimulator, keyring_json: str
 ) -> None:
-    env = hubgate_env(tmp_path, private_db.url, keyring_json)
-    org = await asyncio.to_thread(create_org, env, "outage")
-    remember_secret(org["user"]["secret"], org["organization"]["secret"])
-    auth = authorization(org)
-    log = tmp_path / "serve.log"
-    remember_log(log)
+    prepared = await prepare(tmp_path, private_db, keyring_json, "outage")
+    auth, env, log = prepared.auth, prepared.env, prepared.log
     served = await asyncio.to_thread(start_serve, env, log)
     tally = Tally()
     phase = "before"

@@ -22,13 +22,11 @@ from tests.conftest import twilio_instance_body
 from tests.faults.conftest import (
     PrivateDatabase,
     Served,
-    authorization,
-    create_org,
-    hubgate_env,
+    prepare,
     start_serve,
     stop_serve,
 )
-from tests.logwatch import remember_log, remember_secret
+from tests.logwatch import remember_secret
 from tests.results import publish
 
 pytestmark = pytest.mark.reliability
@@ -89,13 +87,9 @@ async def check_instance(
 async def test_sigkill_during_a_provisioning_burst_loses_nothing_acknowledged(
     private_db: PrivateDatabase, tmp_path: Path, sim: TwilioSimulator, keyring_json: str
 ) -> None:
-    env = hubgate_env(tmp_path, private_db.url, keyring_json)
-    org = await asyncio.to_thread(create_org, env, "sigkill")
-    remember_secret(org["user"]["secret"], org["organization"]["secret"])
-    auth = authorization(org)
+    prepared = await prepare(tmp_path, private_db, keyring_json, "sigkill")
+    auth, env, log = prepared.auth, prepared.env, prepared.log
     body = twilio_instance_body(sim)
-    log = tmp_path / "serve.log"
-    remember_log(log)
     acknowledged: list[dict[str, Any]] = []
     failures = 0
     served = await asyncio.to_thread(start_serve, env, log)

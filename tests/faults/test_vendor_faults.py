@@ -20,13 +20,11 @@ from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import twilio_instance_body
 from tests.faults.conftest import (
     PrivateDatabase,
-    authorization,
-    create_org,
-    hubgate_env,
+    prepare,
     start_serve,
     stop_serve,
 )
-from tests.logwatch import remember_log, remember_secret
+from tests.logwatch import remember_secret
 from tests.results import publish
 
 pytestmark = pytest.mark.reliability
@@ -47,19 +45,17 @@ async def timed(
 async def test_vendor_timeouts_and_500s(
     private_db: PrivateDatabase, tmp_path: Path, sim: TwilioSimulator, keyring_json: str
 ) -> None:
-    env = hubgate_env(
+    prepared = await prepare(
         tmp_path,
-        private_db.url,
+        private_db,
         keyring_json,
+        "vendor",
         HUBGATE_EGRESS_READ_TIMEOUT=str(READ_TIMEOUT),
         HUBGATE_HUB_RETRIES="2",
         HUBGATE_HUB_RETRY_BACKOFF="0.05",
     )
-    org = await asyncio.to_thread(create_org, env, "vendor")
-    remember_secret(org["user"]["secret"], org["organization"]["secret"])
-    auth = {"Authorization": authorization(org)}
-    log = tmp_path / "serve.log"
-    remember_log(log)
+    env, log = prepared.env, prepared.log
+    auth = {"Authorization": prepared.auth}
     served = await asyncio.to_thread(start_serve, env, log)
     figures: dict[str, Any] = {}
     try:

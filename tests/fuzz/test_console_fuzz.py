@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from fastapi.routing import APIRoute, iter_route_contexts
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from hubgate.app import create_app
@@ -23,8 +23,8 @@ from hubgate.settings import Settings
 from tests.conftest import RunningHubgate
 from tests.console.conftest import ConsoleClient
 from tests.fuzz.conftest import World, leaks
-from tests.fuzz.runner import DERANDOMIZE, EXAMPLES
-from tests.fuzz.stats import record
+from tests.fuzz.runner import FUZZ_SETTINGS
+from tests.fuzz.stats import CONSOLE, record
 
 API_PREFIX = "/elements/api-v2"
 _APP = create_app(Settings(), database_url="postgresql://unused/doc")
@@ -76,14 +76,7 @@ def fuzz_route(
             return data.draw(st.one_of(st.sampled_from(["twiliov2", "503"]), text), label=name)
         return data.draw(text, label=name)
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=DERANDOMIZE,
-        deadline=None,
-        database=None,
-        phases=[Phase.explicit, Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
+    @FUZZ_SETTINGS
     @given(data=st.data())
     def fuzz(data: st.DataObject) -> None:
         path = _PARAMETER.sub(
@@ -102,7 +95,7 @@ def fuzz_route(
             allow_redirects=False,
             timeout=30,
         )
-        record(f"{method} {template}", "console", response.status_code)
+        record(f"{method} {template}", CONSOLE, response.status_code)
         assert response.status_code < 500, (method, path, response.text[:500])
         found = leaks(world, response.text, path + str(query) + str(form))
         assert not found, f"console page for tenant A shows tenant B's {found}"
