@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit sim lock tools clean bench-proxy reliability
+.PHONY: serve test lint typecheck unit soak sim lock tools clean bench-proxy reliability
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,20 +41,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The slow reliability tests (load, real-process faults) run in `make reliability` only.
 unit: $(STAMP) tools
-	$(BIN)/pytest -m "not reliability"
+	$(BIN)/pytest
 
 test: lint typecheck unit
 
-# Everything, the slow parts too, with more fuzzing, then 200 clients of load for 60 s; then
+# Everything but the soak tests, the slow reliability ones too (pyproject's addopts leave them
+# out of `make test`), with more fuzzing, then 200 clients of load for 60 s; then
 # docs/reliability.md is rewritten from what was measured (and the command fails if anything
 # did). Each step's exit status is kept so that the page is written whatever happened.
 RELIABILITY := build/reliability
 reliability: $(STAMP) tools
 	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
 	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-100} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
-		$(BIN)/pytest -p no:cacheprovider --junitxml=$(RELIABILITY)/junit.xml; \
+		$(BIN)/pytest -p no:cacheprovider -m "not soak" --junitxml=$(RELIABILITY)/junit.xml; \
 		echo $$? > $(RELIABILITY)/pytest.status
 	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \
 		echo $$? > $(RELIABILITY)/load.status
@@ -63,6 +63,10 @@ reliability: $(STAMP) tools
 # Not a test: a few minutes of load on loopback; installs nginx and wrk from Debian if missing.
 bench-proxy: $(STAMP)
 	$(BIN)/python bench/proxy/run.py
+
+# Minutes of real time (e.g. several workers polling once a minute for three minutes).
+soak: $(STAMP)
+	$(BIN)/pytest -m soak
 
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python $(BIN)/python -q -o requirements.lock

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from hubgate import console, errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
+from hubgate.events.endpoints import router as events_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.fastpath import HubFastPath
 from hubgate.hub.logs import AuditMiddleware
@@ -49,6 +50,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(instances_router)
     api.include_router(elements_router)
+    api.include_router(events_router)
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)

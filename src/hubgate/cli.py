@@ -1,4 +1,4 @@
-"""The ``hubgate`` command: serve, orgs, keys, db, sim."""
+"""The ``hubgate`` command: serve, worker, orgs, keys, db, events, sim."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ orgs = typer.Typer(help="Organizations, their accounts and users.", no_args_is_h
 keys = typer.Typer(help="The keyring that encrypts credentials at rest.", no_args_is_help=True)
 db = typer.Typer(help="The database schema.", no_args_is_help=True)
 sim = typer.Typer(help="Stand-ins for vendors, for demos and tests.", no_args_is_help=True)
+events = typer.Typer(help="Event pollers and deliveries.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(keys, name="keys")
 app.add_typer(db, name="db")
 app.add_typer(sim, name="sim")
+app.add_typer(events, name="events")
 console = Console(stderr=True)
 
 
@@ -53,31 +55,81 @@ def serve(
         console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
     console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
     console.print(f"The web console is at {settings.base_url}/")
-    if workers > 1:
-        # Each worker process builds its own app from the environment, so the settings and
-        # the database (embedded or not) it must use go there.
-        os.environ.update(
-            HUBGATE_DATABASE_URL=url, HUBGATE_HOST=settings.host, HUBGATE_PORT=str(settings.port)
-        )
-        uvicorn.run(
-            "hubgate.app:app_from_environment",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            loop="uvloop",
-            http="httptools",
-        )
-        return
-    uvicorn.run(
-        create_app(settings, database_url=url),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        loop="uvloop",
-        http="httptools",
+    from hubgate.jobs.worker import spawn_worker, stop_worker
+
+    # The embedded mode (D3) runs the job worker beside the API, in its own process so that
+    # polls and deliveries never take the API's event loop; separate workers turn it off.
+    worker = spawn_worker(url) if settings.embedded_worker else None
+    try:
+        if workers > 1:
+            # Each API process builds its own app from the environment, so the settings and
+            # the database (embedded or not) it must use go there.
+            os.environ.update(
+                HUBGATE_DATABASE_URL=url,
+                HUBGATE_HOST=settings.host,
+                HUBGATE_PORT=str(settings.port),
+            )
+            uvicorn.run(
+                "hubgate.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                loop="uvloop",
+                http="httptools",
+            )
+        else:
+            uvicorn.run(
+                create_app(settings, database_url=url),
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                loop="uvloop",
+                http="httptools",
+            )
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+
+
+@app.command()
+def worker(
+    name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Run a job worker (polls, deliveries, retries); any number may share one database."""
+    import logging
+
+    from hubgate.bootstrap import prepare_database
+    from hubgate.jobs.worker import run_worker
+
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # procrastinate logs two lines per job at INFO; its warnings and errors are what matter.
+    logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.root.level))
+    url = prepare_database(settings)
+    asyncio.run(run_worker(settings, url, name=name, parent_pid=parent_pid))
+
+
+@events.command("status")
+def events_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per instance: last poll, lag, pending and failed deliveries."""
+    from rich.console import Console as Out
+
+    from hubgate.bootstrap import prepare_database
+    from hubgate.events.report import load_status, status_table
+
+    settings = Settings()
+    rows = asyncio.run(load_status(settings, prepare_database(settings)))
+    if as_json:
+        typer.echo(json.dumps([row.as_json() for row in rows]))
+        return
+    Out().print(status_table(rows))
 
 
 @orgs.command("create")

@@ -1,4 +1,4 @@
-"""What a running Hubgate process holds: database, keyring, catalog, egress client."""
+"""What a running Hubgate process holds: database, keyring, catalog, egress client, jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hubgate.db.engine import create_engine, create_sessionmaker
 from hubgate.elements.registry import ElementRegistry, discover
+from hubgate.jobs.app import JobQueue, create_job_app
 from hubgate.kit.crypto import Keyring
 from hubgate.kit.egress import EgressClient, EgressPolicy, EgressTimeouts
 from hubgate.limits import Limits, make_limits
@@ -23,8 +24,10 @@ class Runtime:
     registry: ElementRegistry
     egress: EgressClient
     limits: Limits
+    jobs: JobQueue
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.egress.close()
         await self.engine.dispose()
 
@@ -35,7 +38,7 @@ def load_keyring(settings: Settings) -> Keyring:
     return Keyring.load_or_create(settings.keyring_path)
 
 
-async def open_runtime(settings: Settings, database_url: str) -> Runtime:
+async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: int = 4) -> Runtime:
     engine = create_engine(database_url)
     egress = EgressClient(
         EgressPolicy.from_string(settings.egress_allow),
@@ -45,6 +48,8 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
         ),
     )
     await egress.start()
+    jobs = JobQueue(create_job_app(settings, database_url, pool_size=job_pool_size))
+    await jobs.open()
     return Runtime(
         settings=settings,
         engine=engine,
@@ -53,4 +58,5 @@ async def open_runtime(settings: Settings, database_url: str) -> Runtime:
         registry=discover(),
         egress=egress,
         limits=make_limits(settings),
+        jobs=jobs,
     )

@@ -44,6 +44,30 @@ class Settings(BaseSettings):
     # How long a console sign-in lasts before the person signs in again.
     console_session_minutes: int = Field(default=720, ge=5, le=60 * 24 * 30)
 
+    # --- jobs and events (D28-D31) --------------------------------------------------------
+    # Jobs one worker process runs at once; deliveries wait on receivers, so this is wide.
+    worker_concurrency: int = Field(default=32, ge=1, le=1000)
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # How often an idle worker looks for jobs whose scheduled time came (new jobs wake it).
+    worker_fetch_seconds: float = Field(default=1.0, gt=0)
+    # A job whose worker has sent no heartbeat for this long is run again by another worker.
+    worker_stalled_seconds: float = Field(default=60.0, gt=0)
+    # Cadence of the scheduling job that finds due polls and undelivered events. Polling
+    # intervals stay whole minutes (D28); this only says how often the clock is looked at.
+    events_tick_seconds: int = Field(default=60, ge=1, le=3600)
+    # Seconds between delivery attempts after a failure (D29); each gets +/- jitter.
+    events_retry_schedule: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+    events_retry_jitter: float = Field(default=0.1, ge=0, lt=1)
+    events_delivery_timeout: float = Field(default=10.0, gt=0)
+    # An undelivered event this far past its attempt time with no job is deferred again.
+    events_sweep_grace_seconds: float = Field(default=30.0, ge=0)
+    events_max_records_per_poll: int = Field(default=10_000, ge=1)
+    # Fault injection for the crash tests: a poll waits this long between fetching and
+    # committing. Always 0 in production.
+    events_poll_commit_pause: float = Field(default=0.0, ge=0)
+
     # Abuse limits (issue 6, docs/reliability.md). Failed authentications per client address:
     # this many, refilled over this many seconds, then 429 until one refills. Hub calls per
     # instance: this many a second, with bursts up to hub_rate_burst.

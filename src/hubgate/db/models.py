@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hubgate.console.models import ConsoleSession
 from hubgate.db.base import Base
+from hubgate.events.models import Event, EventAttempt, EventPoller, SeenObject
 from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
@@ -14,9 +15,13 @@ __all__ = [
     "Account",
     "AuditLog",
     "ConsoleSession",
+    "Event",
+    "EventAttempt",
+    "EventPoller",
     "HubLog",
     "Instance",
     "Organization",
+    "SeenObject",
     "User",
     "metadata",
 ]

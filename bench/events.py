@@ -1,0 +1,393 @@
+"""Events: polls per second, deliveries per second with signing, vendor change to callback.
+
+An embedded PostgreSQL in a temporary data dir, the Twilio simulator as its own process, a
+callback receiver in this process, and ``hubgate worker`` processes whose CPU time is read from
+/proc. Instances are provisioned in this process (credential check included) on simulator
+accounts of their own.
+
+1. Polls: every poller made due at once (what the clock does each interval), timed until all
+   committed; the first round primes, later rounds find a new message on 10% of accounts.
+2. Deliveries: events committed with their jobs queued, then one worker started and timed
+   until the receiver has every notification (HMAC and Standard Webhooks signatures on each).
+3. Latency: all instances poll once a minute; messages arrive on random accounts; the time
+   from the message to its notification at the receiver.
+
+    .venv/bin/python bench/events.py [--instances 1000] [--deliveries 5000] [--watch 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from standardwebhooks import Webhook
+
+from hubgate.bootstrap import create_tenant
+from hubgate.db.embedded import start_embedded
+from hubgate.db.engine import unit_of_work
+from hubgate.db.migrate import upgrade
+from hubgate.db.tenancy import Tenant
+from hubgate.events import service
+from hubgate.events.changes import CREATED, Change, digest
+from hubgate.events.tasks import defer_delivery
+from hubgate.instances.models import Instance
+from hubgate.instances.schemas import InstanceCreate
+from hubgate.instances.service import provision
+from hubgate.kit.crypto import Keyring
+from hubgate.runtime import Runtime, open_runtime
+from hubgate.settings import Settings
+from hubgate.testing.receiver import CallbackReceiver
+
+RESULTS = Path(__file__).parent / "results"
+KEY = "bench signature key"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# 10,000 instances every 15 minutes: the target's poll rate.
+TARGET_POLLS_PER_SECOND = 10_000 / (15 * 60)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+async def until(condition: Callable[[], bool], interval: float = 0.05) -> None:
+    while True:
+        if condition():
+            return
+        await asyncio.sleep(interval)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+class Bench:
+    def __init__(self, data: Path, instances: int) -> None:
+        self.data = data
+        self.count = instances
+        self.sim_port = free_port()
+        self.url = start_embedded(data, database="bench")
+        upgrade(self.url)
+        self.keyring = Keyring.generate().to_json()
+        self.settings = Settings(
+            data_dir=data,
+            database_url=self.url,
+            keyring=self.keyring,
+            egress_allow="127.0.0.0/8",
+            log_level="warning",
+        )
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUBGATE_")}
+        self.env.update(
+            HUBGATE_DATABASE_URL=self.url,
+            HUBGATE_KEYRING=self.keyring,
+            HUBGATE_DATA_DIR=str(data),
+            HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
+            HUBGATE_LOG_LEVEL="warning",
+            HUBGATE_EVENTS_TICK_SECONDS="1",
+            HUBGATE_EVENTS_RETRY_JITTER="0",
+        )
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.receiver = CallbackReceiver()
+        self.accounts: list[str] = []
+        self.instance_ids: list[int] = []
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        with (self.data / "processes.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "hubgate", *args],
+                env={**self.env, **env},
+                stdout=log,
+                stderr=log,
+            )
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def sql(self, query: str) -> Any:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+            return row[0] if row else None
+
+    async def sim(self, http: aiohttp.ClientSession, path: str, body: Any) -> Any:
+        url = f"http://127.0.0.1:{self.sim_port}/_sim/{path}"
+        async with http.post(url, json=body) as answer:
+            return await answer.json()
+
+    async def setup(self, http: aiohttp.ClientSession, runtime: Runtime) -> None:
+        self.start("sim", "twilio", "--port", str(self.sim_port))
+        for _ in range(200):
+            try:
+                async with http.get(f"http://127.0.0.1:{self.sim_port}/_sim/health"):
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.1)
+        await self.receiver.start()
+        created = await create_tenant(self.settings, self.url, name="bench", email="b@x.test")
+        tenant = Tenant(created.organization_id, created.account_id, created.user_id, "b@x.test")
+        base_url = f"http://127.0.0.1:{self.sim_port}/2010-04-01/Accounts"
+        for n in range(self.count):
+            account = await self.sim(http, "accounts", {})
+            body = InstanceCreate(
+                name=f"bench-{n}",
+                element={"key": "twiliov2"},  # type: ignore[arg-type]
+                configuration={
+                    "username": account["accountSid"],
+                    "password": account["authToken"],
+                    "base.url": base_url,
+                    "event.notification.enabled": True,
+                    "event.notification.callback.url": self.receiver.url,
+                    "event.notification.signature.key": KEY,
+                    "event.poller.refresh_interval": 1,
+                },
+            )
+            async with unit_of_work(runtime.sessions) as session:
+                instance, _ = await provision(session, runtime, tenant, body)
+            self.accounts.append(account["accountSid"])
+            self.instance_ids.append(instance.id)
+            for k in range(3):
+                await self.inbound(http, account["accountSid"], f"hello {k}")
+
+    async def inbound(self, http: aiohttp.ClientSession, account: str, text: str) -> str:
+        message = await self.sim(
+            http,
+            "inbound",
+            {"from": "+15005550006", "to": "+15005550001", "body": text, "accountSid": account},
+        )
+        sid: str = message["sid"]
+        return sid
+
+    async def polls(self, http: aiohttp.ClientSession, rounds: int) -> list[dict[str, Any]]:
+        worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="32")
+        rows = []
+        expected = 0
+        for number in range(rounds + 1):
+            if number:
+                for account in random.sample(self.accounts, max(1, self.count // 10)):
+                    await self.inbound(http, account, f"round {number}")
+            cpu = cpu_seconds(worker.pid)
+            started = time.monotonic()
+            if number:  # round 0 is the first poll, due as soon as events are on
+                self.sql("UPDATE event_pollers SET next_poll_at = now()")
+            expected += self.count
+            await until(
+                lambda goal=expected: self.sql("SELECT sum(polls) FROM event_pollers") >= goal
+            )
+            elapsed = time.monotonic() - started
+            used = cpu_seconds(worker.pid) - cpu
+            rows.append(
+                {
+                    "round": "priming" if number == 0 else f"changes on 10% ({number})",
+                    "polls": self.count,
+                    "seconds": round(elapsed, 2),
+                    "polls_per_second": round(self.count / elapsed, 1),
+                    "worker_cpu_seconds": round(used, 2),
+                    "cpu_ms_per_poll": round(used / self.count * 1000, 2),
+                }
+            )
+        await asyncio.sleep(3)  # deliveries of the last round settle
+        cpu = cpu_seconds(worker.pid)
+        await asyncio.sleep(20)
+        idle = (cpu_seconds(worker.pid) - cpu) / 20
+        rows.append({"round": "idle (1 s ticks)", "worker_cpu_share": round(idle, 4)})
+        self.stop(worker)
+        return rows
+
+    async def deliveries(self, runtime: Runtime, count: int) -> dict[str, Any]:
+        self.receiver.requests.clear()
+        ids = []
+        per_instance = max(1, count // 100)
+        for offset in range(0, count, per_instance):
+            instance_id = self.instance_ids[(offset // per_instance) % len(self.instance_ids)]
+            found = [
+                Change(
+                    "messages",
+                    f"SMb{offset + i}",
+                    CREATED,
+                    {"sid": f"SMb{offset + i}"},
+                    digest({"n": offset + i}),
+                )
+                for i in range(min(per_instance, count - offset))
+            ]
+            async with unit_of_work(runtime.sessions) as session:
+                instance = await session.get(Instance, instance_id)
+                assert instance is not None
+                # One change per notification, as a receiver of single updates sees them.
+                for change in found:
+                    ids += await service.record_vendor_changes(
+                        session, runtime, instance, [change], service.utcnow()
+                    )
+        for event_id in ids:
+            await defer_delivery(runtime.jobs, event_id)
+        worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="64")
+        await until(lambda: bool(self.receiver.requests), 0.01)
+        started = time.monotonic()
+        cpu = cpu_seconds(worker.pid)
+        await until(lambda: len(self.receiver.requests) >= count, 0.02)
+        elapsed = time.monotonic() - started
+        used = cpu_seconds(worker.pid) - cpu
+        await until(
+            lambda: self.sql("SELECT count(*) FROM events WHERE status = 'NOTIFIED'") >= count
+        )
+        self.stop(worker)
+        verifier = Webhook(KEY.encode())
+        for request in random.sample(self.receiver.requests, min(200, count)):
+            verifier.verify(request.body, request.headers)
+        distinct = len({r.webhook_id for r in self.receiver.requests})
+        return {
+            "notifications": count,
+            "distinct_webhook_ids": distinct,
+            "seconds": round(elapsed, 2),
+            "deliveries_per_second": round(count / elapsed, 1),
+            "worker_cpu_seconds": round(used, 2),
+            "cpu_ms_per_delivery": round(used / count * 1000, 3),
+        }
+
+    async def latency(self, http: aiohttp.ClientSession, watch: float) -> dict[str, Any]:
+        """Changes on random accounts while every instance polls once a minute."""
+        self.receiver.requests.clear()
+        self.sql("UPDATE event_pollers SET next_poll_at = now() + random() * interval '60 s'")
+        worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="32")
+        await asyncio.sleep(5)
+        made: dict[str, float] = {}
+        deadline = time.monotonic() + watch
+        while time.monotonic() < deadline:
+            account = random.choice(self.accounts)
+            made[await self.inbound(http, account, "latency")] = time.monotonic()
+            await asyncio.sleep(0.25)
+        drain = time.monotonic() + 70
+        arrived: dict[str, float] = {}
+        while time.monotonic() < drain and len(arrived) < len(made):
+            for request in self.receiver.requests:
+                for raw in request.json()["message"]["raw"].get("messages", []):
+                    if raw.get("sid") in made:
+                        arrived.setdefault(raw["sid"], request.at)
+            await asyncio.sleep(0.5)
+        self.stop(worker)
+        latencies = [arrived[sid] - made[sid] for sid in arrived]
+        return {
+            "changes": len(made),
+            "notified": len(arrived),
+            "p50_seconds": round(statistics.median(latencies), 1),
+            "p99_seconds": round(percentile(latencies, 0.99), 1),
+            "max_seconds": round(max(latencies), 1),
+        }
+
+    def close(self) -> None:
+        for process in self.processes:
+            self.stop(process)
+
+
+async def run(instances: int, deliveries: int, watch: float, rounds: int) -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix="hubgate-bench-events-"))
+    bench = Bench(data, instances)
+    runtime = await open_runtime(bench.settings, bench.url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            started = time.monotonic()
+            await bench.setup(http, runtime)
+            print(f"set up {instances} instances in {time.monotonic() - started:.0f} s", flush=True)
+            polls = await bench.polls(http, rounds)
+            print("polls done", flush=True)
+            sent = await bench.deliveries(runtime, deliveries)
+            print("deliveries done", flush=True)
+            latency = await bench.latency(http, watch)
+    finally:
+        await runtime.close()
+        await bench.receiver.stop()
+        bench.close()
+    return {"polls": polls, "deliveries": sent, "latency": latency}
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    changed = [r for r in result["polls"] if str(r["round"]).startswith("changes")]
+    cpu_per_poll = statistics.median(r["cpu_ms_per_poll"] for r in changed) / 1000
+    idle = next(r["worker_cpu_share"] for r in result["polls"] if "worker_cpu_share" in r)
+    # Production ticks every 60 s, not every second; a tick's work grows with the instances.
+    idle_at_target = idle / 60 * (10_000 / result["instances"])
+    share = TARGET_POLLS_PER_SECOND * cpu_per_poll + idle_at_target
+    return {
+        "median_polls_per_second": statistics.median(r["polls_per_second"] for r in changed),
+        "median_cpu_ms_per_poll": round(cpu_per_poll * 1000, 2),
+        "target_polls_per_second": round(TARGET_POLLS_PER_SECOND, 2),
+        "extrapolated_worker_cpu_share_at_10k_per_15_min": round(share, 3),
+        "deliveries_per_second": result["deliveries"]["deliveries_per_second"],
+    }
+
+
+def main(instances: int, deliveries: int, watch: float, rounds: int) -> None:
+    result: dict[str, Any] = {
+        "benchmark": "events",
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "instances": instances,
+        **asyncio.run(run(instances, deliveries, watch, rounds)),
+    }
+    result["summary"] = summary(result)
+    print(f"{'round':<24} {'polls':>6} {'s':>7} {'polls/s':>8} {'cpu s':>7} {'cpu ms/poll':>12}")
+    for row in result["polls"]:
+        if "polls" in row:
+            print(
+                f"{row['round']:<24} {row['polls']:>6} {row['seconds']:>7} "
+                f"{row['polls_per_second']:>8} {row['worker_cpu_seconds']:>7} "
+                f"{row['cpu_ms_per_poll']:>12}"
+            )
+        else:
+            print(f"{row['round']:<24} worker CPU share {row['worker_cpu_share']}")
+    d = result["deliveries"]
+    print(
+        f"deliveries: {d['notifications']} in {d['seconds']} s = {d['deliveries_per_second']}/s, "
+        f"{d['cpu_ms_per_delivery']} ms CPU each, {d['distinct_webhook_ids']} distinct ids"
+    )
+    lat = result["latency"]
+    print(
+        f"change to callback: {lat['notified']}/{lat['changes']} notified, "
+        f"p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s, max {lat['max_seconds']} s"
+    )
+    print(json.dumps(result["summary"], indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "events.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--deliveries", type=int, default=5000)
+    parser.add_argument("--watch", type=float, default=120)
+    parser.add_argument("--rounds", type=int, default=3)
+    arguments = parser.parse_args()
+    main(arguments.instances, arguments.deliveries, arguments.watch, arguments.rounds)

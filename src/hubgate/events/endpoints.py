@@ -1,0 +1,294 @@
+"""Event records (D30), redelivery (D29), event status, and vendor webhooks (D31): routes only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import uuid
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant
+from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep
+from hubgate.events import service, tasks
+from hubgate.events.models import Event
+from hubgate.events.repository import EventRepository
+from hubgate.events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_json
+from hubgate.events.webhooks import webhook_for
+from hubgate.instances.service import by_token, decrypt_configuration, get_owned
+from hubgate.kit.errors import HubgateError
+from hubgate.runtime import Runtime
+from hubgate.tenants.auth import Credentials
+from hubgate.tenants.service import authenticate_user
+
+log = logging.getLogger("hubgate.events")
+router = APIRouter(tags=["events"])
+
+Json = dict[str, Any]
+PageQuery = Annotated[int, Query(ge=1, le=1_000_000)]
+PageSizeQuery = Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)]
+StatusQuery = Annotated[str | None, Query(pattern="^(NEW|DISPATCHED|NOTIFIED|FAILED)$")]
+
+
+def _event_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise HubgateError(404, f"No event found with id {raw[:64]}") from None
+
+
+async def _scope(
+    session: AsyncSession, runtime: Runtime, credentials: Credentials
+) -> tuple[Tenant | None, int | None]:
+    """Token-scoped routes: the Element token's instance; otherwise the user's tenant."""
+    if credentials.element is not None:
+        instance = await by_token(session, runtime, credentials)
+        return None, instance.id
+    return await authenticate_user(session, runtime.keyring, credentials), None
+
+
+async def _list(
+    response: Response,
+    session: AsyncSession,
+    *,
+    tenant: Tenant | None,
+    instance_id: int | None,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> list[Json]:
+    repo = EventRepository(session)
+    found = await repo.list_events(
+        tenant=tenant,
+        instance_id=instance_id,
+        status=status,
+        offset=(page - 1) * page_size,
+        limit=page_size,
+    )
+    attempts = await repo.attempts([e.id for e in found])
+    response.headers["Elements-Returned-Count"] = str(len(found))
+    return [event_json(e, attempts[e.id]) for e in found]
+
+
+async def _one(
+    session: AsyncSession, event_id: str, *, tenant: Tenant | None, instance_id: int | None
+) -> Event:
+    event = await EventRepository(session).find_event(
+        _event_id(event_id), tenant=tenant, instance_id=instance_id
+    )
+    if event is None:
+        raise HubgateError(404, f"No event found with id {event_id[:64]}")
+    return event
+
+
+async def _present(session: AsyncSession, event: Event) -> Json:
+    attempts = await EventRepository(session).attempts([event.id])
+    return event_json(event, attempts[event.id], with_raw=True)
+
+
+async def _redeliver(session: AsyncSession, runtime: Runtime, event: Event) -> Json:
+    await service.redeliver(session, event, service.utcnow())
+    await session.commit()
+    # A retry scheduled for later would hold the queueing lock; the redelivery replaces it.
+    lock = tasks.delivery_lock(event.id)
+    await runtime.jobs.cancel_queued(lock)
+    await tasks.defer_delivery(runtime.jobs, event.id)
+    return await _present(session, event)
+
+
+async def _status(
+    session: AsyncSession, runtime: Runtime, *, tenant: Tenant | None, instance_id: int
+) -> Json:
+    rows = await service.status(session, runtime.settings, tenant=tenant, instance_id=instance_id)
+    if rows:
+        return rows[0].as_json()
+    instance = await EventRepository(session).instance(instance_id)
+    name = instance.name if instance is not None else ""
+    return {
+        "instanceId": instance_id,
+        "name": name,
+        "eventsEnabled": False,
+        "lastPollDate": None,
+        "nextPollDate": None,
+        "lagSeconds": 0,
+        "lastError": None,
+        "polls": 0,
+        "pendingDeliveries": 0,
+        "failedDeliveries": 0,
+        "notifiedDeliveries": 0,
+    }
+
+
+# Token-scoped (an Element token names the instance) or the whole tenant's.
+
+
+@router.get("/instances/events")
+async def list_events(
+    response: Response,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    credentials: CredentialsDep,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = DEFAULT_PAGE_SIZE,
+    status: StatusQuery = None,
+) -> list[Json]:
+    tenant, instance_id = await _scope(session, runtime, credentials)
+    return await _list(
+        response,
+        session,
+        tenant=tenant,
+        instance_id=instance_id,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/instances/events/status")
+async def token_events_status(
+    session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
+) -> Json:
+    instance = await by_token(session, runtime, credentials)
+    return await _status(session, runtime, tenant=None, instance_id=instance.id)
+
+
+@router.get("/instances/events/{event_id}")
+async def get_event(
+    event_id: str, session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
+) -> Json:
+    tenant, instance_id = await _scope(session, runtime, credentials)
+    event = await _one(session, event_id, tenant=tenant, instance_id=instance_id)
+    return await _present(session, event)
+
+
+@router.post("/instances/events/{event_id}/redeliver")
+async def redeliver_event(
+    event_id: str, session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
+) -> Json:
+    tenant, instance_id = await _scope(session, runtime, credentials)
+    event = await _one(session, event_id, tenant=tenant, instance_id=instance_id)
+    return await _redeliver(session, runtime, event)
+
+
+# By instance id, within the caller's tenant; another tenant's instance is a 404 (D4).
+
+
+@router.get("/instances/{instance_id:int}/events")
+async def list_instance_events(
+    instance_id: int,
+    response: Response,
+    session: SessionDep,
+    tenant: TenantDep,
+    page: PageQuery = 1,
+    page_size: PageSizeQuery = DEFAULT_PAGE_SIZE,
+    status: StatusQuery = None,
+) -> list[Json]:
+    instance = await get_owned(session, tenant, instance_id)
+    return await _list(
+        response,
+        session,
+        tenant=tenant,
+        instance_id=instance.id,
+        status=status,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/instances/{instance_id:int}/events/status")
+async def instance_events_status(
+    instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+) -> Json:
+    instance = await get_owned(session, tenant, instance_id)
+    return await _status(session, runtime, tenant=tenant, instance_id=instance.id)
+
+
+@router.get("/instances/{instance_id:int}/events/{event_id}")
+async def get_instance_event(
+    instance_id: int, event_id: str, session: SessionDep, tenant: TenantDep
+) -> Json:
+    instance = await get_owned(session, tenant, instance_id)
+    event = await _one(session, event_id, tenant=tenant, instance_id=instance.id)
+    return await _present(session, event)
+
+
+@router.post("/instances/{instance_id:int}/events/{event_id}/redeliver")
+async def redeliver_instance_event(
+    instance_id: int, event_id: str, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+) -> Json:
+    instance = await get_owned(session, tenant, instance_id)
+    event = await _one(session, event_id, tenant=tenant, instance_id=instance.id)
+    return await _redeliver(session, runtime, event)
+
+
+# Vendor webhooks (D31): the vendor authenticates with its signature, not with our secrets.
+
+
+def _instance_id(encoded: str) -> int:
+    try:
+        text = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_").decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
+        raise HubgateError(404, "No event receiver at this address")
+    return int(text)
+
+
+def _called_url(request: Request, runtime: Runtime) -> str:
+    """The URL as the vendor called it: Hubgate's public URL, the path and query as sent."""
+    raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    raw_query: bytes = request.scope.get("query_string") or b""
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    query = raw_query.decode("latin-1")
+    return runtime.settings.base_url + path + (f"?{query}" if query else "")
+
+
+@router.post("/events/{element_key}/{encoded_id}", include_in_schema=True)
+async def vendor_webhook(
+    element_key: str, encoded_id: str, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> Response:
+    repo = EventRepository(session)
+    instance = await repo.instance(_instance_id(encoded_id))
+    element = runtime.registry.find(element_key)
+    hook = webhook_for(element) if element is not None else None
+    if instance is None or hook is None or instance.element_key != element_key:
+        raise HubgateError(404, "No event receiver at this address")
+    configuration = decrypt_configuration(runtime.keyring, instance)
+    if (
+        configuration.get("event.notification.enabled") != "true"
+        or configuration.get("event.vendor.type") != "webhook"
+        or instance.disabled
+    ):
+        raise HubgateError(404, f"Instance {instance.id} does not take vendor webhooks")
+    body = await request.body()
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    params: list[tuple[str, str]] = []
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            params = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=1000)
+        except (UnicodeDecodeError, ValueError):
+            raise HubgateError(400, "Malformed form body") from None
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    if not hook.verify(
+        url=_called_url(request, runtime),
+        params=params,
+        body=body,
+        headers=headers,
+        configuration=configuration,
+    ):
+        raise HubgateError(403, "The webhook signature does not match")
+    created = await service.record_vendor_changes(
+        session, runtime, instance, hook.changes(params), service.utcnow()
+    )
+    await session.commit()
+    for event_id in created:
+        try:
+            await tasks.defer_delivery(runtime.jobs, event_id)
+        except Exception:
+            # Committed events are safe: the sweep defers what has no job.
+            log.exception("deferring the delivery of event %s failed", event_id)
+    return Response(content=hook.acknowledgement, media_type=hook.media_type)

@@ -1,0 +1,324 @@
+"""All SQL about events, pollers and the seen-set; tenant-facing reads go through ``scoped``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant, scoped
+from hubgate.events.models import (
+    FAILED,
+    PENDING_STATUSES,
+    Event,
+    EventAttempt,
+    EventPoller,
+    SeenObject,
+)
+from hubgate.instances.models import Instance
+
+
+def _setting(name: str) -> ColumnElement[Any]:
+    return Instance.configuration.op("->>")(name)
+
+
+def events_enabled() -> ColumnElement[bool]:
+    return _setting("event.notification.enabled") == "true"
+
+
+def polling_enabled() -> ColumnElement[bool]:
+    """Instances whose events come from polling (D28) and that may be used at all."""
+    return and_(
+        events_enabled(),
+        func.coalesce(_setting("event.vendor.type"), "polling") == "polling",
+        not_(Instance.disabled),
+    )
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    instance_id: int
+    name: str
+    organization_id: int
+    element_key: str
+    events_enabled: bool
+    vendor_type: str
+    last_poll_at: datetime | None
+    next_poll_at: datetime | None
+    last_error: str | None
+    polls: int
+    pending: int
+    failed: int
+    notified: int
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # -- instances --------------------------------------------------------------------------
+
+    async def instance(self, instance_id: int) -> Instance | None:
+        return await self.session.get(Instance, instance_id)
+
+    async def instances_to_sync(self, limit: int) -> Sequence[Instance]:
+        """Polling instances whose pollers are missing or older than the instance, and
+        instances that still have pollers but no longer poll."""
+        current = exists().where(
+            EventPoller.instance_id == Instance.id,
+            EventPoller.instance_version == Instance.version,
+        )
+        any_poller = exists().where(EventPoller.instance_id == Instance.id)
+        stmt = (
+            select(Instance)
+            .where(
+                or_(
+                    and_(polling_enabled(), not_(current)),
+                    and_(not_(polling_enabled()), any_poller),
+                )
+            )
+            .order_by(Instance.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def disable_notifications(self, instance_id: int) -> None:
+        """Set ``event.notification.enabled`` to false, as a 410 from the receiver asks (D29)."""
+        await self.session.execute(
+            update(Instance)
+            .where(Instance.id == instance_id)
+            .values(
+                configuration=Instance.configuration.op("||")(
+                    func.jsonb_build_object("event.notification.enabled", "false")
+                ),
+                version=Instance.version + 1,
+                updated_at=func.now(),
+            )
+        )
+
+    # -- pollers ----------------------------------------------------------------------------
+
+    async def pollers_of(self, instance_id: int) -> Sequence[EventPoller]:
+        stmt = select(EventPoller).where(EventPoller.instance_id == instance_id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def add_poller(self, poller: EventPoller) -> None:
+        # Two ticks syncing the same instance at once must not fail; the first one wins.
+        values = {c.name: getattr(poller, c.key) for c in EventPoller.__table__.columns}
+        await self.session.execute(insert(EventPoller).values(values).on_conflict_do_nothing())
+
+    async def remove_pollers(self, instance_id: int, resources: Iterable[str]) -> None:
+        names = list(resources)
+        if not names:
+            return
+        await self.session.execute(
+            delete(EventPoller).where(
+                EventPoller.instance_id == instance_id, EventPoller.resource.in_(names)
+            )
+        )
+        await self.forget_seen(instance_id, names)
+
+    async def poller(
+        self, instance_id: int, resource: str, *, for_update: bool = False
+    ) -> EventPoller | None:
+        stmt = select(EventPoller).where(
+            EventPoller.instance_id == instance_id, EventPoller.resource == resource
+        )
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def due_pollers(self, before: datetime, limit: int) -> Sequence[tuple[int, str]]:
+        stmt = (
+            select(EventPoller.instance_id, EventPoller.resource)
+            .where(EventPoller.next_poll_at <= before)
+            .order_by(EventPoller.next_poll_at)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(stmt)]
+
+    async def make_due(self, instance_id: int, when: datetime) -> int:
+        result = await self.session.execute(
+            update(EventPoller)
+            .where(EventPoller.instance_id == instance_id)
+            .values(next_poll_at=when)
+            .returning(EventPoller.resource)
+        )
+        return len(result.all())
+
+    # -- seen-set ---------------------------------------------------------------------------
+
+    async def seen(self, instance_id: int, resource: str, ids: Sequence[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        stmt = select(SeenObject.object_id, SeenObject.digest).where(
+            SeenObject.instance_id == instance_id,
+            SeenObject.resource == resource,
+            SeenObject.object_id.in_(ids),
+        )
+        return {row[0]: row[1] for row in await self.session.execute(stmt)}
+
+    async def remember(
+        self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
+    ) -> None:
+        if not digests:
+            return
+        stmt = insert(SeenObject).values(
+            [
+                {
+                    "instance_id": instance_id,
+                    "resource": resource,
+                    "object_id": object_id,
+                    "digest": digest,
+                    "seen_at": at,
+                }
+                for object_id, digest in digests
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
+            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
+        )
+        await self.session.execute(stmt)
+
+    async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
+        await self.session.execute(
+            delete(SeenObject).where(
+                SeenObject.instance_id == instance_id, SeenObject.resource.in_(resources)
+            )
+        )
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def add_events(self, events: Sequence[Event]) -> None:
+        self.session.add_all(events)
+        await self.session.flush()
+
+    async def event(self, event_id: uuid.UUID, *, for_update: bool = False) -> Event | None:
+        stmt = select(Event).where(Event.id == event_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add_attempt(self, attempt: EventAttempt) -> None:
+        self.session.add(attempt)
+        await self.session.flush()
+
+    async def overdue(self, before: datetime, limit: int) -> Sequence[uuid.UUID]:
+        stmt = (
+            select(Event.id)
+            .where(Event.status.in_(PENDING_STATUSES), Event.next_attempt_at <= before)
+            .order_by(Event.next_attempt_at)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def fail_pending(self, instance_id: int, reason: str) -> None:
+        await self.session.execute(
+            update(Event)
+            .where(Event.instance_id == instance_id, Event.status.in_(PENDING_STATUSES))
+            .values(status=FAILED, failure_reason=reason)
+        )
+
+    # -- tenant-facing reads ----------------------------------------------------------------
+
+    async def list_events(
+        self,
+        *,
+        tenant: Tenant | None,
+        instance_id: int | None,
+        status: str | None,
+        offset: int,
+        limit: int,
+    ) -> Sequence[Event]:
+        """Newest first; ``tenant`` None only for callers that resolved the instance already."""
+        stmt = select(Event)
+        if tenant is not None:
+            stmt = scoped(stmt, Event, tenant)
+        if instance_id is not None:
+            stmt = stmt.where(Event.instance_id == instance_id)
+        if status is not None:
+            stmt = stmt.where(Event.status == status)
+        stmt = stmt.order_by(Event.seq.desc()).offset(offset).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def find_event(
+        self, event_id: uuid.UUID, *, tenant: Tenant | None, instance_id: int | None
+    ) -> Event | None:
+        stmt = select(Event).where(Event.id == event_id)
+        if tenant is not None:
+            stmt = scoped(stmt, Event, tenant)
+        if instance_id is not None:
+            stmt = stmt.where(Event.instance_id == instance_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def attempts(self, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[EventAttempt]]:
+        found: dict[uuid.UUID, list[EventAttempt]] = {event_id: [] for event_id in event_ids}
+        if not event_ids:
+            return found
+        stmt = (
+            select(EventAttempt)
+            .where(EventAttempt.event_id.in_(event_ids))
+            .order_by(EventAttempt.event_id, EventAttempt.id)
+        )
+        for attempt in (await self.session.execute(stmt)).scalars():
+            found[attempt.event_id].append(attempt)
+        return found
+
+    async def status_rows(
+        self, *, tenant: Tenant | None, instance_id: int | None = None
+    ) -> list[StatusRow]:
+        """Per instance with events enabled or events on record: pollers and delivery counts."""
+        counts = (
+            select(
+                Event.instance_id.label("instance_id"),
+                func.count().filter(Event.status.in_(PENDING_STATUSES)).label("pending"),
+                func.count().filter(Event.status == FAILED).label("failed"),
+                func.count().filter(Event.status == "NOTIFIED").label("notified"),
+            )
+            .group_by(Event.instance_id)
+            .subquery()
+        )
+        pollers = (
+            select(
+                EventPoller.instance_id.label("instance_id"),
+                func.max(EventPoller.last_poll_at).label("last_poll_at"),
+                func.min(EventPoller.next_poll_at).label("next_poll_at"),
+                func.max(EventPoller.last_error).label("last_error"),
+                func.sum(EventPoller.polls).label("polls"),
+            )
+            .group_by(EventPoller.instance_id)
+            .subquery()
+        )
+        stmt = (
+            select(
+                Instance.id,
+                Instance.name,
+                Instance.organization_id,
+                Instance.element_key,
+                events_enabled(),
+                func.coalesce(_setting("event.vendor.type"), "polling"),
+                pollers.c.last_poll_at,
+                pollers.c.next_poll_at,
+                pollers.c.last_error,
+                func.coalesce(pollers.c.polls, 0),
+                func.coalesce(counts.c.pending, 0),
+                func.coalesce(counts.c.failed, 0),
+                func.coalesce(counts.c.notified, 0),
+            )
+            .outerjoin(counts, counts.c.instance_id == Instance.id)
+            .outerjoin(pollers, pollers.c.instance_id == Instance.id)
+            .where(or_(events_enabled(), counts.c.instance_id.is_not(None)))
+            .order_by(Instance.id)
+        )
+        if tenant is not None:
+            stmt = scoped(stmt, Instance, tenant)
+        if instance_id is not None:
+            stmt = stmt.where(Instance.id == instance_id)
+        return [StatusRow(*row) for row in await self.session.execute(stmt)]

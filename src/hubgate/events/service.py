@@ -1,0 +1,538 @@
+"""The rules of events (D28-D31): pollers, diffs, notifications and their retries.
+
+No SQL (see repository.py) and no commit: the job or request that calls these owns the
+transaction. A poll is split in two around the vendor call (``prepare_poll``, then
+``apply_poll``) so that no transaction stays open while the vendor answers, and ``apply_poll``
+writes events, cursor and seen-set together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant
+from hubgate.events import changes as ch
+from hubgate.events.models import (
+    DISPATCHED,
+    FAILED,
+    NEW,
+    NOTIFIED,
+    Event,
+    EventAttempt,
+    EventPoller,
+)
+from hubgate.events.repository import EventRepository, StatusRow
+from hubgate.events.signing import notification_headers
+from hubgate.instances.models import Instance
+from hubgate.instances.presenter import iso
+from hubgate.instances.service import decrypt_configuration
+from hubgate.kit.egress import EgressError, EgressTimeouts
+from hubgate.runtime import Runtime
+from hubgate.settings import Settings
+
+# How the poller reaches the hub pipeline; hubgate.hub.service.fetch_all in production.
+Fetch = Callable[[Runtime, Instance, str], Awaitable[list[dict[str, Any]]]]
+
+RESPONSE_EXCERPT_CHARS = 1000
+SYNC_BATCH = 5000
+DUE_BATCH = 5000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hub_key(runtime: Runtime, element_key: str) -> str:
+    element = runtime.registry.find(element_key)
+    return element.manifest.hub if element is not None else ""
+
+
+def polls(configuration: Mapping[str, str | None], disabled: bool) -> bool:
+    return (
+        not disabled
+        and configuration.get("event.notification.enabled") == "true"
+        and (configuration.get("event.vendor.type") or "polling") == "polling"
+    )
+
+
+# -- pollers -----------------------------------------------------------------------------------
+
+
+async def sync_pollers(session: AsyncSession, now: datetime) -> int:
+    """Bring poller rows in line with instance configurations; returns instances touched.
+
+    A poller is born when events are enabled: its cursor starts at that moment (no backfill)
+    and its first poll is due at once. Disabling events (or the instance) drops the pollers
+    and what they had seen, so enabling again starts afresh.
+    """
+    repo = EventRepository(session)
+    touched = 0
+    for instance in await repo.instances_to_sync(SYNC_BATCH):
+        touched += 1
+        existing = {p.resource: p for p in await repo.pollers_of(instance.id)}
+        wanted = (
+            {s.resource: s for s in ch.poller_specs(instance.configuration)}
+            if polls(instance.configuration, instance.disabled)
+            else {}
+        )
+        await repo.remove_pollers(instance.id, [r for r in existing if r not in wanted])
+        for resource, spec in wanted.items():
+            poller = existing.get(resource)
+            if poller is None:
+                await repo.add_poller(
+                    EventPoller(
+                        instance_id=instance.id,
+                        resource=resource,
+                        instance_version=instance.version,
+                        url=spec.url,
+                        id_field=spec.id_field,
+                        interval_minutes=spec.interval_minutes,
+                        poll_delay_seconds=spec.poll_delay_seconds,
+                        enabled_at=now,
+                        cursor_at=now,
+                        primed=False,
+                        next_poll_at=now,
+                        consecutive_failures=0,
+                        polls=0,
+                    )
+                )
+                continue
+            if poller.id_field != spec.id_field:
+                # Seen ids under another field mean nothing now: record afresh, silently.
+                poller.primed = False
+                await repo.forget_seen(instance.id, [resource])
+            if poller.interval_minutes != spec.interval_minutes:
+                since = poller.last_poll_at or poller.enabled_at
+                poller.next_poll_at = since + timedelta(minutes=spec.interval_minutes)
+            poller.url = spec.url
+            poller.id_field = spec.id_field
+            poller.interval_minutes = spec.interval_minutes
+            poller.poll_delay_seconds = spec.poll_delay_seconds
+            poller.instance_version = instance.version
+    await session.flush()
+    return touched
+
+
+async def due_polls(session: AsyncSession, before: datetime) -> Sequence[tuple[int, str]]:
+    return await EventRepository(session).due_pollers(before, DUE_BATCH)
+
+
+async def make_due(session: AsyncSession, instance_id: int, now: datetime) -> int:
+    """Make every poller of an instance due now (an operator's "poll now"); returns how many."""
+    return await EventRepository(session).make_due(instance_id, now)
+
+
+def next_due(due: datetime, interval_minutes: int, now: datetime) -> datetime:
+    """Fixed rate from the previous due time, so a poll that starts a little late does not
+    push every later poll back; after an outage longer than an interval, from now."""
+    interval = timedelta(minutes=interval_minutes)
+    following = due + interval
+    return following if following > now else now + interval
+
+
+@dataclass(frozen=True)
+class PollPlan:
+    instance: Instance
+    resource: str
+    id_field: str
+    url: str
+    cursor_at: datetime
+    due_at: datetime
+    interval_minutes: int
+    primed: bool
+    enabled_at: datetime
+    created_field: str | None
+
+
+async def prepare_poll(
+    session: AsyncSession, instance_id: int, resource: str, now: datetime, slack: timedelta
+) -> PollPlan | None:
+    """What to fetch, or None when the poller is gone or not due (polled already)."""
+    repo = EventRepository(session)
+    poller = await repo.poller(instance_id, resource)
+    if poller is None or poller.next_poll_at > now + slack:
+        return None
+    instance = await repo.instance(instance_id)
+    if instance is None or not polls(instance.configuration, instance.disabled):
+        return None
+    spec = next(
+        (s for s in ch.poller_specs(instance.configuration) if s.resource == resource), None
+    )
+    moment = poller.cursor_at - timedelta(seconds=poller.poll_delay_seconds)
+    try:
+        url = ch.fill_url(poller.url, moment)
+    except ValueError as error:
+        await poll_failed(session, poller.instance_id, resource, f"Bad poller URL: {error}", now)
+        return None
+    return PollPlan(
+        instance=instance,
+        resource=resource,
+        id_field=poller.id_field,
+        url=url,
+        cursor_at=poller.cursor_at,
+        due_at=poller.next_poll_at,
+        interval_minutes=poller.interval_minutes,
+        primed=poller.primed,
+        enabled_at=poller.enabled_at,
+        created_field=spec.created_field if spec is not None else None,
+    )
+
+
+async def poll_failed(
+    session: AsyncSession, instance_id: int, resource: str, message: str, now: datetime
+) -> None:
+    """Keep the cursor (the next poll covers this one's window) and wait an interval."""
+    poller = await EventRepository(session).poller(instance_id, resource, for_update=True)
+    if poller is None:
+        return
+    poller.last_error = message[:1000]
+    poller.last_error_at = now
+    poller.consecutive_failures += 1
+    poller.next_poll_at = next_due(poller.next_poll_at, poller.interval_minutes, now)
+    await session.flush()
+
+
+async def apply_poll(
+    session: AsyncSession,
+    runtime: Runtime,
+    plan: PollPlan,
+    records: Sequence[Mapping[str, Any]],
+    started: datetime,
+) -> list[uuid.UUID]:
+    """Events, cursor and seen-set of one poll, in the caller's transaction.
+
+    The poller row is locked and its cursor compared with the one the fetch used: if another
+    poll committed in between (a stalled job run twice), this one's results are dropped.
+    """
+    repo = EventRepository(session)
+    poller = await repo.poller(plan.instance.id, plan.resource, for_update=True)
+    if poller is None or poller.cursor_at != plan.cursor_at:
+        return []
+    ids = [key for record in records if (key := ch.object_id(record, plan.id_field)) is not None]
+    seen = await repo.seen(plan.instance.id, plan.resource, ids)
+    found = ch.diff(records, object_type=plan.resource, id_field=plan.id_field, seen=seen)
+    if plan.primed:
+        reported = found
+    else:
+        # The first poll records what exists; only objects provably made after events were
+        # enabled are reported (when the poller names a created-date field).
+        reported = [c for c in found if ch.made_since(c, plan.created_field, plan.enabled_at)]
+    await repo.remember(
+        plan.instance.id, plan.resource, [(c.object_id, c.digest) for c in found], started
+    )
+    events = _new_events(runtime, plan.instance, reported, "polling", started, started)
+    await repo.add_events(events)
+    poller.cursor_at = started
+    poller.primed = True
+    poller.last_poll_at = started
+    poller.polls += 1
+    poller.consecutive_failures = 0
+    poller.last_error = None
+    poller.next_poll_at = next_due(plan.due_at, plan.interval_minutes, started)
+    await session.flush()
+    return [event.id for event in events]
+
+
+def _new_events(
+    runtime: Runtime,
+    instance: Instance,
+    found: Sequence[ch.Change],
+    source: str,
+    now: datetime,
+    poll_date: datetime,
+) -> list[Event]:
+    hub_key = _hub_key(runtime, instance.element_key)
+    events = []
+    for batch in ch.batches(found):
+        first = batch[0]
+        events.append(
+            Event(
+                id=uuid.uuid4(),
+                organization_id=instance.organization_id,
+                account_id=instance.account_id,
+                instance_id=instance.id,
+                user_id=instance.user_id,
+                instance_name=instance.name,
+                element_key=instance.element_key,
+                source=source,
+                object_type=first.object_type,
+                object_id=first.object_id,
+                event_type=first.event_type,
+                events=[
+                    {
+                        "objectType": c.object_type,
+                        "objectId": c.object_id,
+                        "eventType": c.event_type,
+                        "elementKey": instance.element_key,
+                        "hubKey": hub_key,
+                        "date": iso(now),
+                        "pollDate": iso(poll_date),
+                    }
+                    for c in batch
+                ],
+                raw={first.object_type: [c.raw for c in batch]},
+                event_date=now,
+                status=NEW,
+                attempt_count=0,
+                next_attempt_at=now,
+            )
+        )
+    return events
+
+
+# -- vendor webhooks ---------------------------------------------------------------------------
+
+
+async def record_vendor_changes(
+    session: AsyncSession,
+    runtime: Runtime,
+    instance: Instance,
+    found: Sequence[ch.Change],
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Events for what a vendor webhook reported, minus what was reported already (a vendor
+    retrying its webhook, or the same status twice), judged by the same seen-set."""
+    repo = EventRepository(session)
+    fresh: list[ch.Change] = []
+    for object_type in dict.fromkeys(c.object_type for c in found):
+        group = [c for c in found if c.object_type == object_type]
+        seen = await repo.seen(instance.id, object_type, [c.object_id for c in group])
+        group = [c for c in group if seen.get(c.object_id) != c.digest]
+        await repo.remember(instance.id, object_type, [(c.object_id, c.digest) for c in group], now)
+        fresh.extend(group)
+    events = _new_events(runtime, instance, fresh, "webhook", now, now)
+    await repo.add_events(events)
+    return [event.id for event in events]
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_id: uuid.UUID
+    instance_id: int
+    url: str
+    body: bytes
+    signature_key: str | None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    at: datetime
+    status_code: int | None
+    latency_ms: float
+    response: str | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    def describe(self) -> str:
+        if self.status_code is None:
+            return self.error or "no answer"
+        return f"HTTP {self.status_code}"
+
+
+def notification_body(event: Event) -> bytes:
+    """The D29 body; built from the stored record, so every retry sends the same bytes."""
+    message = {
+        "eventId": str(event.id),
+        "instanceId": event.instance_id,
+        "instanceName": event.instance_name,
+        "elementKey": event.element_key,
+        "accountId": event.account_id,
+        "userId": event.user_id,
+        "events": event.events,
+        "raw": event.raw,
+    }
+    return json.dumps({"message": message}, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def prepare_delivery(
+    session: AsyncSession, runtime: Runtime, event_id: uuid.UUID, now: datetime
+) -> Delivery | None:
+    """The request to send, or None when there is nothing to send now."""
+    repo = EventRepository(session)
+    event = await repo.event(event_id)
+    if event is None or event.status not in (NEW, DISPATCHED):
+        return None
+    if event.next_attempt_at > now + timedelta(seconds=1):
+        return None  # a retry not due yet: its own job (or the sweep) will come back
+    instance = await repo.instance(event.instance_id)
+    if instance is None:
+        return None
+    configuration = decrypt_configuration(runtime.keyring, instance)
+    reason = None
+    url = configuration.get("event.notification.callback.url")
+    if configuration.get("event.notification.enabled") != "true":
+        reason = "Event notifications are disabled for this instance"
+    elif not url:
+        reason = "The instance has no event.notification.callback.url"
+    if reason is not None or url is None:
+        event.status = FAILED
+        event.failure_reason = reason
+        await session.flush()
+        return None
+    return Delivery(
+        event_id=event.id,
+        instance_id=event.instance_id,
+        url=url,
+        body=notification_body(event),
+        signature_key=configuration.get("event.notification.signature.key") or None,
+    )
+
+
+async def send(runtime: Runtime, delivery: Delivery) -> AttemptResult:
+    """One POST through the guarded egress client (D32); never raises for network trouble."""
+    settings = runtime.settings
+    at = utcnow()
+    headers = notification_headers(
+        str(delivery.event_id), delivery.body, delivery.signature_key, now=at
+    )
+    timeout = settings.events_delivery_timeout
+    timeouts = EgressTimeouts(connect=min(timeout, 5.0), read=timeout, total=timeout)
+    try:
+        response = await runtime.egress.request(
+            "POST", delivery.url, headers=headers, data=delivery.body, timeout=timeouts
+        )
+    except EgressError as error:
+        elapsed = (utcnow() - at).total_seconds() * 1000
+        return AttemptResult(at, None, elapsed, None, str(error)[:RESPONSE_EXCERPT_CHARS])
+    excerpt = response.body[: RESPONSE_EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return AttemptResult(
+        at, response.status, response.elapsed_ms, excerpt[:RESPONSE_EXCERPT_CHARS], None
+    )
+
+
+def retry_delay(settings: Settings, attempt: int) -> float | None:
+    """Seconds to wait after the ``attempt``-th failure (1-based), or None: give up."""
+    schedule = settings.events_retry_schedule
+    if attempt > len(schedule):
+        return None
+    jitter = settings.events_retry_jitter
+    return float(schedule[attempt - 1]) * (1 + random.uniform(-jitter, jitter))
+
+
+async def record_attempt(
+    session: AsyncSession, settings: Settings, delivery: Delivery, result: AttemptResult
+) -> datetime | None:
+    """Store the attempt and what follows from it; returns when to try again, if ever."""
+    repo = EventRepository(session)
+    event = await repo.event(delivery.event_id, for_update=True)
+    if event is None:
+        return None
+    await repo.add_attempt(
+        EventAttempt(
+            event_id=event.id,
+            attempted_at=result.at,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            response=result.response,
+            error=result.error,
+        )
+    )
+    retry_at = None
+    if result.succeeded:
+        event.status = NOTIFIED
+        event.notified_at = result.at
+        event.failure_reason = None
+    elif result.status_code == 410:
+        reason = "The receiver answered 410 Gone: event notifications were disabled"
+        event.status = FAILED
+        event.failure_reason = reason
+        await repo.disable_notifications(event.instance_id)
+        await repo.fail_pending(event.instance_id, reason)
+    else:
+        event.attempt_count += 1
+        delay = retry_delay(settings, event.attempt_count)
+        if delay is None:
+            event.status = FAILED
+            event.failure_reason = (
+                f"No 2xx answer after {event.attempt_count} attempts; last: {result.describe()}"
+            )
+        else:
+            event.status = DISPATCHED
+            event.failure_reason = f"Last attempt: {result.describe()}"
+            retry_at = result.at + timedelta(seconds=delay)
+            event.next_attempt_at = retry_at
+    await session.flush()
+    return retry_at
+
+
+async def redeliver(session: AsyncSession, event: Event, now: datetime) -> None:
+    """Start the retry schedule over for an event, whatever became of it (D29)."""
+    event.status = NEW
+    event.attempt_count = 0
+    event.next_attempt_at = now
+    event.notified_at = None
+    event.failure_reason = None
+    await session.flush()
+
+
+async def overdue(session: AsyncSession, before: datetime) -> Sequence[uuid.UUID]:
+    return await EventRepository(session).overdue(before, DUE_BATCH)
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    row: StatusRow
+    # How far past due the next poll is: zero while pollers keep up.
+    lag_seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        row = self.row
+        return {
+            "instanceId": row.instance_id,
+            "name": row.name,
+            "elementKey": row.element_key,
+            "eventsEnabled": bool(row.events_enabled),
+            "vendorType": row.vendor_type,
+            "lastPollDate": iso(row.last_poll_at) if row.last_poll_at else None,
+            "nextPollDate": iso(row.next_poll_at) if row.next_poll_at else None,
+            "lagSeconds": round(self.lag_seconds, 1),
+            "lastError": row.last_error,
+            "polls": int(row.polls),
+            "pendingDeliveries": row.pending,
+            "failedDeliveries": row.failed,
+            "notifiedDeliveries": row.notified,
+        }
+
+
+def _status(row: StatusRow, now: datetime, slack: timedelta) -> InstanceStatus:
+    lag = 0.0
+    if row.next_poll_at is not None:
+        lag = max(0.0, (now - row.next_poll_at - slack).total_seconds())
+    return InstanceStatus(row, lag)
+
+
+async def status(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    tenant: Tenant | None = None,
+    instance_id: int | None = None,
+    now: datetime | None = None,
+) -> list[InstanceStatus]:
+    rows = await EventRepository(session).status_rows(tenant=tenant, instance_id=instance_id)
+    slack = tick_slack(settings)
+    moment = now or utcnow()
+    return [_status(row, moment, slack) for row in rows]
+
+
+def tick_slack(settings: Settings) -> timedelta:
+    """A poll due within half a tick is run on this tick: due times drift by the few hundred
+    milliseconds a tick takes to start, and must not slip to the next tick because of it."""
+    return timedelta(seconds=settings.events_tick_seconds / 2)

@@ -1,0 +1,183 @@
+"""The event jobs: the scheduling tick, one poll, one delivery. Each job is its own boundary:
+it opens the transactions it needs, commits them, and only then defers what follows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import UniqueViolation
+from procrastinate.job_context import JobContext
+from procrastinate.jobs import Status
+
+from hubgate.db.engine import unit_of_work
+from hubgate.events import service
+from hubgate.hub.service import fetch_all
+from hubgate.instances.models import Instance
+from hubgate.jobs.app import JobQueue
+from hubgate.kit.errors import HubgateError
+from hubgate.runtime import Runtime
+
+log = logging.getLogger("hubgate.events")
+
+TICK = "events.tick"
+POLL = "events.poll"
+DELIVER = "events.deliver"
+
+
+def poll_lock(instance_id: int, resource: str) -> str:
+    return f"{POLL}:{instance_id}:{resource}"
+
+
+def delivery_lock(event_id: uuid.UUID | str) -> str:
+    return f"{DELIVER}:{event_id}"
+
+
+async def defer_poll(jobs: JobQueue, instance_id: int, resource: str) -> None:
+    # One queued and one running poll per instance and resource, however many workers
+    # and ticks there are: the queueing lock refuses a second queued job, the lock keeps a
+    # queued one from starting while another runs (and it then finds itself not due).
+    lock = poll_lock(instance_id, resource)
+    await jobs.defer(
+        POLL, lock=lock, queueing_lock=lock, instance_id=instance_id, resource=resource
+    )
+
+
+async def defer_delivery(
+    jobs: JobQueue, event_id: uuid.UUID, *, at: datetime | None = None
+) -> None:
+    lock = delivery_lock(event_id)
+    await jobs.defer(DELIVER, lock=lock, queueing_lock=lock, schedule_at=at, event_id=str(event_id))
+
+
+async def hub_fetch(
+    runtime: Runtime, instance: Instance, path_and_query: str
+) -> list[dict[str, Any]]:
+    """The poller's way into the hub pipeline (D28): all pages, vendor filters taken as
+    final (Twilio's DateSent is day-granular; the seen-set removes what it repeats)."""
+    return await fetch_all(
+        runtime,
+        instance,
+        path_and_query,
+        vendor_filters_final=True,
+        max_records=runtime.settings.events_max_records_per_poll,
+    )
+
+
+# -- the work, callable without a worker -------------------------------------------------------
+
+
+async def run_tick(runtime: Runtime) -> dict[str, int]:
+    """Sync pollers, defer due polls, re-defer undelivered events, rescue stalled jobs."""
+    settings = runtime.settings
+    now = service.utcnow()
+    async with unit_of_work(runtime.sessions) as session:
+        synced = await service.sync_pollers(session, now)
+    async with unit_of_work(runtime.sessions) as session:
+        due = await service.due_polls(session, now + service.tick_slack(settings))
+    for instance_id, resource in due:
+        await defer_poll(runtime.jobs, instance_id, resource)
+    # An event whose attempt time passed a while ago has lost its job (a crash between commit
+    # and defer); deferring again is harmless when the job does exist (queueing lock).
+    async with unit_of_work(runtime.sessions) as session:
+        overdue = await service.overdue(
+            session, now - timedelta(seconds=settings.events_sweep_grace_seconds)
+        )
+    for event_id in overdue:
+        await defer_delivery(runtime.jobs, event_id)
+    rescued = await rescue_stalled(runtime.jobs.app, settings.worker_stalled_seconds)
+    return {"synced": synced, "polls": len(due), "redeferred": len(overdue), "rescued": rescued}
+
+
+async def rescue_stalled(app: procrastinate.App, seconds: float) -> int:
+    """Run again the jobs of workers that stopped sending heartbeats (killed, frozen)."""
+    stalled = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
+    for job in stalled:
+        log.warning("rescuing stalled job %s (%s)", job.id, job.task_name)
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            # A job for the same poll or delivery is queued already (its queueing lock);
+            # that one does the work, so this one ends. Polls and deliveries go by ids and
+            # state in the database: neither runs twice for being queued twice.
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=True)
+    return len(stalled)
+
+
+async def run_poll(
+    runtime: Runtime,
+    instance_id: int,
+    resource: str,
+    fetch: service.Fetch = hub_fetch,
+) -> list[uuid.UUID]:
+    """One poll: read the plan, fetch through the hub, commit events + cursor + seen-set."""
+    settings = runtime.settings
+    started = service.utcnow()
+    async with unit_of_work(runtime.sessions) as session:
+        plan = await service.prepare_poll(
+            session, instance_id, resource, started, service.tick_slack(settings)
+        )
+    if plan is None:
+        return []
+    try:
+        records = await fetch(runtime, plan.instance, plan.url)
+    except HubgateError as error:
+        async with unit_of_work(runtime.sessions) as session:
+            await service.poll_failed(session, instance_id, resource, error.message, started)
+        log.info("poll of instance %s %s failed: %s", instance_id, resource, error.message)
+        return []
+    if settings.events_poll_commit_pause:
+        await asyncio.sleep(settings.events_poll_commit_pause)
+    async with unit_of_work(runtime.sessions) as session:
+        created = await service.apply_poll(session, runtime, plan, records, started)
+    for event_id in created:
+        await defer_delivery(runtime.jobs, event_id)
+    return created
+
+
+async def run_delivery(runtime: Runtime, event_id: uuid.UUID) -> str:
+    async with unit_of_work(runtime.sessions) as session:
+        delivery = await service.prepare_delivery(session, runtime, event_id, service.utcnow())
+    if delivery is None:
+        return "nothing to send"
+    result = await service.send(runtime, delivery)
+    async with unit_of_work(runtime.sessions) as session:
+        retry_at = await service.record_attempt(session, runtime.settings, delivery, result)
+    if retry_at is not None:
+        await defer_delivery(runtime.jobs, event_id, at=retry_at)
+    return result.describe()
+
+
+# -- procrastinate glue ------------------------------------------------------------------------
+
+
+def _runtime(context: JobContext) -> Runtime:
+    runtime: Runtime = context.additional_context["runtime"]
+    return runtime
+
+
+async def tick(context: JobContext, timestamp: int) -> dict[str, int]:
+    return await run_tick(_runtime(context))
+
+
+async def poll(context: JobContext, instance_id: int, resource: str) -> int:
+    return len(await run_poll(_runtime(context), instance_id, resource))
+
+
+async def deliver(context: JobContext, event_id: str) -> str:
+    return await run_delivery(_runtime(context), uuid.UUID(event_id))
+
+
+def register(app: procrastinate.App, *, cron: str) -> None:
+    app.task(name=POLL, pass_context=True)(poll)
+    app.task(name=DELIVER, pass_context=True)(deliver)
+    # Deferred once per cron time across all workers (procrastinate's periodic defers are
+    # unique per timestamp); the queueing lock stops ticks piling up behind a slow one.
+    tick_task = app.task(name=TICK, pass_context=True, queueing_lock=TICK)(tick)
+    app.periodic_registry.register_task(
+        task=tick_task, cron=cron, periodic_id="events", configure_kwargs={}
+    )

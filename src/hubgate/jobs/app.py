@@ -1,0 +1,86 @@
+"""The job engine: procrastinate on Hubgate's own PostgreSQL, and where tasks are registered.
+
+Tasks are registered per procrastinate ``App`` (by explicit, stable names stored in job rows)
+rather than through module-level blueprints, because a blueprint can be bound to one App only
+and a test process holds several runtimes. Jobs carry ids, never secrets: a task loads what it
+needs from the database when it runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+
+from hubgate.db.engine import libpq_url
+from hubgate.settings import Settings
+
+
+def tick_cron(seconds: int) -> str:
+    """A cron line firing every ``seconds``: six fields (seconds last) below a minute."""
+    if seconds < 60 and 60 % seconds == 0:
+        return f"* * * * * */{seconds}"
+    if seconds % 60 == 0 and 60 % (seconds // 60) == 0:
+        return f"*/{seconds // 60} * * * *"
+    raise ValueError(
+        "HUBGATE_EVENTS_TICK_SECONDS must divide a minute (1-30) or be whole minutes that "
+        f"divide an hour; got {seconds}"
+    )
+
+
+def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> procrastinate.App:
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_url(database_url), min_size=1, max_size=pool_size, name="hubgate-jobs"
+    )
+    app = procrastinate.App(connector=connector)
+    # Imported here: the tasks import the runtime, which imports this module.
+    from hubgate.events.tasks import register
+
+    register(app, cron=tick_cron(settings.events_tick_seconds))
+    return app
+
+
+class JobQueue:
+    """Deferring jobs by task name, from the API as well as from inside jobs."""
+
+    def __init__(self, app: procrastinate.App) -> None:
+        self.app = app
+
+    async def open(self) -> None:
+        await self.app.open_async()
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def defer(
+        self,
+        task: str,
+        *,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        schedule_at: datetime | None = None,
+        **kwargs: Any,
+    ) -> int | None:
+        """The new job's id, or None when a job with this ``queueing_lock`` is already queued."""
+        deferrer = self.app.configure_task(
+            task,
+            allow_unknown=False,
+            lock=lock,
+            queueing_lock=queueing_lock,
+            schedule_at=schedule_at,
+        )
+        try:
+            job_id: int = await deferrer.defer_async(**kwargs)
+        except AlreadyEnqueued:
+            return None
+        return job_id
+
+    async def cancel_queued(self, queueing_lock: str) -> None:
+        """Cancel the not-yet-started job holding ``queueing_lock``, if there is one."""
+        for job in await self.app.job_manager.list_jobs_async(
+            queueing_lock=queueing_lock, status="todo"
+        ):
+            if job.id is not None:
+                await self.app.job_manager.cancel_job_by_id_async(job.id, delete_job=True)
