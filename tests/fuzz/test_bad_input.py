@@ -70,6 +70,7 @@ def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
         "config_id": "50301",
         "key_or_id": "twiliov2",
         "key": "messaging",
+        "event_id": "00000000-0000-4000-8000-000000000000",
         "hub": "messaging",
         # A resource that takes the method, so that the body is read at all.
         "rest": "messages/SM00000000000000000000000000000000" if method == "PATCH" else "messages",

@@ -6,6 +6,7 @@ See ``runner.py`` for what every answer is checked for.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any
 
 import pytest
@@ -44,6 +45,9 @@ def steer(case: Case, world: World, data: st.DataObject) -> None:
     steer_path(case, "config_id", list(range(1, 21)), data)
     steer_path(case, "key_or_id", ["twiliov2", "503"], data)
     steer_path(case, "hub", ["messaging"], data)
+    steer_path(case, "element_key", ["twiliov2"], data)
+    encoded = [base64.b64encode(str(i).encode()).decode() for i in sorted(a.ids | b.ids)]
+    steer_path(case, "encoded_id", encoded, data)
     steer_path(case, "rest", ["messages", "ping", "accounts", *world.message_paths()], data)
     if (
         case.method == "POST"
