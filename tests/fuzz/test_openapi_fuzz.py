@@ -40,7 +40,8 @@ CASES = cases(DOCUMENT, LABELS)
 def steer(case: Case, world: World, data: st.DataObject) -> None:
     """Point a generated case at real objects (A's and B's), as A, often enough to matter."""
     a, b = world.a, world.b
-    steer_authorization(case, a.authorizations() + BAD_AUTHORIZATIONS, data)
+    # Mostly real credentials, so that most requests get past authentication.
+    steer_authorization(case, a.authorizations() * 3 + BAD_AUTHORIZATIONS, data)
     steer_path(case, "instance_id", sorted(a.ids | b.ids), data)
     steer_path(case, "config_id", list(range(1, 21)), data)
     steer_path(case, "key_or_id", ["twiliov2", "503"], data)
