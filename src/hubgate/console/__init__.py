@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hubgate.console import trace_logs
+from hubgate.console import events_section, trace_logs
 from hubgate.console.endpoints import router
 from hubgate.console.pages import install_error_pages
 from hubgate.console.static_files import console_static
@@ -13,6 +13,7 @@ from hubgate.console.static_files import router as static_router
 
 def install(app: FastAPI, *, api_prefix: str) -> None:
     """Add the console's routes and files; call after the API and its error handlers."""
+    events_section.register()
     trace_logs.register()
     app.include_router(static_router)
     app.mount("/static/console", console_static(), name="console-static")
