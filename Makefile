@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1s
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test lint typecheck unit soak sim lock tools clean bench-proxy
+.PHONY: serve test lint typecheck unit soak sim lock tools clean bench-proxy reliability
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,20 @@ unit: $(STAMP) tools
 	$(BIN)/pytest
 
 test: lint typecheck unit
+
+# Everything but the soak tests, the slow reliability ones too (pyproject's addopts leave them
+# out of `make test`), with more fuzzing, then 200 clients of load for 60 s; then
+# docs/reliability.md is rewritten from what was measured (and the command fails if anything
+# did). Each step's exit status is kept so that the page is written whatever happened.
+RELIABILITY := build/reliability
+reliability: $(STAMP) tools
+	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
+	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-100} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
+		$(BIN)/pytest -p no:cacheprovider -m "not soak" --junitxml=$(RELIABILITY)/junit.xml; \
+		echo $$? > $(RELIABILITY)/pytest.status
+	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \
+		echo $$? > $(RELIABILITY)/load.status
+	$(BIN)/python bench/reliability_report.py $(RELIABILITY) docs/reliability.md
 
 # Not a test: a few minutes of load on loopback; installs nginx and wrk from Debian if missing.
 bench-proxy: $(STAMP)

@@ -26,6 +26,9 @@ from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
 
+# Every log line and secret of the run, for the secrets check that runs last (tests/secrets).
+pytest_plugins = ["tests.logwatch"]
+
 # HUBGATE_SHARED_DIR points a work tree that does not sit beside shared/ at it.
 SHARED = Path(
     os.environ.get("HUBGATE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
@@ -68,6 +71,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory, pg_url: str, keyring_json
         egress_allow="127.0.0.0/8",
         port=free_port(),
         egress_read_timeout=5.0,
+        # Every test shares 127.0.0.1 and some instances: the limits have tests of their own.
+        auth_failure_burst=1_000_000,
+        hub_rate_burst=1_000_000,
+        hub_rate_per_second=1_000_000.0,
     )
 
 
@@ -83,8 +90,17 @@ class RunningHubgate:
 
 
 async def serve_in_loop(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    # The server keeps idle connections longer than aiohttp's client does (15 s), so the
+    # client always closes first: a connection the server closed just as the client reused
+    # it was a "connection reset" now and then, after a test paused for a few seconds.
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -200,6 +216,9 @@ class TenantCredentials:
 
 async def new_tenant(settings: Settings, pg_url: str, name: str) -> TenantCredentials:
     created = await create_tenant(settings, pg_url, name=name, email=f"{name}@example.test")
+    from tests.logwatch import remember_secret  # a plugin: imported once pytest loaded it
+
+    remember_secret(created.user_secret, created.organization_secret)
     return TenantCredentials(
         organization_id=created.organization_id,
         user_id=created.user_id,

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from hubgate import console, errors_http
+from hubgate import console, errors_http, openapi_doc
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.events.endpoints import router as events_router
 from hubgate.hub.endpoints import router as hub_router
@@ -55,6 +55,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(hub_router)
     app.include_router(api)
     errors_http.install(app)
+    openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)

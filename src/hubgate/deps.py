@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, TypeVar
 
@@ -13,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant
 from hubgate.errors_http import describe_validation
 from hubgate.kit.errors import HubgateError
+from hubgate.kit.jsonbody import parse_json_body
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials, parse_authorization
 from hubgate.tenants.service import authenticate_user
@@ -32,13 +32,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+# Closed when the endpoint returns, before the answer is sent: the audit log (hub.logs) takes
+# a connection of its own as the answer starts, and a request still holding its first one
+# then needed two at once. Under load every connection of the pool was held by a request
+# waiting for a second: creates took the pool timeout (30 s) and then failed (issue 6).
+_session = Depends(get_session, scope="function")
+
+
 def get_credentials(request: Request) -> Credentials:
-    return parse_authorization(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    if header is not None:
+        get_runtime(request).limits.check_client(request)
+    return parse_authorization(header)
 
 
 async def get_tenant(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Annotated[AsyncSession, _session],
     credentials: Annotated[Credentials, Depends(get_credentials)],
 ) -> Tenant:
     tenant = await authenticate_user(session, get_runtime(request).keyring, credentials)
@@ -47,7 +57,7 @@ async def get_tenant(
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, _session]
 CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 
@@ -63,10 +73,7 @@ async def read_json(request: Request, model: type[M]) -> M:
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HubgateError(415, f"Unsupported content type {media_type!r}; send application/json")
     raw = await request.body()
-    try:
-        data = json.loads(raw) if raw else {}
-    except (ValueError, RecursionError):
-        raise HubgateError(400, "Malformed JSON body") from None
+    data = parse_json_body(raw) if raw else {}
     try:
         return model.model_validate(data)
     except ValidationError as exc:

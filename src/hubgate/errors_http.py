@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hubgate.kit.errors import HubgateError
+
+# Seconds a client is asked to wait when the database is unavailable (503).
+DATABASE_RETRY_AFTER = 5
 
 log = logging.getLogger("hubgate.errors")
 
@@ -46,6 +52,11 @@ def describe_validation(errors: Sequence[Any]) -> str:
 
 async def _hubgate_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HubgateError)
+    if exc.status == 401 and "authorization" in request.headers:
+        # Every refused credential passes here, whichever layer refused it.
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            runtime.limits.note_auth_failure(request)
     return error_response(request, exc.status, exc.message, extra=exc.extra, headers=exc.headers)
 
 
@@ -65,20 +76,79 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The trace goes to the log under the request id; the caller sees only the id.
-    log.error(
-        "unhandled error in %s %s (request %s)",
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached, rather than a bug of ours.
+
+    Connection failures, connections cut mid-query (a restart, ``pg_ctl stop -m fast``) and a
+    pool with no connection to give within its timeout. Not data errors: those are bugs.
+    """
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, sa_exc.TimeoutError | psycopg.OperationalError | psycopg.InterfaceError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
+    # The class name only: the driver's message can hold the SQL and its parameters.
+    cause = type(getattr(exc, "orig", None) or exc).__name__
+    log.warning(
+        "database unavailable in %s %s (request %s): %s",
         request.method,
         request.url.path,
         request_id(request),
-        exc_info=exc,
+        cause,
+    )
+    return error_response(
+        request,
+        503,
+        "The database is unavailable; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+def where(exc: BaseException) -> str:
+    """The innermost line of Hubgate's own code the error passed through (``module:line``)."""
+    found = "outside hubgate"
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith("hubgate."):
+            found = f"{module}:{line}"
+    return found
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The log gets the class and the line under the request id, not the message or the
+    # trace (D9, D172): a driver's message carries SQL and its parameters, and an
+    # exception's text can quote whatever value it choked on.
+    log.error(
+        "unhandled %s.%s at %s in %s %s (request %s)",
+        type(exc).__module__,
+        type(exc).__qualname__,
+        where(exc),
+        request.method,
+        request.url.path,
+        request_id(request),
     )
     return error_response(request, 500, "Internal error; quote the request id to the operator")
+
+
+async def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer the app's handlers give ``exc``, for code that answers outside FastAPI's
+    routing (hub.fastpath): the same D9 body, 401 counting, 503 and log line."""
+    if isinstance(exc, HubgateError):
+        return await _hubgate_error(request, exc)
+    if isinstance(exc, sa_exc.DBAPIError | sa_exc.TimeoutError | psycopg.Error):
+        return await _database_error(request, exc)
+    return await _unexpected(request, exc)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(HubgateError, _hubgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for database_error in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.Error):
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,6 +11,7 @@ from hubgate.elements.registry import ElementRegistry, discover
 from hubgate.jobs.app import JobQueue, create_job_app
 from hubgate.kit.crypto import Keyring
 from hubgate.kit.egress import EgressClient, EgressPolicy, EgressTimeouts
+from hubgate.limits import Limits, make_limits
 from hubgate.settings import Settings
 
 
@@ -22,6 +23,7 @@ class Runtime:
     keyring: Keyring
     registry: ElementRegistry
     egress: EgressClient
+    limits: Limits
     jobs: JobQueue
 
     async def close(self) -> None:
@@ -55,5 +57,6 @@ async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: 
         keyring=load_keyring(settings),
         registry=discover(),
         egress=egress,
+        limits=make_limits(settings),
         jobs=jobs,
     )

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     # committing. Always 0 in production.
     events_poll_commit_pause: float = Field(default=0.0, ge=0)
 
+    # Abuse limits (issue 6, docs/reliability.md). Failed authentications per client address:
+    # this many, refilled over this many seconds, then 429 until one refills. Hub calls per
+    # instance: this many a second, with bursts up to hub_rate_burst.
+    auth_failure_burst: int = Field(default=20, ge=1)
+    auth_failure_window: float = Field(default=60.0, gt=0)
+    hub_rate_per_second: float = Field(default=50.0, gt=0)
+    hub_rate_burst: int = Field(default=100, ge=1)
+    # The largest page a hub list answers, whatever an instance's pagination.max says (D22).
+    page_size_max: int = Field(default=1000, ge=1)
+    # The shortest event.poller.refresh_interval, in minutes, an instance may ask for (D28).
+    poll_interval_floor: int = Field(default=1, ge=1)
+
     @property
     def keyring_path(self) -> Path:
         return self.keyring_file or self.data_dir / "keyring.json"

@@ -218,9 +218,17 @@ async def test_the_sweep_delivers_an_event_whose_job_was_lost(
 async def test_a_callback_url_egress_refuses_fails_without_a_connection(
     provision: Provisioner, runtime: Runtime, worker: Runtime, events_api: Api
 ) -> None:
-    instance = await provision(
-        **{"event.notification.callback.url": "http://169.254.169.254/latest"}
-    )
+    instance = await provision()
+    # Configuring a literal private callback URL is refused (D179), so the row is written as
+    # one stored before that rule, or under a wider HUBGATE_EGRESS_ALLOW, would hold it: the
+    # delivery must still refuse to connect.
+    async with unit_of_work(runtime.sessions) as session:
+        row = await session.get(Instance, instance["id"])
+        assert row is not None
+        row.configuration = {
+            **row.configuration,
+            "event.notification.callback.url": "http://169.254.169.254/latest",
+        }
     (event_id,) = await make_events(runtime, instance["id"], 1)
 
     await reaches(events_api, instance["id"], event_id, "FAILED")

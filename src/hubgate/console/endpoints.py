@@ -146,6 +146,8 @@ async def signin(request: Request, session: SessionDep, runtime: RuntimeDep) -> 
     ):
         raise csrf_refused()
     next_path = safe_next(str(form.get("next") or "/"))
+    # The API's limit on failed authentications per address covers the console's too (D172).
+    runtime.limits.check_client(request)
     try:
         session_id = await sign_in(
             session,
@@ -156,6 +158,7 @@ async def signin(request: Request, session: SessionDep, runtime: RuntimeDep) -> 
     except HubgateError as exc:
         if exc.status != 401:
             raise
+        runtime.limits.note_auth_failure(request)
         return _signin_page(
             request,
             runtime,

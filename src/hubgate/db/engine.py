@@ -26,6 +26,9 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+CONNECT_TIMEOUT = 5
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         sqlalchemy_url(url),
@@ -33,6 +36,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         max_overflow=pool_size * 2,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # A server that does not answer must not hold a request for ever: the request gets
+        # a 503 (errors_http) after this many seconds instead.
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
 
 

@@ -62,8 +62,10 @@ class ElementRegistry:
     def find(self, key_or_id: str | int) -> Element | None:
         if isinstance(key_or_id, int):
             return self._by_id.get(key_or_id)
-        if key_or_id.isdigit():
-            return self._by_id.get(int(key_or_id))
+        # ASCII only: str.isdigit() accepts "³", which int() refuses; and a number longer
+        # than any id cannot name one (int() refuses more than 4,300 digits anyway).
+        if key_or_id.isascii() and key_or_id.isdigit():
+            return self._by_id.get(int(key_or_id)) if len(key_or_id) <= 18 else None
         return self._by_key.get(key_or_id)
 
     def get(self, key_or_id: str | int) -> Element:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from hubgate.elements.manifest import ConfigEntry, Hub, Manifest
 
 
@@ -82,3 +84,77 @@ def hub_json(hub: Hub, *, full: bool = False) -> dict[str, Any]:
     if full:
         body["active"] = True
     return body
+
+
+# Response shapes, for the OpenAPI document (routes return the plain JSON built above).
+
+
+class ConfigEntryRead(BaseModel):
+    id: int
+    key: str
+    name: str
+    description: str
+    default_value: str | None = Field(alias="defaultValue")
+    required: bool
+    type: str
+    hide_from_console: bool = Field(alias="hideFromConsole")
+    secret: bool
+    display_order: int = Field(alias="displayOrder")
+    active: bool
+    internal: bool
+
+
+class AuthenticationRead(BaseModel):
+    type: str
+
+
+class ElementSummaryRead(BaseModel):
+    """The element block embedded in every instance."""
+
+    id: int
+    name: str
+    key: str
+    description: str
+    image: str
+    active: bool
+    deleted: bool
+    type_oauth: bool = Field(alias="typeOauth")
+    trial_account: bool = Field(alias="trialAccount")
+    hub: str
+    resources: list[Any]
+
+
+class ElementRead(ElementSummaryRead):
+    authentication: AuthenticationRead
+    protocol_type: str = Field(alias="protocolType")
+    private: bool
+    beta: bool
+    cloneable: bool
+    extendable: bool
+    transformations_enabled: bool = Field(alias="transformationsEnabled")
+    bulk_download_enabled: bool = Field(alias="bulkDownloadEnabled")
+    bulk_upload_enabled: bool = Field(alias="bulkUploadEnabled")
+    configuration: list[ConfigEntryRead]
+
+
+class EventsSupportRead(BaseModel):
+    supported: bool
+    methods: list[str]
+
+
+class ElementMetadataRead(BaseModel):
+    id: int
+    key: str
+    name: str
+    description: str
+    hub: str
+    authentication: AuthenticationRead
+    events: EventsSupportRead
+
+
+class HubRead(BaseModel):
+    id: int
+    name: str
+    key: str
+    description: str
+    active: bool | None = None

@@ -247,7 +247,18 @@ def _called_url(request: Request, runtime: Runtime) -> str:
     return runtime.settings.base_url + path + (f"?{query}" if query else "")
 
 
-@router.post("/events/{element_key}/{encoded_id}", include_in_schema=True)
+@router.post(
+    "/events/{element_key}/{encoded_id}",
+    include_in_schema=True,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The vendor's acknowledgement (Twilio: empty TwiML)",
+            "content": {"application/xml": {}},
+        },
+        403: {"description": "The vendor's signature does not match (D31)"},
+    },
+)
 async def vendor_webhook(
     element_key: str, encoded_id: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Response:

@@ -11,6 +11,12 @@ Json = dict[str, Any]
 API_PREFIX = "/elements/api-v2"
 _ARRAY_FIELDS = frozenset({"MediaUrl", "StatusCallbackEvent", "PersistentAction"})
 
+# An empty page or pageSize means the default (paging.page_request), as a template that
+# leaves them blank expects.
+_WHOLE_OR_EMPTY: Json = {
+    "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}]
+}
+_EMPTY_IS_DEFAULT = "Empty means the default"
 _LIST_PARAMETERS: list[Json] = [
     {
         "name": "where",
@@ -30,8 +36,13 @@ _LIST_PARAMETERS: list[Json] = [
         "description": "Comma-separated fields to return",
         "schema": {"type": "string"},
     },
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-    {"name": "pageSize", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "page", "in": "query", "schema": _WHOLE_OR_EMPTY, "description": _EMPTY_IS_DEFAULT},
+    {
+        "name": "pageSize",
+        "in": "query",
+        "schema": _WHOLE_OR_EMPTY,
+        "description": _EMPTY_IS_DEFAULT,
+    },
     {
         "name": "nextPage",
         "in": "query",
@@ -64,7 +75,8 @@ def _operation(element: Element, resource: Resource, method: str, operation: Ope
         if parameter.default is not None:
             schema["default"] = parameter.default
         if parameter.enum is not None:
-            schema["enum"] = list(parameter.enum)
+            # Empty is the same as absent: the default applies (service._vendor_target).
+            schema["enum"] = [*parameter.enum, ""]
         parameters.append(
             {
                 "name": parameter.name,
@@ -101,10 +113,12 @@ def _operation(element: Element, resource: Resource, method: str, operation: Ope
                 "headers": response_headers,
                 "content": {"application/json": {"schema": success}},
             },
-            "400": error,
-            "401": error,
-            "404": error,
+            # The vendor's own 4xx pass through (D10), besides Hubgate's 400/401/403/404/
+            # 413/415/429.
+            "4XX": error,
             "502": error,
+            "503": error,
+            "504": error,
         },
     }
     if operation.body == "form":

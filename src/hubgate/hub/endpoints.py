@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from hubgate.deps import RuntimeDep, SessionDep, TenantDep
+from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
 from hubgate.errors_http import request_id
 from hubgate.hub import docs, service
 from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
@@ -19,8 +19,8 @@ from hubgate.hub.repository import LogRepository
 from hubgate.hub.state import hub_state
 from hubgate.instances.service import get_owned
 from hubgate.kit.errors import HubgateError
+from hubgate.openapi_doc import ANY_JSON_BODY, ERROR_TEXT
 from hubgate.runtime import Runtime
-from hubgate.tenants.auth import parse_authorization
 
 router = APIRouter()
 
@@ -68,7 +68,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     started = time.perf_counter()
     runtime: Runtime = request.app.state.runtime
     state = hub_state(request)
-    credentials = parse_authorization(request.headers.get("authorization"))
+    credentials = get_credentials(request)
     instance = await service.resolve(runtime, runtime.sessions, state.tokens, credentials)
     method = request.method
     headers = request.headers
@@ -81,6 +81,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
         headers.get("idempotency-key"),
     )
     try:
+        runtime.limits.check_hub_call(instance.id)
         result = await service.handle(runtime, instance, call, state.responses)
     except HubgateError as exc:
         exc.headers[service.INSTANCE_HEADER] = str(instance.id)
@@ -93,6 +94,14 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     return _json_response(result.body, result.headers, result.status)
 
 
+_HUB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The vendor's object or list, normalized (D21-D24)",
+        "content": {"application/json": {"schema": {}}},
+    },
+    "4XX": {"description": "Hubgate's own refusals, and the vendor's 4xx passed on (D10)"},
+    **{status: {"description": ERROR_TEXT[status]} for status in (502, 503, 504)},
+}
 # One route per method, each with its own operation id, so the platform's OpenAPI stays valid.
 for _method in HUB_METHODS:
     router.add_api_route(
@@ -102,6 +111,9 @@ for _method in HUB_METHODS:
         tags=["hubs"],
         operation_id=f"hub{_method.title()}",
         response_class=Response,
+        response_model=None,
+        responses=_HUB_RESPONSES,
+        openapi_extra=ANY_JSON_BODY if _method not in _BODYLESS else None,
     )
 
 

@@ -9,16 +9,11 @@ endpoint function is also registered as FastAPI routes, which is what the OpenAP
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import Request
+from fastapi import Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hubgate.errors_http import error_response, request_id
+from hubgate.errors_http import response_for
 from hubgate.hub.endpoints import HUB_METHODS, hub_call
-from hubgate.kit.errors import HubgateError
-
-log = logging.getLogger("hubgate.errors")
 
 
 class HubFastPath:
@@ -38,15 +33,9 @@ class HubFastPath:
             return
         request = Request(scope, receive)
         try:
-            response = await hub_call(request, hub, rest)
-        except HubgateError as exc:
-            response = error_response(
-                request, exc.status, exc.message, extra=exc.extra, headers=exc.headers
-            )
+            response: Response = await hub_call(request, hub, rest)
         except Exception as exc:
-            # As the app's own handler does: the trace to the log, only the id to the caller.
-            log.error("unhandled error in hub call (request %s)", request_id(request), exc_info=exc)
-            response = error_response(
-                request, 500, "Internal error; quote the request id to the operator"
-            )
+            # Exactly what the app's handlers answer: the D9 body, failed credentials counted
+            # (D172), the database's absence a 503 (D174), a bug's class and line logged (D173).
+            response = await response_for(request, exc)
         await response(scope, receive, send)

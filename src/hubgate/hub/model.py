@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from hubgate.elements.manifest import Operation, Resource
 from hubgate.elements.registry import Element
 from hubgate.instances.configuration import Configuration
+from hubgate.kit.errors import bad_request
 
 Query = tuple[tuple[str, str], ...]
 
@@ -47,7 +48,9 @@ class ResolvedInstance:
 
     def int_config(self, key: str, default: int) -> int:
         value = self.config.get(key)
-        return int(value) if value is not None and value.isdigit() else default
+        if value is None or not (value.isascii() and value.isdigit() and len(value) <= 9):
+            return default
+        return int(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,11 @@ class HubCall:
     idempotency_key: str | None = None
 
     def param(self, name: str) -> str | None:
-        for key, value in self.query:
-            if key == name:
-                return value
-        return None
+        found = [value for key, value in self.query if key == name]
+        if len(found) > 1:
+            # Which one would count is a guess (the first? both, as an AND?): refuse it.
+            raise bad_request(f"Query parameter {name} is given {len(found)} times; give it once")
+        return found[0] if found else None
 
 
 @dataclass(frozen=True, slots=True)

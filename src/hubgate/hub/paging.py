@@ -69,7 +69,8 @@ def decode(keyring: Keyring, instance_id: int, token: str) -> Cursor:
 def _positive(name: str, text: str | None, default: int) -> int:
     if text is None or text == "":
         return default
-    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+    # Length and ASCII first: int() refuses "³" (a digit to str.isdigit) and 5,000 digits.
+    if not (text.isascii() and text.isdigit() and len(text) <= 9) or int(text) < 1:
         raise bad_request(f"{name} must be a whole number from 1, not {text!r}")
     return int(text)
 

@@ -41,6 +41,7 @@ from hubgate.kit.ceql import (
     sort_records,
 )
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
+from hubgate.kit.jsonbody import parse_json_body
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -234,10 +235,7 @@ def _json_body(call: HubCall) -> Json:
     media_type = (call.content_type or "application/json").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HubgateError(415, f"Unsupported content type {media_type!r}; send application/json")
-    try:
-        return json.loads(call.body)
-    except (ValueError, RecursionError):
-        raise bad_request("Malformed JSON body") from None
+    return parse_json_body(call.body)
 
 
 def _result(
@@ -370,8 +368,9 @@ def _shape(instance: ResolvedInstance, record: dict[str, Any], fields: Sequence[
     return drop_nulls(shaped) if instance.remove_nulls else shaped
 
 
-def _page_size_max(instance: ResolvedInstance) -> int:
-    return instance.int_config("pagination.max", 100)
+def _page_size_max(runtime: Runtime, instance: ResolvedInstance) -> int:
+    # The instance's own cap, within the operator's (HUBGATE_PAGE_SIZE_MAX).
+    return min(instance.int_config("pagination.max", 100), runtime.settings.page_size_max)
 
 
 async def _vendor_page(
@@ -416,7 +415,10 @@ async def _collect(
     params = [*query, *query_plan.vendor_query]
     if operation.paged:
         params.append(
-            (instance.element.manifest.pagination.size_param, str(_page_size_max(instance)))
+            (
+                instance.element.manifest.pagination.size_param,
+                str(_page_size_max(runtime, instance)),
+            )
         )
     kept: list[dict[str, Any]] = []
     next_url: str | None = url
@@ -452,7 +454,7 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
         page_size=call.param("pageSize"),
         next_page=call.param("nextPage"),
         default_size=manifest.pagination.default_size,
-        max_size=_page_size_max(instance),
+        max_size=_page_size_max(runtime, instance),
     )
     next_cursor: paging.Cursor | None = None
     if query_plan.order or not operation.paged:

@@ -13,6 +13,7 @@ from hubgate.kit.errors import HubgateError, bad_request
 
 MASK = "********"
 MAX_VALUE_LENGTH = 10_000
+MAX_POLL_MINUTES = 10_080  # a week
 # Keys that are secret for every element, whatever its manifest says (D14).
 ALWAYS_SECRET = frozenset({"password", "event.notification.signature.key"})
 _BOOLEAN_KEYS = frozenset({"event.notification.enabled", "filter.response.nulls"})
@@ -69,7 +70,8 @@ def merged(
     return result
 
 
-def validate(manifest: Manifest, config: Configuration) -> None:
+def validate(manifest: Manifest, config: Configuration, *, poll_floor: int = 1) -> None:
+    """Refuse what cannot work; ``poll_floor`` is HUBGATE_POLL_INTERVAL_FLOOR (minutes)."""
     missing = sorted(k for k in manifest.required_keys if not config.get(k))
     if missing:
         raise HubgateError(
@@ -84,12 +86,15 @@ def validate(manifest: Manifest, config: Configuration) -> None:
     _check_url(config, manifest.base_url_key, required=True)
     _check_url(config, "event.notification.callback.url", required=False)
     interval = config.get("event.poller.refresh_interval")
-    if interval is not None and (not interval.isdigit() or not 1 <= int(interval) <= 10080):
+    minutes = None if interval is None else _whole(interval)
+    if interval is not None and (minutes is None or not poll_floor <= minutes <= MAX_POLL_MINUTES):
         raise bad_request(
-            "Configuration event.poller.refresh_interval must be whole minutes from 1 to 10080"
+            "Configuration event.poller.refresh_interval must be whole minutes from "
+            f"{poll_floor} to {MAX_POLL_MINUTES}"
         )
     page_max = config.get("pagination.max")
-    if page_max is not None and (not page_max.isdigit() or not 1 <= int(page_max) <= 1000):
+    size = None if page_max is None else _whole(page_max)
+    if page_max is not None and (size is None or not 1 <= size <= 1000):
         raise bad_request("Configuration pagination.max must be a whole number from 1 to 1000")
     vendor_type = config.get("event.vendor.type")
     if vendor_type is not None and vendor_type not in manifest.event_methods:
@@ -103,6 +108,13 @@ def validate(manifest: Manifest, config: Configuration) -> None:
             parsed = None
         if not isinstance(parsed, dict):
             raise bad_request("Configuration event.poller.configuration must be a JSON object")
+
+
+def _whole(text: str) -> int | None:
+    # ASCII digits only ("³".isdigit() is true, int("³") raises) and short enough for int().
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
 
 
 def _check_url(config: Configuration, key: str, *, required: bool) -> None:

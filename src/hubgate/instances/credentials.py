@@ -76,7 +76,9 @@ async def check_credentials(
             provider_code=code,
             provider_status=429,
         )
-        error.headers["Retry-After"] = retry_after if retry_after.isdigit() else "1"
+        error.headers["Retry-After"] = (
+            retry_after if retry_after.isascii() and retry_after.isdigit() else "1"
+        )
         raise error
     if 400 <= response.status < 500:
         raise vendor_error(

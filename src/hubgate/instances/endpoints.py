@@ -9,12 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep, read_json
+from hubgate.instances import configuration as cfg
 from hubgate.instances import service
 from hubgate.instances.models import Instance
 from hubgate.instances.presenter import configuration_entries, configuration_entry, instance_json
 from hubgate.instances.repository import InstanceRepository
-from hubgate.instances.schemas import ConfigurationPatch, InstanceCreate, InstancePatch
+from hubgate.instances.schemas import (
+    ConfigurationEntryRead,
+    ConfigurationPatch,
+    Deleted,
+    InstanceCreate,
+    InstancePatch,
+    InstanceRead,
+)
 from hubgate.kit.errors import HubgateError
+from hubgate.openapi_doc import json_body, ok
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -22,7 +31,13 @@ from hubgate.tenants.service import authenticate_user
 router = APIRouter(tags=["instances"])
 
 Json = dict[str, Any]
-TagsQuery = Annotated[list[str] | None, Query(alias="tags[]", max_length=50)]
+TagsQuery = Annotated[list[str], Query(alias="tags[]", max_length=50, default_factory=list)]
+
+
+def _tag_filter(tags: list[str]) -> list[str]:
+    # Cleaned as stored tags are (D17), which also keeps NUL and control characters, which
+    # PostgreSQL cannot hold in JSON, away from the query.
+    return cfg.clean_tags(tags)
 
 
 async def _present(session: AsyncSession, runtime: Runtime, instance: Instance) -> Json:
@@ -59,45 +74,63 @@ async def _create(
     return await _present(session, runtime, instance)
 
 
-@router.post("/instances")
+@router.post(
+    "/instances",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstanceCreate),
+)
 async def create_instance(
     request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
     return await _create(request, session, runtime, tenant, None)
 
 
-@router.post("/elements/{key_or_id}/instances")
+@router.post(
+    "/elements/{key_or_id}/instances",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstanceCreate),
+)
 async def create_element_instance(
     key_or_id: str, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
     return await _create(request, session, runtime, tenant, key_or_id)
 
 
-@router.get("/instances")
+@router.get(
+    "/instances",
+    response_model=None,
+    responses=ok(list[InstanceRead] | InstanceRead, "A list; with an Element token, one"),
+)
 async def list_instances(
     session: SessionDep,
     runtime: RuntimeDep,
     credentials: CredentialsDep,
-    tags: TagsQuery = None,
+    tags: TagsQuery,
 ) -> Any:
     """The caller's instances, or with an ``Element`` token, that one instance."""
     if credentials.element is not None:
         return await _present(session, runtime, await _by_token(session, runtime, credentials))
     tenant = await authenticate_user(session, runtime.keyring, credentials)
-    found = await InstanceRepository(session).list(tenant, tags=tags or ())
+    found = await InstanceRepository(session).list(tenant, tags=_tag_filter(tags))
     return [await _present(session, runtime, i) for i in found]
 
 
-@router.get("/elements/{key_or_id}/instances")
+@router.get(
+    "/elements/{key_or_id}/instances", response_model=None, responses=ok(list[InstanceRead])
+)
 async def list_element_instances(
     key_or_id: str,
     session: SessionDep,
     runtime: RuntimeDep,
     tenant: TenantDep,
-    tags: TagsQuery = None,
+    tags: TagsQuery,
 ) -> list[Json]:
     element = runtime.registry.get(key_or_id)
-    found = await InstanceRepository(session).list(tenant, tags=tags or (), element_key=element.key)
+    found = await InstanceRepository(session).list(
+        tenant, tags=_tag_filter(tags), element_key=element.key
+    )
     return [await _present(session, runtime, i) for i in found]
 
 
@@ -150,7 +183,12 @@ async def _patch_configuration(
 # Token-scoped variants: the instance is the one the Element token names (D15).
 
 
-@router.put("/instances")
+@router.put(
+    "/instances",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstancePatch),
+)
 async def replace_token_instance(
     request: Request, session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
@@ -158,7 +196,12 @@ async def replace_token_instance(
     return await _update(request, session, runtime, instance, replace=True)
 
 
-@router.patch("/instances")
+@router.patch(
+    "/instances",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstancePatch),
+)
 async def patch_token_instance(
     request: Request, session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
@@ -166,14 +209,16 @@ async def patch_token_instance(
     return await _update(request, session, runtime, instance, replace=False)
 
 
-@router.delete("/instances")
+@router.delete("/instances", response_model=None, responses=ok(Deleted))
 async def delete_token_instance(
     session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
     return await _delete(session, await _by_token(session, runtime, credentials))
 
 
-@router.get("/instances/configuration")
+@router.get(
+    "/instances/configuration", response_model=None, responses=ok(list[ConfigurationEntryRead])
+)
 async def token_configuration(
     session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> list[Json]:
@@ -181,7 +226,11 @@ async def token_configuration(
     return configuration_entries(instance, runtime.registry.get(instance.element_key))
 
 
-@router.get("/instances/configuration/{config_id:int}")
+@router.get(
+    "/instances/configuration/{config_id:int}",
+    response_model=None,
+    responses=ok(ConfigurationEntryRead),
+)
 async def token_configuration_entry(
     config_id: int, session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
@@ -189,7 +238,12 @@ async def token_configuration_entry(
     return await _configuration_entry(instance, runtime, config_id)
 
 
-@router.patch("/instances/configuration/{config_id:int}")
+@router.patch(
+    "/instances/configuration/{config_id:int}",
+    response_model=None,
+    responses=ok(ConfigurationEntryRead, vendor=True),
+    openapi_extra=json_body(ConfigurationPatch),
+)
 async def patch_token_configuration_entry(
     config_id: int,
     request: Request,
@@ -201,7 +255,7 @@ async def patch_token_configuration_entry(
     return await _patch_configuration(request, session, runtime, instance, config_id)
 
 
-@router.put("/instances/enabled")
+@router.put("/instances/enabled", response_model=None, responses=ok(InstanceRead))
 async def enable_token_instance(
     session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
@@ -209,7 +263,7 @@ async def enable_token_instance(
     return await _set_enabled(session, runtime, instance, True)
 
 
-@router.delete("/instances/enabled")
+@router.delete("/instances/enabled", response_model=None, responses=ok(InstanceRead))
 async def disable_token_instance(
     session: SessionDep, runtime: RuntimeDep, credentials: CredentialsDep
 ) -> Json:
@@ -220,7 +274,7 @@ async def disable_token_instance(
 # By id, within the caller's tenant; another tenant's instance is a 404 (D4).
 
 
-@router.get("/instances/{instance_id:int}")
+@router.get("/instances/{instance_id:int}", response_model=None, responses=ok(InstanceRead))
 async def get_instance(
     instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
@@ -228,7 +282,12 @@ async def get_instance(
     return await _present(session, runtime, instance)
 
 
-@router.put("/instances/{instance_id:int}")
+@router.put(
+    "/instances/{instance_id:int}",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstancePatch),
+)
 async def replace_instance(
     instance_id: int, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
@@ -236,7 +295,12 @@ async def replace_instance(
     return await _update(request, session, runtime, instance, replace=True)
 
 
-@router.patch("/instances/{instance_id:int}")
+@router.patch(
+    "/instances/{instance_id:int}",
+    response_model=None,
+    responses=ok(InstanceRead, vendor=True),
+    openapi_extra=json_body(InstancePatch),
+)
 async def patch_instance(
     instance_id: int, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
@@ -244,12 +308,16 @@ async def patch_instance(
     return await _update(request, session, runtime, instance, replace=False)
 
 
-@router.delete("/instances/{instance_id:int}")
+@router.delete("/instances/{instance_id:int}", response_model=None, responses=ok(Deleted))
 async def delete_instance(instance_id: int, session: SessionDep, tenant: TenantDep) -> Json:
     return await _delete(session, await service.get_owned(session, tenant, instance_id))
 
 
-@router.get("/instances/{instance_id:int}/configuration")
+@router.get(
+    "/instances/{instance_id:int}/configuration",
+    response_model=None,
+    responses=ok(list[ConfigurationEntryRead]),
+)
 async def instance_configuration(
     instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> list[Json]:
@@ -257,7 +325,11 @@ async def instance_configuration(
     return configuration_entries(instance, runtime.registry.get(instance.element_key))
 
 
-@router.get("/instances/{instance_id:int}/configuration/{config_id:int}")
+@router.get(
+    "/instances/{instance_id:int}/configuration/{config_id:int}",
+    response_model=None,
+    responses=ok(ConfigurationEntryRead),
+)
 async def instance_configuration_entry(
     instance_id: int, config_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
@@ -265,7 +337,12 @@ async def instance_configuration_entry(
     return await _configuration_entry(instance, runtime, config_id)
 
 
-@router.patch("/instances/{instance_id:int}/configuration/{config_id:int}")
+@router.patch(
+    "/instances/{instance_id:int}/configuration/{config_id:int}",
+    response_model=None,
+    responses=ok(ConfigurationEntryRead, vendor=True),
+    openapi_extra=json_body(ConfigurationPatch),
+)
 async def patch_instance_configuration_entry(
     instance_id: int,
     config_id: int,
@@ -278,7 +355,11 @@ async def patch_instance_configuration_entry(
     return await _patch_configuration(request, session, runtime, instance, config_id)
 
 
-@router.put("/instances/{instance_id:int}/enabled")
+@router.put(
+    "/instances/{instance_id:int}/enabled",
+    response_model=None,
+    responses=ok(InstanceRead),
+)
 async def enable_instance(
     instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:
@@ -286,7 +367,9 @@ async def enable_instance(
     return await _set_enabled(session, runtime, instance, True)
 
 
-@router.delete("/instances/{instance_id:int}/enabled")
+@router.delete(
+    "/instances/{instance_id:int}/enabled", response_model=None, responses=ok(InstanceRead)
+)
 async def disable_instance(
     instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Json:

@@ -6,12 +6,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hubgate.elements.schemas import ElementSummaryRead
+
 MAX_TAGS = 50
 MAX_CONFIGURATION_KEYS = 100
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # Strict: JSON's true is not the number 1 and 0.0 is not false. Lax coercion accepted
+    # bodies that the document calls invalid (found by fuzzing, issue 6).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, strict=True)
 
 
 class ElementRef(_Body):
@@ -45,3 +49,51 @@ class ConfigurationPatch(_Body):
     """One configuration entry as ``GET /instances/{id}/configuration/{configId}`` shows it."""
 
     property_value: Any = Field(alias="propertyValue")
+
+
+# Response shapes, for the OpenAPI document (routes return plain JSON built by the presenter).
+
+
+class OwnerRead(BaseModel):
+    id: int
+    email_address: str = Field(alias="emailAddress")
+
+
+class InstanceRead(BaseModel):
+    """An instance as Open Connectors returns it (D11); secrets masked (D14)."""
+
+    id: int
+    name: str
+    created_date: str = Field(alias="createdDate")
+    updated_date: str = Field(alias="updatedDate")
+    token: str
+    element: ElementSummaryRead
+    element_id: int = Field(alias="elementId")
+    tags: list[str]
+    provision_interactions: list[Any] = Field(alias="provisionInteractions")
+    valid: bool
+    disabled: bool
+    max_cache_size: int = Field(alias="maxCacheSize")
+    cache_time_to_live: int = Field(alias="cacheTimeToLive")
+    configuration: dict[str, str | None]
+    events_enabled: bool = Field(alias="eventsEnabled")
+    events_notification_callback_url: str | None = Field(alias="eventsNotificationCallbackUrl")
+    events_callback_url: str = Field(alias="eventsCallbackUrl")
+    trace_logging_enabled: bool = Field(alias="traceLoggingEnabled")
+    external_authentication: str = Field(alias="externalAuthentication")
+    caching_enabled: bool = Field(alias="cachingEnabled")
+    user: OwnerRead
+
+
+class ConfigurationEntryRead(BaseModel):
+    id: int
+    key: str
+    name: str
+    property_value: str | None = Field(alias="propertyValue")
+    secret: bool
+
+
+class Deleted(BaseModel):
+    """``DELETE`` answers an empty object (D103)."""
+
+    model_config = ConfigDict(extra="forbid")

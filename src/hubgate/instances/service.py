@@ -15,6 +15,7 @@ from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.schemas import InstanceCreate, InstanceFlags, InstancePatch
 from hubgate.kit.crypto import Keyring, new_secret
+from hubgate.kit.egress import EgressDenied
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
@@ -89,6 +90,27 @@ def _credentials_changed(element: Element, old: cfg.Configuration, new: cfg.Conf
     return any(old.get(k) != new.get(k) for k in keys)
 
 
+CALLBACK_URL_KEY = "event.notification.callback.url"
+
+
+def check_callback_url(runtime: Runtime, config: cfg.Configuration) -> None:
+    """Refuse a callback URL the egress policy refuses whatever it resolves to (D32).
+
+    Literal addresses and numeric spellings are judged now; a host name is judged when a
+    delivery connects, on the address it then resolves to.
+    """
+    url = config.get(CALLBACK_URL_KEY)
+    if not url:
+        return
+    try:
+        runtime.egress.policy.check_url(url)
+    except EgressDenied as exc:
+        raise bad_request(
+            f"Configuration {CALLBACK_URL_KEY} points at an address Hubgate may not reach"
+            f" ({exc}); see HUBGATE_EGRESS_ALLOW"
+        ) from None
+
+
 async def provision(
     session: AsyncSession,
     runtime: Runtime,
@@ -100,7 +122,8 @@ async def provision(
     element = resolve_element(runtime, body, path_key)
     manifest = element.manifest
     config = cfg.merged(manifest, manifest.defaults(), cfg.normalize(manifest, body.configuration))
-    cfg.validate(manifest, config)
+    cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
+    check_callback_url(runtime, config)
     name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
     tags = cfg.clean_tags(body.tags)
     await check_credentials(runtime.egress, manifest, config)
@@ -196,7 +219,8 @@ async def update(
         config = cfg.merged(manifest, base, given)
     else:
         config = cfg.merged(manifest, current, given)
-    cfg.validate(manifest, config)
+    cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
+    check_callback_url(runtime, config)
     if body.name is None and replace:
         raise bad_request("Missing name: PUT replaces the whole instance")
     name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name

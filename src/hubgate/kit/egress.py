@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeAlias
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import hdrs
@@ -424,6 +425,11 @@ class EgressClient:
             raise RuntimeError("EgressClient is not started")
         target = self._policy.check_url(url)
         client_timeout = self._default_timeout if timeout is None else self._timeout_for(timeout)
+        if data is not None and not isinstance(data, bytes | str):
+            # Encoded here: aiohttp's FormData checks field names as if they were headers and
+            # raises on control characters, which a form body may carry percent-encoded.
+            data = urlencode(list(data)).encode()
+            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
         if auth is not None:
             # aiohttp deprecates BasicAuth objects; a ready header is also cheaper.
             basic = aiohttp.encode_basic_auth(auth[0], auth[1])
