@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ from hubgate.events.tasks import defer_delivery
 from hubgate.instances.models import Instance
 from hubgate.instances.schemas import InstanceCreate
 from hubgate.instances.service import provision
+from hubgate.jobs.worker import stop_worker
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
@@ -142,13 +142,7 @@ class Bench:
         return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_worker(process)  # SIGTERM, then SIGKILL after 30 s: right for the simulator too
 
     def sql(self, query: str) -> Any:
         with psycopg.connect(self.url, autocommit=True) as conn:
