@@ -80,6 +80,21 @@ async def until(condition: Callable[[], bool], interval: float = 0.05) -> None:
         await asyncio.sleep(interval)
 
 
+def postgres_cpu_seconds(data: Path) -> float:
+    """CPU time of the embedded server's processes (postmaster and its children)."""
+    postmaster = int((data / "pg" / "postmaster.pid").read_text().split()[0])
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == postmaster or int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
@@ -137,7 +152,8 @@ class Bench:
 
     def sql(self, query: str) -> Any:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            row = conn.execute(query).fetchone()
+            cursor = conn.execute(query)
+            row = cursor.fetchone() if cursor.description else None
             return row[0] if row else None
 
     async def sim(self, http: aiohttp.ClientSession, path: str, body: Any) -> Any:
@@ -202,7 +218,9 @@ class Bench:
                 self.sql("UPDATE event_pollers SET next_poll_at = now()")
             expected += self.count
             await until(
-                lambda goal=expected: self.sql("SELECT sum(polls) FROM event_pollers") >= goal
+                lambda goal=expected: (
+                    self.sql("SELECT coalesce(sum(polls), 0) FROM event_pollers") >= goal
+                )
             )
             elapsed = time.monotonic() - started
             used = cpu_seconds(worker.pid) - cpu
@@ -254,9 +272,13 @@ class Bench:
         await until(lambda: bool(self.receiver.requests), 0.01)
         started = time.monotonic()
         cpu = cpu_seconds(worker.pid)
+        database = postgres_cpu_seconds(self.data)
+        own = time.process_time()
         await until(lambda: len(self.receiver.requests) >= count, 0.02)
         elapsed = time.monotonic() - started
         used = cpu_seconds(worker.pid) - cpu
+        database = postgres_cpu_seconds(self.data) - database
+        own = time.process_time() - own
         await until(
             lambda: self.sql("SELECT count(*) FROM events WHERE status = 'NOTIFIED'") >= count
         )
@@ -272,6 +294,8 @@ class Bench:
             "deliveries_per_second": round(count / elapsed, 1),
             "worker_cpu_seconds": round(used, 2),
             "cpu_ms_per_delivery": round(used / count * 1000, 3),
+            "postgres_cpu_ms_per_delivery": round(database / count * 1000, 3),
+            "receiver_cpu_ms_per_delivery": round(own / count * 1000, 3),
         }
 
     async def latency(self, http: aiohttp.ClientSession, watch: float) -> dict[str, Any]:
@@ -369,7 +393,9 @@ def main(instances: int, deliveries: int, watch: float, rounds: int) -> None:
     d = result["deliveries"]
     print(
         f"deliveries: {d['notifications']} in {d['seconds']} s = {d['deliveries_per_second']}/s, "
-        f"{d['cpu_ms_per_delivery']} ms CPU each, {d['distinct_webhook_ids']} distinct ids"
+        f"CPU ms each: worker {d['cpu_ms_per_delivery']}, PostgreSQL "
+        f"{d['postgres_cpu_ms_per_delivery']}, receiver {d['receiver_cpu_ms_per_delivery']}; "
+        f"{d['distinct_webhook_ids']} distinct ids"
     )
     lat = result["latency"]
     print(

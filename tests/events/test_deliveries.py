@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -249,3 +250,37 @@ async def test_notifications_turned_off_fail_pending_events_with_the_reason(
     async with runtime.sessions() as session:
         status = (await session.execute(select(Event.status, Event.failure_reason))).one()
     assert status == ("FAILED", "Event notifications are disabled for this instance")
+
+
+async def test_two_jobs_for_one_event_send_it_once(
+    provision: Provisioner, runtime: Runtime, receiver: CallbackReceiver, events_api: Api
+) -> None:
+    """A sweep or a rescue may queue a second job while an attempt is in flight: the lease
+    lets only one of them send."""
+    instance = await provision()
+    (event_id,) = await make_events(runtime, instance["id"], 1, defer=False)
+    receiver.delay = 0.5
+    outcomes = await asyncio.gather(
+        run_delivery(runtime, uuid.UUID(event_id)), run_delivery(runtime, uuid.UUID(event_id))
+    )
+    assert sorted(outcomes) == ["HTTP 200", "nothing to send"]
+    assert len(receiver.requests) == 1
+    record = await event(events_api, instance["id"], event_id)
+    assert record["status"] == "NOTIFIED"
+    assert len(record["attempts"]) == 1
+
+
+async def test_the_same_job_run_again_takes_its_lease_back(
+    provision: Provisioner, runtime: Runtime, receiver: CallbackReceiver
+) -> None:
+    """A job rescued from a dead worker keeps its id, so it need not wait out its own lease."""
+    instance = await provision()
+    (event_id,) = await make_events(runtime, instance["id"], 1, defer=False)
+    async with unit_of_work(runtime.sessions) as session:
+        taken = await service.prepare_delivery(
+            session, runtime, uuid.UUID(event_id), service.utcnow(), owner=41
+        )
+    assert taken is not None  # then the worker died: no attempt was recorded
+    assert await run_delivery(runtime, uuid.UUID(event_id), owner=7) == "nothing to send"
+    assert await run_delivery(runtime, uuid.UUID(event_id), owner=41) == "HTTP 200"
+    assert len(receiver.requests) == 1

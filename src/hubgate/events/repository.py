@@ -6,9 +6,21 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, not_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +51,53 @@ def polling_enabled() -> ColumnElement[bool]:
         func.coalesce(_setting("event.vendor.type"), "polling") == "polling",
         not_(Instance.disabled),
     )
+
+
+# The two statements of every delivery, built once with bound parameters: constructing
+# statements costs more Python time than running them on this path (measured).
+_EVENTS = cast(Table, Event.__table__)
+_INSTANCES = cast(Table, Instance.__table__)
+_INSTANCE_LABELS = [(c, c.label(f"instance_{c.name}")) for c in _INSTANCES.c]
+_CLAIM = (
+    update(_EVENTS)
+    .where(
+        _EVENTS.c.id == bindparam("event_id"),
+        _EVENTS.c.instance_id == _INSTANCES.c.id,
+        _EVENTS.c.status.in_(PENDING_STATUSES),
+        or_(
+            _EVENTS.c.next_attempt_at <= bindparam("due"),
+            _EVENTS.c.leased_by == bindparam("owner"),
+        ),
+    )
+    .values(next_attempt_at=bindparam("until"), leased_by=bindparam("owner"))
+    .returning(*_EVENTS.c, *(label for _, label in _INSTANCE_LABELS))
+)
+_RECORDED = (
+    insert(cast(Table, EventAttempt.__table__))
+    .values(
+        event_id=bindparam("event_id"),
+        attempted_at=bindparam("attempted_at"),
+        status_code=bindparam("status_code"),
+        latency_ms=bindparam("latency_ms"),
+        response=bindparam("response"),
+        error=bindparam("error"),
+    )
+    .cte("recorded")
+)
+_SETTLE = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == bindparam("event_id"), _EVENTS.c.leased_by == bindparam("owner"))
+    .values(
+        leased_by=None,
+        status=bindparam("new_status"),
+        attempt_count=bindparam("attempts"),
+        next_attempt_at=bindparam("next_attempt"),
+        notified_at=bindparam("notified"),
+        failure_reason=bindparam("reason"),
+    )
+    .returning(_EVENTS.c.id)
+    .add_cte(_RECORDED)
+)
 
 
 @dataclass(frozen=True)
@@ -200,15 +259,27 @@ class EventRepository:
         self.session.add_all(events)
         await self.session.flush()
 
-    async def event(self, event_id: uuid.UUID, *, for_update: bool = False) -> Event | None:
-        stmt = select(Event).where(Event.id == event_id)
-        if for_update:
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+    async def claim(
+        self, event_id: uuid.UUID, *, due: datetime, until: datetime, owner: int
+    ) -> tuple[Event, Instance] | None:
+        """Take the event's delivery lease when it is due (or already ours), and read its
+        instance, in one statement. The returned objects are detached copies."""
+        params = {"event_id": event_id, "due": due, "until": until, "owner": owner}
+        row = (await self.session.execute(_CLAIM, params)).first()
+        if row is None:
+            return None
+        values = row._mapping
+        event = Event(**{c.key: values[c] for c in _EVENTS.c})
+        instance = Instance(**{c.key: values[label] for c, label in _INSTANCE_LABELS})
+        return event, instance
 
-    async def add_attempt(self, attempt: EventAttempt) -> None:
-        self.session.add(attempt)
-        await self.session.flush()
+    async def settle(
+        self, attempt: dict[str, Any], event_id: uuid.UUID, owner: int, outcome: dict[str, Any]
+    ) -> bool:
+        """Record an attempt and, if ``owner`` still holds the lease, its outcome, in one
+        statement; False when the lease was lost (a redelivery took the event over)."""
+        params = {"event_id": event_id, "owner": owner, **attempt, **outcome}
+        return (await self.session.execute(_SETTLE, params)).first() is not None
 
     async def overdue(self, before: datetime, limit: int) -> Sequence[uuid.UUID]:
         stmt = (
@@ -218,6 +289,13 @@ class EventRepository:
             .limit(limit)
         )
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def fail(self, event_id: uuid.UUID, reason: str) -> None:
+        await self.session.execute(
+            update(Event)
+            .where(Event.id == event_id)
+            .values(status=FAILED, failure_reason=reason, leased_by=None)
+        )
 
     async def fail_pending(self, instance_id: int, reason: str) -> None:
         await self.session.execute(
@@ -275,16 +353,20 @@ class EventRepository:
         self, *, tenant: Tenant | None, instance_id: int | None = None
     ) -> list[StatusRow]:
         """Per instance with events enabled or events on record: pollers and delivery counts."""
-        counts = (
-            select(
-                Event.instance_id.label("instance_id"),
-                func.count().filter(Event.status.in_(PENDING_STATUSES)).label("pending"),
-                func.count().filter(Event.status == FAILED).label("failed"),
-                func.count().filter(Event.status == "NOTIFIED").label("notified"),
+        counted = select(
+            Event.instance_id.label("instance_id"),
+            func.count().filter(Event.status.in_(PENDING_STATUSES)).label("pending"),
+            func.count().filter(Event.status == FAILED).label("failed"),
+            func.count().filter(Event.status == "NOTIFIED").label("notified"),
+        ).group_by(Event.instance_id)
+        # Counted for the instances asked about only: events are the largest table.
+        if tenant is not None:
+            counted = counted.where(
+                Event.instance_id.in_(scoped(select(Instance.id), Instance, tenant))
             )
-            .group_by(Event.instance_id)
-            .subquery()
-        )
+        if instance_id is not None:
+            counted = counted.where(Event.instance_id == instance_id)
+        counts = counted.subquery()
         pollers = (
             select(
                 EventPoller.instance_id.label("instance_id"),

@@ -26,7 +26,6 @@ from hubgate.events.models import (
     NEW,
     NOTIFIED,
     Event,
-    EventAttempt,
     EventPoller,
 )
 from hubgate.events.repository import EventRepository, StatusRow
@@ -323,6 +322,9 @@ class Delivery:
     url: str
     body: bytes
     signature_key: str | None
+    owner: int
+    # Attempts already made in this run of the schedule, as the lease found them.
+    attempt_count: int
 
 
 @dataclass(frozen=True)
@@ -358,19 +360,22 @@ def notification_body(event: Event) -> bytes:
     return json.dumps({"message": message}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def lease_seconds(settings: Settings) -> float:
+    """How long one attempt may hold an event: the request's time cap and some room."""
+    return settings.events_delivery_timeout + 5.0
+
+
 async def prepare_delivery(
-    session: AsyncSession, runtime: Runtime, event_id: uuid.UUID, now: datetime
+    session: AsyncSession, runtime: Runtime, event_id: uuid.UUID, now: datetime, owner: int
 ) -> Delivery | None:
-    """The request to send, or None when there is nothing to send now."""
+    """Take the event's lease and build its request; None when there is nothing to send now
+    (already delivered or failed, a retry not due yet, or another job's attempt in flight)."""
     repo = EventRepository(session)
-    event = await repo.event(event_id)
-    if event is None or event.status not in (NEW, DISPATCHED):
+    until = now + timedelta(seconds=lease_seconds(runtime.settings))
+    claimed = await repo.claim(event_id, due=now + timedelta(seconds=1), until=until, owner=owner)
+    if claimed is None:
         return None
-    if event.next_attempt_at > now + timedelta(seconds=1):
-        return None  # a retry not due yet: its own job (or the sweep) will come back
-    instance = await repo.instance(event.instance_id)
-    if instance is None:
-        return None
+    event, instance = claimed
     configuration = decrypt_configuration(runtime.keyring, instance)
     reason = None
     url = configuration.get("event.notification.callback.url")
@@ -379,9 +384,7 @@ async def prepare_delivery(
     elif not url:
         reason = "The instance has no event.notification.callback.url"
     if reason is not None or url is None:
-        event.status = FAILED
-        event.failure_reason = reason
-        await session.flush()
+        await repo.fail(event.id, reason or "No callback URL")
         return None
     return Delivery(
         event_id=event.id,
@@ -389,6 +392,8 @@ async def prepare_delivery(
         url=url,
         body=notification_body(event),
         signature_key=configuration.get("event.notification.signature.key") or None,
+        owner=owner,
+        attempt_count=event.attempt_count,
     )
 
 
@@ -428,44 +433,42 @@ async def record_attempt(
 ) -> datetime | None:
     """Store the attempt and what follows from it; returns when to try again, if ever."""
     repo = EventRepository(session)
-    event = await repo.event(delivery.event_id, for_update=True)
-    if event is None:
-        return None
-    await repo.add_attempt(
-        EventAttempt(
-            event_id=event.id,
-            attempted_at=result.at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            response=result.response,
-            error=result.error,
-        )
-    )
     retry_at = None
+    attempts = delivery.attempt_count
+    outcome: dict[str, Any] = {"next_attempt": result.at, "notified": None}
     if result.succeeded:
-        event.status = NOTIFIED
-        event.notified_at = result.at
-        event.failure_reason = None
+        outcome.update(new_status=NOTIFIED, notified=result.at, reason=None)
     elif result.status_code == 410:
         reason = "The receiver answered 410 Gone: event notifications were disabled"
-        event.status = FAILED
-        event.failure_reason = reason
-        await repo.disable_notifications(event.instance_id)
-        await repo.fail_pending(event.instance_id, reason)
+        outcome.update(new_status=FAILED, reason=reason)
     else:
-        event.attempt_count += 1
-        delay = retry_delay(settings, event.attempt_count)
+        attempts += 1
+        delay = retry_delay(settings, attempts)
         if delay is None:
-            event.status = FAILED
-            event.failure_reason = (
-                f"No 2xx answer after {event.attempt_count} attempts; last: {result.describe()}"
-            )
+            last = result.describe()
+            reason = f"No 2xx answer after {attempts} attempts; last: {last}"
+            outcome.update(new_status=FAILED, reason=reason)
         else:
-            event.status = DISPATCHED
-            event.failure_reason = f"Last attempt: {result.describe()}"
             retry_at = result.at + timedelta(seconds=delay)
-            event.next_attempt_at = retry_at
-    await session.flush()
+            outcome.update(
+                new_status=DISPATCHED,
+                next_attempt=retry_at,
+                reason=f"Last attempt: {result.describe()}",
+            )
+    outcome["attempts"] = attempts
+    attempt = {
+        "attempted_at": result.at,
+        "status_code": result.status_code,
+        "latency_ms": result.latency_ms,
+        "response": result.response,
+        "error": result.error,
+    }
+    if not await repo.settle(attempt, delivery.event_id, delivery.owner, outcome):
+        # Redelivered while this attempt was in flight: the redelivery owns the outcome.
+        return None
+    if result.status_code == 410:
+        await repo.disable_notifications(delivery.instance_id)
+        await repo.fail_pending(delivery.instance_id, outcome["reason"])
     return retry_at
 
 
@@ -474,6 +477,7 @@ async def redeliver(session: AsyncSession, event: Event, now: datetime) -> None:
     event.status = NEW
     event.attempt_count = 0
     event.next_attempt_at = now
+    event.leased_by = None
     event.notified_at = None
     event.failure_reason = None
     await session.flush()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +16,7 @@ import procrastinate
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
@@ -50,8 +54,11 @@ async def defer_poll(jobs: JobQueue, instance_id: int, resource: str) -> None:
 async def defer_delivery(
     jobs: JobQueue, event_id: uuid.UUID, *, at: datetime | None = None
 ) -> None:
-    lock = delivery_lock(event_id)
-    await jobs.defer(DELIVER, lock=lock, queueing_lock=lock, schedule_at=at, event_id=str(event_id))
+    # No procrastinate lock: the event's own lease (events.leased_by) keeps a second job from
+    # sending while one is in flight, without the lock's cost on a large queue.
+    await jobs.defer(
+        DELIVER, queueing_lock=delivery_lock(event_id), schedule_at=at, event_id=str(event_id)
+    )
 
 
 async def hub_fetch(
@@ -139,13 +146,30 @@ async def run_poll(
     return created
 
 
-async def run_delivery(runtime: Runtime, event_id: uuid.UUID) -> str:
-    async with unit_of_work(runtime.sessions) as session:
-        delivery = await service.prepare_delivery(session, runtime, event_id, service.utcnow())
+@asynccontextmanager
+async def statement_by_statement(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A session in autocommit, for steps that are a single statement: each is atomic alone,
+    and BEGIN and COMMIT would double the round trips of the delivery hot path."""
+    async with runtime.sessions() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None = None) -> str:
+    """One attempt. ``owner`` is the job's id: run again after a crash, the same job takes
+    back its lease at once; without one (a direct call) a random owner is used."""
+    owner = owner if owner is not None else random.getrandbits(62)
+    async with statement_by_statement(runtime) as session:
+        delivery = await service.prepare_delivery(
+            session, runtime, event_id, service.utcnow(), owner
+        )
     if delivery is None:
         return "nothing to send"
     result = await service.send(runtime, delivery)
-    async with unit_of_work(runtime.sessions) as session:
+    # A 410 changes the instance and its other events too: that takes a transaction.
+    atomic = result.status_code == 410
+    session_scope = unit_of_work(runtime.sessions) if atomic else statement_by_statement(runtime)
+    async with session_scope as session:
         retry_at = await service.record_attempt(session, runtime.settings, delivery, result)
     if retry_at is not None:
         await defer_delivery(runtime.jobs, event_id, at=retry_at)
@@ -169,7 +193,7 @@ async def poll(context: JobContext, instance_id: int, resource: str) -> int:
 
 
 async def deliver(context: JobContext, event_id: str) -> str:
-    return await run_delivery(_runtime(context), uuid.UUID(event_id))
+    return await run_delivery(_runtime(context), uuid.UUID(event_id), context.job.id)
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import procrastinate
+import psycopg
 from procrastinate.exceptions import AlreadyEnqueued
 
 from hubgate.db.engine import libpq_url
@@ -30,9 +31,20 @@ def tick_cron(seconds: int) -> str:
     )
 
 
+async def _autocommit(connection: psycopg.AsyncConnection[Any]) -> None:
+    await connection.set_autocommit(True)
+
+
 def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> procrastinate.App:
     connector = procrastinate.PsycopgConnector(
-        conninfo=libpq_url(database_url), min_size=1, max_size=pool_size, name="hubgate-jobs"
+        conninfo=libpq_url(database_url),
+        min_size=1,
+        max_size=pool_size,
+        name="hubgate-jobs",
+        # Every procrastinate query is one statement (a function call): in autocommit it needs
+        # one round trip instead of BEGIN, the query and COMMIT. Measured on deliveries,
+        # where fetching and finishing a job are a third of the work.
+        configure=_autocommit,
     )
     app = procrastinate.App(connector=connector)
     # Imported here: the tasks import the runtime, which imports this module.
