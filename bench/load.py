@@ -21,9 +21,7 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ from hubgate.kit.crypto import Keyring
 
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).parent))
-from provision import free_port, start_processes, wait_ready  # noqa: E402
+from provision import free_port, start_processes, stop_processes, wait_ready  # noqa: E402
 
 SID = "AC" + "ab" * 16
 TOKEN = "cd" * 16  # the simulator's Auth Token for this run, not a real one
@@ -222,13 +220,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         measured = asyncio.run(drive(args, data, env))
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(processes)
     # The serve process is gone; its embedded database is started again to be read.
     database_url = start_embedded(data)
     keyring = Keyring.load_or_create(data / "keyring.json")
