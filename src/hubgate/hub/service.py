@@ -24,7 +24,7 @@ from hubgate.hub.normalize import drop_nulls, form_fields
 from hubgate.hub.repository import LogRepository
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
-from hubgate.instances.service import decrypt_configuration
+from hubgate.instances.service import decrypt_configuration, ensure_enabled, ensure_owner
 from hubgate.kit.ceql import (
     And,
     CeqlSyntaxError,
@@ -97,13 +97,8 @@ async def resolve(
                 tokens.put(resolved, epoch)
             if with_user:
                 tenant = await authenticate_user(session, runtime.keyring, credentials)
-                if (tenant.organization_id, tenant.account_id) != (
-                    resolved.organization_id,
-                    resolved.account_id,
-                ):
-                    raise unauthorized()
-    if resolved.disabled:
-        raise HubgateError(403, f"Instance {resolved.id} is disabled; enable it to use it again")
+                ensure_owner(tenant, resolved.organization_id, resolved.account_id)
+    ensure_enabled(resolved.id, disabled=resolved.disabled)
     return resolved
 
 

@@ -187,14 +187,22 @@ async def by_token(
         raise unauthorized()
     if credentials.user is not None or credentials.organization is not None:
         tenant = await authenticate_user(session, runtime.keyring, credentials)
-        if (tenant.organization_id, tenant.account_id) != (
-            instance.organization_id,
-            instance.account_id,
-        ):
-            raise unauthorized()
-    if instance.disabled and not allow_disabled:
-        raise HubgateError(403, f"Instance {instance.id} is disabled; enable it to use it again")
+        ensure_owner(tenant, instance.organization_id, instance.account_id)
+    if not allow_disabled:
+        ensure_enabled(instance.id, disabled=instance.disabled)
     return instance
+
+
+def ensure_owner(tenant: Tenant, organization_id: int, account_id: int) -> None:
+    """An Element token used beside User/Organization secrets must belong to that tenant (D5)."""
+    if (tenant.organization_id, tenant.account_id) != (organization_id, account_id):
+        raise unauthorized()
+
+
+def ensure_enabled(instance_id: int, *, disabled: bool) -> None:
+    """A disabled instance answers 403 (D8)."""
+    if disabled:
+        raise HubgateError(403, f"Instance {instance_id} is disabled; enable it to use it again")
 
 
 async def update(
