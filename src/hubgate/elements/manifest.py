@@ -152,6 +152,12 @@ class Resource(_Model):
     def segments(self) -> tuple[str, ...]:
         return tuple(self.path.split("/"))
 
+    @property
+    def object_name(self) -> str:
+        """The name of the objects it holds: its last literal segment (``messages/{id}``:
+        ``messages``, ``messages/{id}/media``: ``media``)."""
+        return next((s for s in reversed(self.segments) if not s.startswith("{")), self.path)
+
 
 class Pagination(_Model):
     """How the vendor pages (D22): ``page`` style with a start index and a size cap, the next

@@ -18,6 +18,7 @@ from hubgate.instances.schemas import (
     ConfigurationEntryRead,
     ConfigurationPatch,
     Deleted,
+    InstanceCount,
     InstanceCreate,
     InstancePatch,
     InstanceRead,
@@ -155,6 +156,19 @@ async def list_element_instances(
 ) -> list[Json]:
     element = runtime.registry.get(key_or_id)
     return await _search(session, runtime, tenant, tags, search, element.key)
+
+
+@router.get("/instances/count", response_model=None, responses=ok(InstanceCount))
+async def count_instances(session: SessionDep, runtime: RuntimeDep, tenant: TenantDep) -> Json:
+    """How many instances the caller has, in all and per element (D51)."""
+    counts = await InstanceRepository(session).count_by_element(tenant)
+    per_element = []
+    for key, count in counts:
+        element = runtime.registry.find(key)
+        # An instance of an element no longer installed still counts, with no element id.
+        element_id = element.id if element is not None else None
+        per_element.append({"elementKey": key, "elementId": element_id, "count": count})
+    return {"totalInstances": sum(c for _, c in counts), "elementInstances": per_element}
 
 
 async def _update(

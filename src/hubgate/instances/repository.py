@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
@@ -53,6 +53,15 @@ class InstanceRepository:
             needle = search.casefold()
             found = [i for i in found if needle in i.name.casefold()]
         return found
+
+    async def count_by_element(self, tenant: Tenant) -> Sequence[tuple[str, int]]:
+        stmt = (
+            scoped(select(Instance.element_key), Instance, tenant)
+            .add_columns(func.count())
+            .group_by(Instance.element_key)
+            .order_by(Instance.element_key)
+        )
+        return [(key, int(count)) for key, count in (await self.session.execute(stmt)).all()]
 
     async def remove(self, instance: Instance) -> None:
         await self.session.execute(delete(Instance).where(Instance.id == instance.id))
