@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+from aiohttp import ClientSession
+
+from hubgate.app import create_app
 from hubgate.cors import EXPOSED
-from tests.conftest import Api
+from hubgate.settings import Settings
+from tests.conftest import Api, free_port, serve_in_loop
 from tests.hub.conftest import HubInstance
 
 API = "/elements/api-v2"
@@ -77,3 +82,35 @@ async def test_preflight_answers_204(instance: HubInstance) -> None:
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
     assert preflight.headers["Access-Control-Allow-Headers"] == "authorization, content-type"
     assert "Access-Control-Allow-Credentials" not in preflight.headers
+
+
+async def test_cors_on_answers_made_before_the_app(instance: HubInstance) -> None:
+    # The body cap answers 413 before any route runs; a browser must still read it.
+    too_big = await instance.hub.post(
+        f"{API}/hubs/messaging/messages",
+        data=io.BytesIO(b"x" * (2 * 1024 * 1024)),
+        headers={"Origin": "https://app.example.com", "Content-Type": "application/json"},
+    )
+    assert too_big.status == 413
+    assert too_big.headers["Access-Control-Allow-Origin"] == "*"
+    assert too_big.headers["Access-Control-Expose-Headers"] == EXPOSED_HEADERS
+
+
+async def test_cors_origin_list(settings: Settings, pg_url: str, http: ClientSession) -> None:
+    # A second app whose settings name the origins a browser may call from.
+    listed = settings.model_copy(
+        update={"cors_origins": "https://a.example.com, https://b.example.com", "port": free_port()}
+    )
+    app = create_app(listed, database_url=pg_url)
+    server, task = await serve_in_loop(app, listed.port)
+    try:
+        api = Api(http, f"http://127.0.0.1:{listed.port}", None)
+        allowed = await api.get(f"{API}/elements", headers={"Origin": "https://b.example.com"})
+        assert allowed.headers["Access-Control-Allow-Origin"] == "https://b.example.com"
+        assert allowed.headers["Vary"] == "Origin"
+        other = await api.get(f"{API}/elements", headers={"Origin": "https://evil.example"})
+        assert other.status == 200
+        assert "Access-Control-Allow-Origin" not in other.headers
+    finally:
+        server.should_exit = True
+        await task
