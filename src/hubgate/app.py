@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from hubgate import console, errors_http, openapi_doc
+from hubgate.cors import CorsMiddleware
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.events.endpoints import router as events_router
 from hubgate.hub.endpoints import router as hub_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     return app
 
 

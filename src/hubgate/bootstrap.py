@@ -28,12 +28,25 @@ def prepare_database(settings: Settings) -> str:
     return url
 
 
-async def create_tenant(settings: Settings, url: str, *, name: str, email: str) -> CreatedTenant:
+async def create_tenant(
+    settings: Settings,
+    url: str,
+    *,
+    name: str,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+) -> CreatedTenant:
     engine = create_engine(url, pool_size=1)
     try:
         async with unit_of_work(create_sessionmaker(engine)) as session:
             return await create_organization(
-                session, load_keyring(settings), name=name, email=email
+                session,
+                load_keyring(settings),
+                name=name,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
             )
     finally:
         await engine.dispose()

@@ -136,6 +136,8 @@ def events_status(
 def orgs_create(
     name: Annotated[str, typer.Option(help="Organization name.")],
     email: Annotated[str, typer.Option(help="Email of its first user.")],
+    first_name: Annotated[str, typer.Option(help="First name of its first user.")] = "",
+    last_name: Annotated[str, typer.Option(help="Last name of its first user.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an organization with its default account and first user; prints their secrets."""
@@ -143,7 +145,11 @@ def orgs_create(
 
     settings = Settings()
     url = prepare_database(settings)
-    created = asyncio.run(create_tenant(settings, url, name=name, email=email))
+    created = asyncio.run(
+        create_tenant(
+            settings, url, name=name, email=email, first_name=first_name, last_name=last_name
+        )
+    )
     if as_json:
         typer.echo(json.dumps(created.as_json()))
         return

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
         description="The URL vendors and browsers use to reach Hubgate; defaults to http://host:port.",
     )
     log_level: str = "info"
+    cors_origins: str = "*"  # Origins browsers may call from, comma-separated, or * (D52)
     # Runs the job worker inside ``hubgate serve``; set false when separate workers run.
     embedded_worker: bool = True
     # Hub calls (D25): extra attempts after the first, base of the exponential backoff in

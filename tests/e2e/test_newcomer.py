@@ -25,6 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
+def _get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only
+        found: dict[str, object] = json.loads(answer.read())
+    return found
+
+
 def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -54,10 +60,20 @@ def exported(log: Path) -> dict[str, str]:
     return dict(re.findall(r"^export (\w+)=(\S+)$", log.read_text(), flags=re.M))
 
 
-def readme_curl() -> str:
+def readme_block(start: str) -> str:
+    """The README's bash block that begins with ``start``, as printed."""
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
-    return next(b for b in blocks if b.startswith("curl"))
+    return next(b for b in blocks if b.startswith(start))
+
+
+# What the newcomer pastes, in order: create an instance and keep its token and id, send a
+# message and find it with `where`, then move it along in the simulator.
+README_STEPS = (
+    "ANSWER=$(curl",
+    'H="Authorization: Element',
+    "curl -s -X POST http://127.0.0.1:8090",
+)
 
 
 @pytest.fixture
@@ -99,24 +115,51 @@ def test_readme_curl_provisions_against_make_serve_and_the_simulator(
         printed = exported(tmp_path / "serve.log") | exported(tmp_path / "sim.log")
         assert printed["HUBGATE_USER_SECRET"] == bootstrap["user"]["secret"]
         assert printed["HUBGATE_ORG_SECRET"] == bootstrap["organization"]["secret"]
-        command = (
-            readme_curl()
-            .replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-            .replace("127.0.0.1:8090", f"127.0.0.1:{sim_port}")
-        )
         shell_env = dict(env, **printed)
-        result = subprocess.run(
-            ["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=30
+        outputs = []
+        # One shell, as one terminal: what a step keeps (TOKEN, SID) the next one uses. Each
+        # step's output is fenced so that it can be read back on its own.
+        script = "set -e\n" + "".join(
+            f"{readme_block(step)}\necho '@@step-done@@'\n" for step in README_STEPS
         )
-        instance = json.loads(result.stdout)
+        script += 'echo "TOKEN=$TOKEN INSTANCE_ID=$INSTANCE_ID SID=$SID"\n'
+        command = script.replace("127.0.0.1:8080", f"127.0.0.1:{port}").replace(
+            "127.0.0.1:8090", f"127.0.0.1:{sim_port}"
+        )
+        result = subprocess.run(
+            ["bash", "-c", command], env=shell_env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        *outputs, kept = result.stdout.split("@@step-done@@\n")
+        created_output, listing_output, status_output = outputs
+        instance = json.loads(created_output)
         assert instance["element"]["key"] == "twiliov2", result.stdout
         assert instance["configuration"]["password"] == "********"
         assert instance["valid"] is True
         assert instance["token"]
+        # The two lines after the create kept the token and the id.
+        sent = json.loads(listing_output.split("\n", 1)[0])
+        assert kept.strip() == (
+            f"TOKEN={instance['token']} INSTANCE_ID={instance['id']} SID={sent['sid']}"
+        )
+        # The where example found the message just sent (headers first, then the list; text
+        # mode turned the header lines' CRLF into LF).
+        head, _, listing = listing_output.split("\n", 1)[1].partition("\n\n")
+        assert head.startswith("HTTP/1.1 200"), head
+        assert [m["sid"] for m in json.loads(listing)] == [sent["sid"]]
+        # The simulator moved the message along, as the README says.
+        assert json.loads(status_output)["status"] == "delivered"
+        controls = _get_json(f"http://127.0.0.1:{sim_port}/_sim/")["controls"]
+        assert {"POST", "/_sim/messages/{sid}/status"} <= {
+            v for c in controls for v in (c["method"], c["path"])
+        }
 
         # A second organization from the CLI, as D7 prints it.
         created = subprocess.run(
-            hubgate("orgs", "create", "--name", "Acme", "--email", "ops@acme.test", "--json"),
+            hubgate(
+                *("orgs", "create", "--name", "Acme", "--email", "ops@acme.test"),
+                *("--first-name", "Ada", "--last-name", "Lovelace", "--json"),
+            ),
             env=env,
             capture_output=True,
             text=True,
@@ -128,6 +171,7 @@ def test_readme_curl_provisions_against_make_serve_and_the_simulator(
         assert org["organization"]["name"] == "Acme"
         assert org["organization"]["secret"]
         assert org["user"]["email"] == "ops@acme.test"
+        assert (org["user"]["firstName"], org["user"]["lastName"]) == ("Ada", "Lovelace")
         assert org["user"]["secret"]
 
         # Rotate the key, restart, rewrap: the instance is still whole.

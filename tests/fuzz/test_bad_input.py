@@ -72,6 +72,7 @@ def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
         "key": "messaging",
         "event_id": "00000000-0000-4000-8000-000000000000",
         "hub": "messaging",
+        "name": "messages",
         # A resource that takes the method, so that the body is read at all.
         "rest": "messages/SM00000000000000000000000000000000" if method == "PATCH" else "messages",
     }

@@ -652,6 +652,21 @@ async def test_control_accounts_and_reset(http: TwilioHttp, sim: TwilioSimulator
     assert (await http.control("POST", "accounts", {"accountSid": FIXED_SID})).status == 400
 
 
+async def test_control_index_lists_every_control(http: TwilioHttp, sim: TwilioSimulator) -> None:
+    index = await http.control("GET", "")
+    assert index.status == 200
+    listed = {(c["method"], c["path"]) for c in index.body["controls"]}
+    assert all(c["description"] for c in index.body["controls"])
+    # Every control route the simulator serves is listed, and nothing else.
+    served = {
+        (route.method, route.resource.canonical)
+        for route in sim.make_app().router.routes()
+        if route.resource is not None and route.resource.canonical.startswith("/_sim/")
+    }
+    assert listed == served
+    assert ("POST", "/_sim/messages/{sid}/status") in listed
+
+
 async def test_unknown_routes_and_methods(http: TwilioHttp, sim: TwilioSimulator) -> None:
     unknown = await http.get("/Nothing.json")
     no_suffix = await http.get("/Messages")

@@ -168,7 +168,7 @@ async def instance_view(
         instance,
         found,
         runtime.keyring,
-        owner_email=await InstanceRepository(session).owner_email(instance),
+        owner=await InstanceRepository(session).owner(instance),
         base_url=runtime.settings.base_url,
     )
     token = body.pop("token")

@@ -122,11 +122,28 @@ class Operation(_Model):
     hook: str | None = None
 
 
+FieldType = Literal["string", "number", "boolean", "date", "object", "array"]
+
+
+class ResourceField(_Model):
+    """One field of a resource's objects as the vendor answers them (D50): what CEQL may name
+    (an ``object`` field also its sub-fields) and what ``/objects/{name}/metadata`` lists.
+    ``vendorNativeType`` is the vendor's own word for the type, when it says more (Twilio's
+    ``date-time-rfc-2822``, ``phone-number``, an enum)."""
+
+    name: str = Field(min_length=1)
+    type: FieldType
+    vendor_native_type: str | None = Field(default=None, alias="vendorNativeType")
+
+
 class Resource(_Model):
     """A hub resource: ``path`` is relative to ``/hubs/{hub}``, e.g. ``messages/{id}/media``."""
 
     path: str
     description: str = ""
+    # The fields of the objects a list of this resource answers; empty: not declared, and then
+    # CEQL takes any field name (D211).
+    fields: tuple[ResourceField, ...] = ()
     operations: dict[HubMethod, Operation]
     # Response fields that are secrets (Twilio's account ``auth_token``): masked in trace logs.
     secret_fields: tuple[str, ...] = Field(default=(), alias="secretFields")
@@ -134,6 +151,12 @@ class Resource(_Model):
     @property
     def segments(self) -> tuple[str, ...]:
         return tuple(self.path.split("/"))
+
+    @property
+    def object_name(self) -> str:
+        """The name of the objects it holds: its last literal segment (``messages/{id}``:
+        ``messages``, ``messages/{id}/media``: ``media``)."""
+        return next((s for s in reversed(self.segments) if not s.startswith("{")), self.path)
 
 
 class Pagination(_Model):

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hubgate.elements.manifest import Operation, Pushable, PushParam
+from hubgate.elements.manifest import Operation, Pushable, PushParam, Resource
 from hubgate.hub import paging, routing, vendor
 from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
@@ -40,6 +40,7 @@ from hubgate.kit.ceql import (
     project,
     sort_records,
 )
+from hubgate.kit.ceql_check import CeqlFieldError, check_fields, field_type
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
 from hubgate.runtime import Runtime
@@ -187,7 +188,7 @@ async def fetch_all(
     if matched.operation.list_key is None:
         raise bad_request(f"{path_and_query} is not a list")
     url, query = _vendor_target(resolved, matched, call)
-    query_plan = _query_plan(matched.operation, call, vendor_filters_final)
+    query_plan = _query_plan(matched, call, vendor_filters_final)
     records = await _collect(
         runtime, resolved, matched.operation, url, query, query_plan, max_records
     )
@@ -325,10 +326,35 @@ def _parse_ceql(what: str, text: str | None, parser: Callable[[str], Any]) -> An
         raise HubgateError(400, str(exc), extra={"position": exc.position}) from None
 
 
-def _query_plan(operation: Operation, call: HubCall, vendor_filters_final: bool) -> _QueryPlan:
+_declared: dict[int, tuple[Operation, dict[str, str]]] = {}
+
+
+def _declared_fields(resource: Resource, operation: Operation) -> dict[str, str]:
+    """What a query on this list may name, by type: the resource's fields, then the names the
+    vendor filters on that no response carries (Twilio's ``SmsEnabled``). Empty: undeclared."""
+    found = _declared.get(id(operation))
+    if found is None or found[0] is not operation:
+        declared: dict[str, str] = {f.name: f.type for f in resource.fields}
+        if declared:
+            for name, pushable in operation.pushable.items():
+                if field_type(declared, name) is None:
+                    declared[name] = "date" if set(pushable.kinds) == {"date"} else "string"
+        found = (operation, declared)
+        _declared[id(operation)] = found
+    return found[1]
+
+
+def _query_plan(matched: Matched, call: HubCall, vendor_filters_final: bool) -> _QueryPlan:
+    operation = matched.operation
     where: Expr | None = _parse_ceql("where", call.param("where"), parse)
     order = _parse_ceql("orderBy", call.param("orderBy"), parse_order_by) or ()
     fields = _parse_ceql("fields", call.param("fields"), parse_fields) or ()
+    declared = _declared_fields(matched.resource, operation)
+    if declared and (where is not None or order):
+        try:
+            check_fields(declared, where, order)
+        except CeqlFieldError as exc:
+            raise bad_request(str(exc)) from None
     if where is None:
         return _QueryPlan([], None, order, fields)
     pushable, params = _pushable_of(operation)
@@ -441,7 +467,7 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
     url, query = step.url, step.query
     operation = matched.operation
     manifest = instance.element.manifest
-    query_plan = _query_plan(operation, call, vendor_filters_final)
+    query_plan = _query_plan(matched, call, vendor_filters_final)
     page = paging.page_request(
         runtime.keyring,
         instance.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
@@ -18,6 +18,7 @@ from hubgate.instances.schemas import (
     ConfigurationEntryRead,
     ConfigurationPatch,
     Deleted,
+    InstanceCount,
     InstanceCreate,
     InstancePatch,
     InstanceRead,
@@ -45,7 +46,7 @@ async def _present(session: AsyncSession, runtime: Runtime, instance: Instance) 
         instance,
         runtime.registry.get(instance.element_key),
         runtime.keyring,
-        owner_email=await InstanceRepository(session).owner_email(instance),
+        owner=await InstanceRepository(session).owner(instance),
         base_url=runtime.settings.base_url,
     )
 
@@ -98,23 +99,48 @@ async def create_element_instance(
     return await _create(request, session, runtime, tenant, key_or_id)
 
 
+SearchQuery = Annotated[
+    str | None,
+    Query(alias="searchText", max_length=200, description="A part of the name, any case"),
+]
+
+
+async def _search(
+    session: AsyncSession,
+    runtime: Runtime,
+    tenant: Tenant,
+    tags: list[str],
+    search: str | None,
+    element_key: str | None = None,
+) -> list[Json]:
+    text = cfg.clean_text(search, "searchText") if search else None
+    found = await InstanceRepository(session).list(
+        tenant, tags=_tag_filter(tags), search=text, element_key=element_key
+    )
+    if not found and (tags or search is not None):
+        # Open Connectors answers a search that finds nothing with 404, a plain list with [] (D47).
+        raise HubgateError(404, "No instances found matching the search")
+    return [await _present(session, runtime, i) for i in found]
+
+
 @router.get(
     "/instances",
     response_model=None,
-    responses=ok(list[InstanceRead] | InstanceRead, "A list; with an Element token, one"),
+    responses=ok(list[InstanceRead] | InstanceRead, "A list; with an Element token alone, one"),
 )
 async def list_instances(
     session: SessionDep,
     runtime: RuntimeDep,
     credentials: CredentialsDep,
     tags: TagsQuery,
+    search: SearchQuery = None,
 ) -> Any:
-    """The caller's instances, or with an ``Element`` token, that one instance."""
-    if credentials.element is not None:
+    """The caller's instances; with an ``Element`` token and no User/Organization, that one."""
+    if credentials.user is None and credentials.organization is None:
         return await _present(session, runtime, await _by_token(session, runtime, credentials))
+    # Beside User and Organization, an Element token does not narrow the list (D47).
     tenant = await authenticate_user(session, runtime.keyring, credentials)
-    found = await InstanceRepository(session).list(tenant, tags=_tag_filter(tags))
-    return [await _present(session, runtime, i) for i in found]
+    return await _search(session, runtime, tenant, tags, search)
 
 
 @router.get(
@@ -126,12 +152,23 @@ async def list_element_instances(
     runtime: RuntimeDep,
     tenant: TenantDep,
     tags: TagsQuery,
+    search: SearchQuery = None,
 ) -> list[Json]:
     element = runtime.registry.get(key_or_id)
-    found = await InstanceRepository(session).list(
-        tenant, tags=_tag_filter(tags), element_key=element.key
-    )
-    return [await _present(session, runtime, i) for i in found]
+    return await _search(session, runtime, tenant, tags, search, element.key)
+
+
+@router.get("/instances/count", response_model=None, responses=ok(InstanceCount))
+async def count_instances(session: SessionDep, runtime: RuntimeDep, tenant: TenantDep) -> Json:
+    """How many instances the caller has, in all and per element (D51)."""
+    counts = await InstanceRepository(session).count_by_element(tenant)
+    per_element = []
+    for key, count in counts:
+        element = runtime.registry.find(key)
+        # An instance of an element no longer installed still counts, with no element id.
+        element_id = element.id if element is not None else None
+        per_element.append({"elementKey": key, "elementId": element_id, "count": count})
+    return {"totalInstances": sum(c for _, c in counts), "elementInstances": per_element}
 
 
 async def _update(
@@ -271,46 +308,69 @@ async def disable_token_instance(
     return await _set_enabled(session, runtime, instance, False)
 
 
-# By id, within the caller's tenant; another tenant's instance is a 404 (D4).
+# By id, within the caller's tenant; another tenant's instance is a 404 (D4). The same four
+# routes also answer under /elements/{keyOrId}/instances/{id} (D45): one router, included twice.
 
 
-@router.get("/instances/{instance_id:int}", response_model=None, responses=ok(InstanceRead))
-async def get_instance(
-    instance_id: int, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
-) -> Json:
+async def instance_ref(
+    instance_id: int, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+) -> Instance:
+    """The caller's instance ``{id}``; under ``/elements/{keyOrId}`` it must be of that element."""
     instance = await service.get_owned(session, tenant, instance_id)
+    key_or_id = request.path_params.get("key_or_id")
+    if key_or_id is not None and runtime.registry.get(key_or_id).key != instance.element_key:
+        raise HubgateError(404, f"No instance found with id {instance_id}")
+    return instance
+
+
+def _element_path(key_or_id: str) -> str:
+    # Declares the path parameter once for the routes included under /elements/{keyOrId};
+    # instance_ref reads and checks it after the caller is authenticated.
+    return key_or_id
+
+
+InstanceRefDep = Annotated[Instance, Depends(instance_ref)]
+by_id = APIRouter()
+
+
+@by_id.get("/{instance_id:int}", response_model=None, responses=ok(InstanceRead))
+async def get_instance(instance: InstanceRefDep, session: SessionDep, runtime: RuntimeDep) -> Json:
     return await _present(session, runtime, instance)
 
 
-@router.put(
-    "/instances/{instance_id:int}",
+@by_id.put(
+    "/{instance_id:int}",
     response_model=None,
     responses=ok(InstanceRead, vendor=True),
     openapi_extra=json_body(InstancePatch),
 )
 async def replace_instance(
-    instance_id: int, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+    instance: InstanceRefDep, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Json:
-    instance = await service.get_owned(session, tenant, instance_id)
     return await _update(request, session, runtime, instance, replace=True)
 
 
-@router.patch(
-    "/instances/{instance_id:int}",
+@by_id.patch(
+    "/{instance_id:int}",
     response_model=None,
     responses=ok(InstanceRead, vendor=True),
     openapi_extra=json_body(InstancePatch),
 )
 async def patch_instance(
-    instance_id: int, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+    instance: InstanceRefDep, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Json:
-    instance = await service.get_owned(session, tenant, instance_id)
     return await _update(request, session, runtime, instance, replace=False)
 
 
-@router.delete("/instances/{instance_id:int}", response_model=None, responses=ok(Deleted))
-async def delete_instance(instance_id: int, session: SessionDep, tenant: TenantDep) -> Json:
-    return await _delete(session, await service.get_owned(session, tenant, instance_id))
+@by_id.delete("/{instance_id:int}", response_model=None, responses=ok(Deleted))
+async def delete_instance(instance: InstanceRefDep, session: SessionDep) -> Json:
+    return await _delete(session, instance)
+
+
+router.include_router(by_id, prefix="/instances")
+router.include_router(
+    by_id, prefix="/elements/{key_or_id}/instances", dependencies=[Depends(_element_path)]
+)
 
 
 @router.get(

@@ -12,6 +12,7 @@ from hubgate.instances import configuration as cfg
 from hubgate.instances.models import Instance
 from hubgate.instances.service import decrypt_token
 from hubgate.kit.crypto import Keyring
+from hubgate.tenants.models import User
 
 
 def iso(moment: datetime) -> str:
@@ -28,7 +29,7 @@ def instance_json(
     element: Element,
     keyring: Keyring,
     *,
-    owner_email: str,
+    owner: User | None,
     base_url: str,
 ) -> dict[str, Any]:
     manifest = element.manifest
@@ -54,7 +55,17 @@ def instance_json(
         "traceLoggingEnabled": instance.trace_logging_enabled,
         "externalAuthentication": "none",
         "cachingEnabled": instance.caching_enabled,
-        "user": {"id": instance.user_id, "emailAddress": owner_email},
+        "user": user_json(instance.user_id, owner),
+    }
+
+
+def user_json(user_id: int, user: User | None) -> dict[str, Any]:
+    """The instance's ``user`` block (D46); a user deleted since reads as blank names."""
+    return {
+        "id": user_id,
+        "emailAddress": user.email if user else "",
+        "firstName": user.first_name if user else "",
+        "lastName": user.last_name if user else "",
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
@@ -34,21 +34,40 @@ class InstanceRepository:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def list(
-        self, tenant: Tenant, *, tags: Sequence[str] = (), element_key: str | None = None
+        self,
+        tenant: Tenant,
+        *,
+        tags: Sequence[str] = (),
+        search: str | None = None,
+        element_key: str | None = None,
     ) -> Sequence[Instance]:
         stmt = scoped(select(Instance), Instance, tenant).order_by(Instance.id)
         if tags:
             stmt = stmt.where(Instance.tags.contains(list(tags)))
         if element_key is not None:
             stmt = stmt.where(Instance.element_key == element_key)
-        return (await self.session.execute(stmt)).scalars().all()
+        found = (await self.session.execute(stmt)).scalars().all()
+        if search:
+            # Compared in Python: the database's lower() follows its locale, which under the C
+            # locale leaves every non-ASCII letter as it is; casefold() knows them all.
+            needle = search.casefold()
+            found = [i for i in found if needle in i.name.casefold()]
+        return found
+
+    async def count_by_element(self, tenant: Tenant) -> Sequence[tuple[str, int]]:
+        stmt = (
+            scoped(select(Instance.element_key), Instance, tenant)
+            .add_columns(func.count())
+            .group_by(Instance.element_key)
+            .order_by(Instance.element_key)
+        )
+        return [(key, int(count)) for key, count in (await self.session.execute(stmt)).all()]
 
     async def remove(self, instance: Instance) -> None:
         await self.session.execute(delete(Instance).where(Instance.id == instance.id))
 
-    async def owner_email(self, instance: Instance) -> str:
-        user = await self.session.get(User, instance.user_id)
-        return "" if user is None else user.email
+    async def owner(self, instance: Instance) -> User | None:
+        return await self.session.get(User, instance.user_id)
 
     async def all_for_rewrap(self) -> Sequence[Instance]:
         stmt = select(Instance).order_by(Instance.id).with_for_update()

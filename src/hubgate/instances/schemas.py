@@ -57,6 +57,8 @@ class ConfigurationPatch(_Body):
 class OwnerRead(BaseModel):
     id: int
     email_address: str = Field(alias="emailAddress")
+    first_name: str = Field(alias="firstName")
+    last_name: str = Field(alias="lastName")
 
 
 class InstanceRead(BaseModel):
@@ -68,7 +70,7 @@ class InstanceRead(BaseModel):
     updated_date: str = Field(alias="updatedDate")
     token: str
     element: ElementSummaryRead
-    element_id: int = Field(alias="elementId")
+    element_id: int | None = Field(alias="elementId")
     tags: list[str]
     provision_interactions: list[Any] = Field(alias="provisionInteractions")
     valid: bool
@@ -97,3 +99,16 @@ class Deleted(BaseModel):
     """``DELETE`` answers an empty object (D103)."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ElementInstanceCount(BaseModel):
+    element_key: str = Field(alias="elementKey")
+    element_id: int | None = Field(alias="elementId")
+    count: int
+
+
+class InstanceCount(BaseModel):
+    """``GET /instances/count`` (D51)."""
+
+    total_instances: int = Field(alias="totalInstances")
+    element_instances: list[ElementInstanceCount] = Field(alias="elementInstances")

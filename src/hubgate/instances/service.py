@@ -125,7 +125,8 @@ async def provision(
     cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
     check_callback_url(runtime, config)
     name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
-    tags = cfg.clean_tags(body.tags)
+    # Without tags the name is the one tag (D48), cut to clean_tags' length cap (D210).
+    tags = cfg.clean_tags(body.tags) if body.tags else cfg.clean_tags([name[:100]])
     await check_credentials(runtime.egress, manifest, config)
 
     repo = InstanceRepository(session)

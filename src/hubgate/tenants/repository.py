@@ -26,13 +26,21 @@ class TenantRepository:
         await self.session.flush()
         return account
 
-    async def add_user(self, account: Account, email: str, secret_hash: str) -> User:
+    async def add_user(
+        self,
+        account: Account,
+        email: str,
+        secret_hash: str,
+        *,
+        first_name: str = "",
+        last_name: str = "",
+    ) -> User:
         user = User(
             organization_id=account.organization_id,
             account_id=account.id,
             email=email,
-            first_name="",
-            last_name="",
+            first_name=first_name,
+            last_name=last_name,
             secret_hash=secret_hash,
         )
         self.session.add(user)

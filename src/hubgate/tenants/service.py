@@ -26,6 +26,8 @@ class CreatedTenant:
     user_id: int
     user_email: str
     user_secret: str
+    user_first_name: str = ""
+    user_last_name: str = ""
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -35,19 +37,33 @@ class CreatedTenant:
                 "secret": self.organization_secret,
             },
             "account": {"id": self.account_id, "name": self.account_name},
-            "user": {"id": self.user_id, "email": self.user_email, "secret": self.user_secret},
+            "user": {
+                "id": self.user_id,
+                "email": self.user_email,
+                "firstName": self.user_first_name,
+                "lastName": self.user_last_name,
+                "secret": self.user_secret,
+            },
         }
 
 
 async def create_organization(
-    session: AsyncSession, keyring: Keyring, *, name: str, email: str
+    session: AsyncSession,
+    keyring: Keyring,
+    *,
+    name: str,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
 ) -> CreatedTenant:
     repo = TenantRepository(session)
     org_secret = new_org_secret()
     user_secret = new_secret()
     organization = await repo.add_organization(name, keyring.hmac_digest(org_secret))
     account = await repo.add_account(organization.id, name, default=True)
-    user = await repo.add_user(account, email, keyring.hmac_digest(user_secret))
+    user = await repo.add_user(
+        account, email, keyring.hmac_digest(user_secret), first_name=first_name, last_name=last_name
+    )
     return CreatedTenant(
         organization_id=organization.id,
         organization_name=organization.name,
@@ -57,6 +73,8 @@ async def create_organization(
         user_id=user.id,
         user_email=user.email,
         user_secret=user_secret,
+        user_first_name=user.first_name,
+        user_last_name=user.last_name,
     )
 
 

@@ -332,23 +332,68 @@ class TwilioSimulator:
 
     # -- /_sim/ control routes --------------------------------------------------------------
 
-    def _add_control_routes(self, app: web.Application) -> None:
-        routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = [
-            ("GET", "/_sim/health", self._health),
-            ("GET", "/_sim/accounts", self._list_accounts),
-            ("POST", "/_sim/accounts", self._create_account),
-            ("POST", "/_sim/messages/{sid}/status", self._message_status),
-            ("POST", "/_sim/calls/{sid}/status", self._call_status),
-            ("GET", "/_sim/messages", self._list_messages),
-            ("POST", "/_sim/inbound", self._inbound),
-            ("POST", "/_sim/fail", self._fail),
-            ("POST", "/_sim/latency", self._set_latency),
-            ("GET", "/_sim/requests", self._list_requests),
-            ("DELETE", "/_sim/requests", self._clear_requests),
-            ("POST", "/_sim/reset", self._reset),
+    def _control_routes(
+        self,
+    ) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]], str]]:
+        # (method, path, handler, what it does): GET /_sim/ lists them for people and scripts.
+        return [
+            ("GET", "/_sim/", self._index, "This list of test controls."),
+            ("GET", "/_sim/health", self._health, "Liveness, and the default Account SID."),
+            ("GET", "/_sim/accounts", self._list_accounts, "Accounts and their Auth Tokens."),
+            (
+                "POST",
+                "/_sim/accounts",
+                self._create_account,
+                'Add an account: {"accountSid"?, "authToken"?}.',
+            ),
+            (
+                "POST",
+                "/_sim/messages/{sid}/status",
+                self._message_status,
+                "Move a message along as Twilio's carrier would, so that a poller sees the"
+                ' change: {"status": "sent"|"delivered"|"undelivered"|"failed"|...,'
+                ' "errorCode"?, "dateSent"?}.',
+            ),
+            (
+                "POST",
+                "/_sim/calls/{sid}/status",
+                self._call_status,
+                'Move a call along: {"status": "ringing"|"in-progress"|"completed"|...}.',
+            ),
+            ("GET", "/_sim/messages", self._list_messages, "Every message; ?accountSid= narrows."),
+            (
+                "POST",
+                "/_sim/inbound",
+                self._inbound,
+                'An inbound message: {"from", "to", "body"?, "mediaUrls"?, "dateSent"?}.',
+            ),
+            (
+                "POST",
+                "/_sim/fail",
+                self._fail,
+                'Fail the next calls: {"status"?: 429, "count"?, "retryAfter"?, "code"?}.',
+            ),
+            ("POST", "/_sim/latency", self._set_latency, 'Delay every answer: {"seconds"}.'),
+            ("GET", "/_sim/requests", self._list_requests, "The API requests received."),
+            ("DELETE", "/_sim/requests", self._clear_requests, "Forget the requests received."),
+            (
+                "POST",
+                "/_sim/reset",
+                self._reset,
+                "Forget resources, requests, failures and latency; keep accounts.",
+            ),
         ]
-        for method, path, handler in routes:
+
+    def _add_control_routes(self, app: web.Application) -> None:
+        for method, path, handler, _ in self._control_routes():
             app.router.add_route(method, path, self._control(handler))
+
+    async def _index(self, request: web.Request) -> web.Response:
+        controls = [
+            {"method": method, "path": path, "description": description}
+            for method, path, _, description in self._control_routes()
+        ]
+        return web.json_response({"controls": controls})
 
     @staticmethod
     def _control(
