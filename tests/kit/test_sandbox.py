@@ -327,7 +327,8 @@ def test_no_host_global(name: str) -> None:
 
 
 def test_the_global_object_holds_only_the_language_and_the_prelude() -> None:
-    names = set(value_of("done(Object.getOwnPropertyNames(globalThis))"))
+    # Naming CE in the text installs it (D241); the modules live behind require().
+    names = set(value_of("typeof CE; done(Object.getOwnPropertyNames(globalThis))"))
     prelude = {"CE", "console", "notify", "require"}
     assert prelude <= names
     assert names - prelude <= {
@@ -502,6 +503,12 @@ def test_require_util() -> None:
         " done([util.format('%s has %d items: %j', 'cart', 3, [1]), util.isArray([]),"
         " util.inspect({a: 1}), util.format('%%')])"
     ) == ["cart has 3 items: [1]", True, '{"a":1}', "%"]
+
+
+def test_only_what_the_text_names_is_compiled_in() -> None:
+    assert value_of("done(typeof globalThis['C' + 'E'])") == "undefined"
+    failure = failure_of("require('lo' + 'dash')")
+    assert failure.message.startswith("Error: Cannot find module 'lodash'")
 
 
 def test_require_returns_one_module_per_context() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from typing import Any
 
@@ -138,6 +139,23 @@ def test_values_are_copied_not_shared() -> None:
     canonical = from_vendor(t, vendor)
     canonical["tags"].append("b")
     assert vendor == {"labels": ["a"]}
+
+
+def test_the_source_object_is_never_changed() -> None:
+    t = transformation({
+        "fields": [
+            {"path": "address.city", "vendorPath": "City"},
+            {"path": "zip", "vendorPath": "address.zip"},
+        ],
+    })  # fmt: skip
+    vendor = {"City": "Oslo", "address": {"zip": "0150", "street": "Main 1"}, "tags": ["a"]}
+    canonical = from_vendor(t, vendor)
+    assert canonical == {
+        "zip": "0150",
+        "address": {"street": "Main 1", "city": "Oslo"},
+        "tags": ["a"],
+    }
+    assert vendor == {"City": "Oslo", "address": {"zip": "0150", "street": "Main 1"}, "tags": ["a"]}
 
 
 def test_only_objects_are_mapped() -> None:
@@ -525,7 +543,10 @@ def test_mapping_then_unmapping_a_plain_transformation_round_trips(
 ) -> None:
     body, vendor = case
     t = parse_transformation(body)
-    assert to_vendor(t, from_vendor(t, vendor)) == vendor
+    before = copy.deepcopy(vendor)
+    canonical = from_vendor(t, vendor)
+    assert vendor == before
+    assert to_vendor(t, canonical) == vendor
 
 
 @settings(max_examples=100, deadline=None)

@@ -54,9 +54,9 @@ from hubgate.transformations.paths import (
     Match,
     Path,
     PathError,
-    Segment,
     delete,
     parse_path,
+    plain_path,
     write,
 )
 
@@ -313,6 +313,14 @@ def effective(levels: Sequence[Transformation]) -> Transformation | None:
 # ------------------------------------------------------------------------------ mapping
 
 
+_SCALARS: Final = (str, int, float, bool, type(None))
+
+
+def _copy(value: Any) -> Any:
+    # Most values are scalars; deepcopy's dispatch costs more than the mapping itself.
+    return value if isinstance(value, _SCALARS) else copy.deepcopy(value)
+
+
 def _convert_date(value: Any, pattern: str) -> Any:
     moment = as_datetime(value)
     if moment is None:
@@ -330,13 +338,6 @@ class _Rule:
     date_pattern: str | None
     # Fields that map parts of each item this one copies (array-to-array, nested objects).
     children: tuple[_Rule, ...] = ()
-
-
-def _plain(segments: Sequence[Segment]) -> Path:
-    text = "".join(
-        f"[{s}]" if isinstance(s, int) else "[*]" if s is ALL else f".{s}" for s in segments
-    ).lstrip(".")
-    return Path(text, tuple(segments), None, False)
 
 
 def _rule(mapped: FieldMapping, from_vendor_: bool) -> _Rule:
@@ -370,7 +371,11 @@ def _relative(parent: _Rule, child: _Rule) -> _Rule | None:
         return None
     if not isinstance(rest_write[0], str):
         return None
-    return replace(child, read=_plain(rest_read), write=_plain(rest_write))
+    return replace(child, read=plain_path(rest_read), write=plain_path(rest_write))
+
+
+def _depth(rule: _Rule) -> int:
+    return len(rule.write.segments or ())
 
 
 def _nest(rules: list[_Rule]) -> tuple[_Rule, ...]:
@@ -393,10 +398,13 @@ def _nest(rules: list[_Rule]) -> tuple[_Rule, ...]:
         kids = placed[id(rule)]
         if not kids:
             return as_rule
-        inner = tuple(build(kid, relative[id(kid)]) for kid in kids)
-        return replace(as_rule, children=inner)
+        inner = sorted((build(kid, relative[id(kid)]) for kid in kids), key=_depth)
+        return replace(as_rule, children=tuple(inner))
 
-    return tuple(build(rule, rule) for rule in top)
+    built = [build(rule, rule) for rule in top]
+    # Shallow write paths first, so that a deeper one lands inside what they made.
+    built.sort(key=_depth)
+    return tuple(built)
 
 
 @lru_cache(maxsize=512)
@@ -404,29 +412,74 @@ def _rules(transformation: Transformation, from_vendor_: bool) -> tuple[_Rule, .
     return _nest([_rule(f, from_vendor_) for f in transformation.fields])
 
 
+@lru_cache(maxsize=512)
+def _write_roots(rules: tuple[_Rule, ...]) -> frozenset[str]:
+    """The top-level keys that fields write below (not at): they may hold shared values."""
+    return frozenset(
+        str(r.write.segments[0])
+        for r in rules
+        if r.write.segments and len(r.write.segments) > 1 and isinstance(r.write.segments[0], str)
+    )
+
+
+def _convert(rule: _Rule, value: Any, keep_unmapped: bool) -> Any:
+    if rule.children and isinstance(value, Mapping):
+        return _apply(rule.children, keep_unmapped, value)
+    value = _copy(value)
+    return value if rule.date_pattern is None else _convert_date(value, rule.date_pattern)
+
+
+def _detached(
+    source: Mapping[str, Any], consumed: list[tuple[str | int, ...]], written: frozenset[str]
+) -> dict[str, Any]:
+    """A copy of ``source`` to take ``consumed`` out of and write fields into.
+
+    Only what can change is copied: the containers on the way to a consumed value, and the
+    top-level values that a field's write path goes into (``written``); the rest is shared, so
+    the source is never changed.
+    """
+    out = dict(source)
+    copied: set[int] = {id(out)}
+    for key in written & out.keys():
+        if isinstance(out[key], dict | list):
+            out[key] = copy.deepcopy(out[key])
+            copied.add(id(out[key]))
+    for parts in consumed:
+        node: Any = out
+        for part in parts[:-1]:
+            try:
+                child = node[part]
+            except (KeyError, IndexError, TypeError):
+                break
+            if not isinstance(child, dict | list):
+                break
+            if id(child) not in copied:
+                child = child.copy()
+                node[part] = child
+                copied.add(id(child))
+            node = child
+    delete(out, consumed)
+    return out
+
+
 def _apply(
-    rules: Sequence[_Rule], keep_unmapped: bool, source: Mapping[str, Any]
+    rules: tuple[_Rule, ...], keep_unmapped: bool, source: Mapping[str, Any]
 ) -> dict[str, Any]:
     found = [(rule, rule.read.find(source)) for rule in rules]
     out: dict[str, Any] = {}
     if keep_unmapped:
-        out = copy.deepcopy(dict(source))
-        delete(out, [m.parts for _, matches in found for m in matches if m.parts])
-    # Shallow write paths first, so that a deeper one lands inside what they made.
-    found.sort(key=lambda pair: len(pair[0].write.segments or ()))
+        consumed = [m.parts for _, matches in found for m in matches if m.parts]
+        out = _detached(source, consumed, _write_roots(rules))
     for rule, matches in found:
         if rule.dropped or not matches or not rule.write.plain:
             continue
+        write_keys = rule.write.keys
+        many = rule.read.many and not rule.read.size
+        if write_keys is not None and len(write_keys) == 1 and not many:
+            out[write_keys[0]] = _convert(rule, matches[0].value, keep_unmapped)
+            continue
         segments = rule.write.segments
         assert segments is not None
-
-        def convert(value: Any, rule: _Rule = rule) -> Any:
-            if rule.children and isinstance(value, Mapping):
-                return _apply(rule.children, keep_unmapped, value)
-            value = copy.deepcopy(value)
-            return value if rule.date_pattern is None else _convert_date(value, rule.date_pattern)
-
-        many = rule.read.many and not rule.read.size
         if not many and rule.write.wildcards > rule.read.wildcards:
             # A whole list towards a `[*]` path (`users` -> `Users[*]`): item for item.
             whole = matches[0]
@@ -438,11 +491,12 @@ def _apply(
                 many = True
         if many and rule.write.wildcards:
             for match in matches:
-                write(out, segments, match.indexes[-rule.write.wildcards :], convert(match.value))
+                value = _convert(rule, match.value, keep_unmapped)
+                write(out, segments, match.indexes[-rule.write.wildcards :], value)
         elif many:
-            write(out, segments, (), [convert(m.value) for m in matches])
+            write(out, segments, (), [_convert(rule, m.value, keep_unmapped) for m in matches])
         else:
-            write(out, segments, (), convert(matches[0].value))
+            write(out, segments, (), _convert(rule, matches[0].value, keep_unmapped))
     return out
 
 

@@ -27,7 +27,17 @@ from typing import Any, Final
 
 import jsonpath
 
-__all__ = ["ALL", "Match", "Path", "PathError", "Segment", "delete", "parse_path", "write"]
+__all__ = [
+    "ALL",
+    "Match",
+    "Path",
+    "PathError",
+    "Segment",
+    "delete",
+    "parse_path",
+    "plain_path",
+    "write",
+]
 
 
 class _All:
@@ -58,29 +68,32 @@ class Match:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Path:
-    """A parsed path. ``segments`` is set for plain paths; ``query`` for selecting ones."""
+    """A parsed path. ``segments`` is set for plain paths; ``query`` for selecting ones.
+
+    ``plain``: only keys, indexes and ``[*]`` (writable, read without JSONPath); ``keys``: the
+    segments when they are all keys (the fast common case); ``wildcards``: how many ``[*]``;
+    ``many``: whether reading may find several values. Build one with ``parse_path`` or
+    ``plain_path``.
+    """
 
     text: str
     segments: tuple[Segment, ...] | None
     query: jsonpath.JSONPath | None
     size: bool
-
-    @property
-    def plain(self) -> bool:
-        """Only keys, indexes and ``[*]``: writable, and readable without JSONPath."""
-        return self.segments is not None and not self.size
-
-    @property
-    def wildcards(self) -> int:
-        return sum(1 for s in self.segments or () if s is ALL)
-
-    @property
-    def many(self) -> bool:
-        """Whether reading may find several values (a ``[*]``)."""
-        return self.wildcards > 0 or (self.query is not None and "[*]" in self.text)
+    plain: bool = False
+    keys: tuple[str, ...] | None = None
+    wildcards: int = 0
+    many: bool = False
 
     def find(self, document: Any) -> list[Match]:
         """Every value the path selects in ``document``, in document order."""
+        if self.keys is not None:
+            node = document
+            for key in self.keys:
+                if not isinstance(node, dict) or key not in node:
+                    return []
+                node = node[key]
+            return [Match(node, self.keys, ())]
         if self.segments is not None:
             found = list(_walk(document, self.segments, 0, (), ()))
         else:
@@ -221,7 +234,7 @@ def parse_path(text: str) -> Path:
         else:
             raise PathError(f"cannot read the bracket at position {i} of {text!r}")
     if not selecting:
-        return Path(text, tuple(segments), None, size)
+        return _make(text, tuple(segments), None, size)
     query = "".join(query_parts)
     try:
         compiled = jsonpath.compile(query)
@@ -229,7 +242,34 @@ def parse_path(text: str) -> Path:
         raise PathError(f"cannot read the filter in {text!r}: {error}") from error
     if not isinstance(compiled, jsonpath.JSONPath):
         raise PathError(f"cannot read the filter in {text!r}")
-    return Path(text, None, compiled, size)
+    return _make(text, None, compiled, size)
+
+
+def _make(
+    text: str, segments: tuple[Segment, ...] | None, query: jsonpath.JSONPath | None, size: bool
+) -> Path:
+    wildcards = sum(1 for s in segments or () if s is ALL)
+    keys = None
+    if segments is not None and not size and all(isinstance(s, str) for s in segments):
+        keys = tuple(str(s) for s in segments)
+    return Path(
+        text,
+        segments,
+        query,
+        size,
+        plain=segments is not None and not size,
+        keys=keys,
+        wildcards=wildcards,
+        many=wildcards > 0 or (query is not None and "[*]" in text),
+    )
+
+
+def plain_path(segments: Sequence[Segment]) -> Path:
+    """A plain path from its segments (for paths relative to another one)."""
+    text = "".join(
+        f"[{s}]" if isinstance(s, int) else "[*]" if s is ALL else f".{s}" for s in segments
+    ).lstrip(".")
+    return _make(text, tuple(segments), None, False)
 
 
 def write(

@@ -22,9 +22,11 @@ How it is fenced:
   process CPU time (C ``clock()``), so under load it fires early, never late.
 * The global object has only the ECMAScript built-ins (no ``require``, ``process``, ``fetch``,
   timers or file access in QuickJS-NG) plus what ``prelude.js`` adds: ``console`` (captured),
-  ``CE``, ``notify.email`` (recorded, not sent) and ``require`` of bundled lodash, lodash/fp,
-  moment (from the ``xstatic-lodash`` / ``xstatic-moment`` packages) and a small ``util``.
-  ``Atomics``, ``SharedArrayBuffer`` and weak references are removed.
+  ``notify.email`` (recorded, not sent), ``require`` of bundled lodash, lodash/fp, moment (from
+  the ``xstatic-lodash`` / ``xstatic-moment`` packages) and a small ``util`` (``util.js``), and
+  ``CE`` (``ce.js``). ``CE`` and the modules are compiled only into contexts whose script text
+  names them (``require(name)`` of a name built at run time finds nothing). ``Atomics``,
+  ``SharedArrayBuffer`` and weak references are removed.
 * No Python object is reachable: QuickJS-NG refuses host callbacks while a time limit is set,
   so the prelude is plain JavaScript, and inputs and outputs cross as JSON text.
 
@@ -127,12 +129,15 @@ class ScriptFailure:
 
 Outcome = ScriptResult | ScriptFailure
 
-_PRELUDE: Final = resources.files(__package__).joinpath("prelude.js").read_text(encoding="utf-8")
-# Which bundled module each require() name loads; a source is compiled into a context only
-# when the script's text mentions the module's name (lodash alone costs a few milliseconds).
+_HERE: Final = resources.files(__package__)
+_PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
+_CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
+_UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
+# Compiling JavaScript is most of a fresh context's cost, so `CE` and each module are compiled
+# into a context only when the script's text names them (lodash alone costs milliseconds).
 _LODASH_DIR: Final = Path(xstatic.pkg.lodash.BASE_DIR)
 _MOMENT_DIR: Final = Path(xstatic.pkg.moment.BASE_DIR)
-_MENTIONS: Final = re.compile(r"lodash|moment")
+_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util")
 # CLDR keeps the alpha-3 codes of former states as aliases of their successors; ISO 3166-3
 # withdrew these, and each successor has its current code among the aliases too.
 _WITHDRAWN_ALPHA3: Final = frozenset({"BUR", "DDR", "FXX", "TMP", "YMD", "ZAR"})
@@ -182,11 +187,13 @@ def _tables() -> str:
     symbols = {
         code.casefold(): get_currency_symbol(code, locale=english) for code in list_currencies()
     }
-    return json.dumps(
+    text = json.dumps(
         {"countries": countries, "alpha3": alpha3, "currencies": currencies, "symbols": symbols},
         ensure_ascii=False,
         sort_keys=True,
     )
+    # Handed to ce.js as a JavaScript string literal, parsed there on first use.
+    return json.dumps(text)
 
 
 def _first_line(error: BaseException) -> str:
@@ -236,11 +243,15 @@ class ScriptSession:
     def _start(self, body: str) -> None:
         context = self._context
         assert context is not None
-        context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis, {json.dumps(_tables())});")
-        for name in ("register", "registerFp", "compile", "call", "result", "console"):
+        context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
+        for name in ("install", "register", "registerFp", "compile", "call", "result", "console"):
             self._driver[name] = context.eval(f"__hubgate.{name}")
         context.eval("delete globalThis.__hubgate;")
         mentioned = set(_MENTIONS.findall(body))
+        if "CE" in mentioned:
+            self._driver["install"]("CE", context.eval(f"({_CE})({_tables()})"))
+        if "util" in mentioned:
+            self._driver["register"]("util", context.eval(_UTIL))
         if "lodash" in mentioned:
             self._register("lodash")
             self._driver["registerFp"](self._module("lodash/fp"))
@@ -290,9 +301,11 @@ class ScriptSession:
                     f"done() got a value JSON cannot hold ({message})",
                 )
             return self._failure(kind, message)
+        lines, notes = tuple(answer["lines"]), tuple(answer["notes"])
         if not answer["called"]:
-            return self._failure(FailureKind.NO_DONE, "the script ended without calling done()")
-        lines, notes = self._captured()
+            return ScriptFailure(
+                FailureKind.NO_DONE, "the script ended without calling done()", lines, notes
+            )
         return ScriptResult(answer["value"], lines, notes)
 
     def _captured(self) -> tuple[tuple[str, ...], tuple[Mapping[str, str], ...]]:
