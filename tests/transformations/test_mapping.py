@@ -562,3 +562,42 @@ def test_removing_unmapped_fields_keeps_exactly_the_mapped_paths(
         if mapped.vendor_path.find(vendor):
             expected_roots.add(mapped.path.text.split(".")[0])
     assert set(canonical) == expected_roots
+
+
+_segments = st.sampled_from(["a", "b", "[0]", "[1]", "[*]", "[a=1]", "[?(@.b==true)]"])
+
+
+@st.composite
+def any_path(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(["a", "b"]))
+    for segment in draw(st.lists(_segments, max_size=3)):
+        text += segment if segment.startswith("[") else "." + segment
+    return text + (".size()" if draw(st.booleans()) and draw(st.booleans()) else "")
+
+
+_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(0, 2) | st.text("ab", max_size=2),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(any_path(), any_path(), st.booleans()), min_size=1, max_size=4),
+    st.dictionaries(st.sampled_from("ab"), _documents),
+    st.booleans(),
+)
+def test_any_transformation_maps_any_object_both_ways_without_failing(
+    pairs: list[tuple[str, str, bool]], document: dict[str, Any], keep: bool
+) -> None:
+    fields = [{"path": p, "vendorPath": v} for p, v, _ in pairs]
+    configuration = [] if keep else REMOVE_UNMAPPED
+    try:
+        t = parse_transformation({"fields": fields, "configuration": configuration})
+    except TransformationError:
+        return
+    before = copy.deepcopy(document)
+    assert isinstance(from_vendor(t, document), dict)
+    assert isinstance(to_vendor(t, document), dict)
+    assert document == before

@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubgate.transformations.paths import PathError, delete, parse_path, write
+
+_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text("ab0", max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=8,
+)
 
 PRODUCTS: dict[str, Any] = {
     "details": {"Products": [
@@ -131,3 +139,32 @@ def test_delete_removes_values_and_what_it_empties() -> None:
          ("whole", 1, "inside")],
     )  # fmt: skip
     assert document == {"c": {"e": 3}, "list": [{"y": 3}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("a[10001]", "above 10000"),
+        ("a[-10001]", "above 10000"),
+        ("a[" + "9" * 900 + "]", "above 10000"),
+        (".".join(["a"] * 65), "more than 64 parts"),
+        ("a" * 1001, "at most 1000 characters"),
+    ],
+)
+def test_paths_are_bounded(path: str, message: str) -> None:
+    with pytest.raises(PathError, match=message):
+        parse_path(path)
+
+
+_PATH_ALPHABET = "ab.[]*?()@=<>!'\"0123456789-&|$ "
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=_PATH_ALPHABET, max_size=40), _documents)
+def test_any_text_parses_or_is_refused_and_reading_never_fails(text: str, document: Any) -> None:
+    try:
+        path = parse_path(text)
+    except PathError:
+        return
+    for match in path.find(document):
+        assert isinstance(match.parts, tuple)

@@ -134,6 +134,11 @@ def _walk(
             yield from _walk(item, segments, at + 1, (*parts, index), (*indexes, index))
 
 
+# Bounds that keep a stored path from costing more than a request: an index pads lists with
+# nulls up to it when written, and each segment is a level of recursion when read.
+MAX_INDEX: Final = 10_000
+MAX_SEGMENTS: Final = 64
+MAX_LENGTH: Final = 1000
 _NAME: Final = re.compile(r"[^.\[\]]+")
 _INDEX: Final = re.compile(r"\[(-?\d+)\]")
 _KEY_VALUE: Final = re.compile(r"\[([^=\[\]?]+)=([^\[\]]*)\]")
@@ -188,6 +193,8 @@ def parse_path(text: str) -> Path:
     """Parse a ``path`` or ``vendorPath``; ``PathError`` says where it is wrong."""
     if not isinstance(text, str) or not text.strip():
         raise PathError("a path must be a non-empty string")
+    if len(text) > MAX_LENGTH:
+        raise PathError(f"a path is at most {MAX_LENGTH} characters")
     body = text
     size = False
     if body.endswith(".size()"):
@@ -219,6 +226,9 @@ def parse_path(text: str) -> Path:
             query_parts.append("[*]")
             i += 3
         elif index := _INDEX.match(body, i):
+            digits = index.group(1).lstrip("-")
+            if len(digits) > len(str(MAX_INDEX)) or int(digits) > MAX_INDEX:
+                raise PathError(f"index at position {i} of {text!r} is above {MAX_INDEX}")
             segments.append(int(index.group(1)))
             query_parts.append(index.group())
             i = index.end()
@@ -233,6 +243,8 @@ def parse_path(text: str) -> Path:
             i = pair.end()
         else:
             raise PathError(f"cannot read the bracket at position {i} of {text!r}")
+    if len(query_parts) - 1 > MAX_SEGMENTS:
+        raise PathError(f"{text!r} has more than {MAX_SEGMENTS} parts")
     if not selecting:
         return _make(text, tuple(segments), None, size)
     query = "".join(query_parts)
