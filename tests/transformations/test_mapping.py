@@ -20,6 +20,7 @@ from hubgate.transformations.mapping import (
     script_step,
     script_step_async,
     to_vendor,
+    transform,
     with_level,
 )
 
@@ -601,3 +602,33 @@ def test_any_transformation_maps_any_object_both_ways_without_failing(
     assert isinstance(from_vendor(t, document), dict)
     assert isinstance(to_vendor(t, document), dict)
     assert document == before
+
+
+async def test_transform_maps_then_scripts_a_whole_answer() -> None:
+    script = "done({...transformedObject, segments: Number(originalObject.num_segments)})"
+    t = parse_transformation({**TWILIO, "script": {"body": script}})
+    objects, error = await transform(
+        t, [TWILIO_MESSAGE, TWILIO_MESSAGE], from_vendor=True, limits=LIMITS
+    )
+    assert error is None
+    assert objects == [{**from_vendor(t, TWILIO_MESSAGE), "segments": 1}] * 2
+
+
+async def test_transform_builds_a_request_body_with_the_script_told_so() -> None:
+    t = parse_transformation({
+        **TWILIO,
+        "script": {"body": "done(fromVendor ? null : {...transformedObject, StatusCallback: 'x'})"},
+    })  # fmt: skip
+    objects, error = await transform(
+        t, [{"to": "+1", "from": "+2", "text": "hi"}], from_vendor=False, limits=LIMITS
+    )
+    assert error is None
+    assert objects == [{"To": "+1", "From": "+2", "Body": "hi", "StatusCallback": "x"}]
+
+
+async def test_transform_with_a_failing_script_answers_the_mapped_objects() -> None:
+    t = parse_transformation({**TWILIO, "script": {"body": "done("}})
+    objects, error = await transform(t, [TWILIO_MESSAGE], from_vendor=True, limits=LIMITS)
+    assert objects == [from_vendor(t, TWILIO_MESSAGE)]
+    assert error is not None
+    assert error.startswith("transformation script failed: syntax error: SyntaxError")

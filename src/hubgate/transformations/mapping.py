@@ -5,7 +5,7 @@ instance are merged (``effective``), and then::
 
     canonical = from_vendor(transformation, vendor_object)      # answers
     vendor = to_vendor(transformation, canonical_object)        # request bodies
-    objects, error = await script_step_async(t, originals, mapped, from_vendor=True, limits=...)
+    objects, error = await transform(t, vendor_objects, from_vendor=True, limits=...)  # both
     # error: "transformation script failed: <reason>", the value of Elements-Error
 
 Field mapping, per direction (``fromVendor`` reads ``vendorPath`` and writes ``path``;
@@ -74,6 +74,7 @@ __all__ = [
     "script_step",
     "script_step_async",
     "to_vendor",
+    "transform",
     "with_level",
 ]
 
@@ -583,6 +584,25 @@ async def script_step_async(
         transformation.script, SCRIPT_PARAMS, _script_inputs(originals, mapped, from_vendor), limits
     )
     return _settle(mapped, outcomes)
+
+
+async def transform(
+    transformation: Transformation,
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    from_vendor: bool,
+    limits: Limits,
+) -> tuple[list[Any], str | None]:
+    """Map every object, then run the script over all of them in one context (D37, D42).
+
+    ``from_vendor`` true: vendor objects (an answer's records) become canonical ones; false:
+    canonical objects (a request body) become vendor-shaped. Returns the objects and the
+    ``Elements-Error`` text when the script failed (the mapped objects are then the answer).
+    """
+    mapped = [_map(transformation, item, from_vendor) for item in objects]
+    return await script_step_async(
+        transformation, objects, mapped, from_vendor=from_vendor, limits=limits
+    )
 
 
 def with_level(transformation: Transformation, level: Level) -> Transformation:
