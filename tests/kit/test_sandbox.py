@@ -156,6 +156,21 @@ def test_a_runaway_loop_is_stopped_by_the_time_limit() -> None:
     assert failure.reason() == "time limit: the script ran longer than 0.5 s"
 
 
+def test_an_endless_chain_of_promises_is_stopped_by_the_time_limit() -> None:
+    failure = failure_of(
+        "function again() { Promise.resolve().then(again) } again(); done(1)",
+        Limits(seconds=0.5, memory_bytes=16 * MIB),
+    )
+    assert failure.kind is FailureKind.TIME_LIMIT
+
+
+def test_a_catastrophic_regular_expression_is_stopped_by_the_time_limit() -> None:
+    failure = failure_of(
+        "done(/(a+)+$/.test('a'.repeat(40) + 'b'))", Limits(seconds=0.5, memory_bytes=16 * MIB)
+    )
+    assert failure.kind is FailureKind.TIME_LIMIT
+
+
 def test_the_time_limit_cannot_be_caught() -> None:
     failure = failure_of(
         "try { while (true) {} } catch (e) { done('caught') }",

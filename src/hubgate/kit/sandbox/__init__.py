@@ -201,10 +201,14 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _too_long(limits: Limits) -> str:
+    return f"the script ran longer than {limits.seconds:g} s"
+
+
 def _classify(error: quickjs.JSException, limits: Limits) -> tuple[FailureKind, str]:
     message = _first_line(error)
     if message.startswith(_INTERRUPTED):
-        return FailureKind.TIME_LIMIT, f"the script ran longer than {limits.seconds:g} s"
+        return FailureKind.TIME_LIMIT, _too_long(limits)
     if message in _OUT_OF_MEMORY:
         return FailureKind.MEMORY_LIMIT, (
             f"the script needed more than {limits.memory_bytes / MIB:g} MiB of memory"
@@ -279,16 +283,20 @@ class ScriptSession:
             return self._broken
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            self._broken = ScriptFailure(
-                FailureKind.TIME_LIMIT, f"the script ran longer than {self._limits.seconds:g} s"
-            )
+            self._broken = ScriptFailure(FailureKind.TIME_LIMIT, self._too_long())
             return self._broken
         self._context.set_time_limit(remaining)
         try:
             self._driver["call"](json.dumps({name: inputs.get(name) for name in self._params}))
-            # A script may call done() from a promise callback.
-            while self._context.execute_pending_job():
-                pass
+            # A script may call done() from a promise callback. QuickJS restarts its clock for
+            # each job, so a chain of promises that never ends is stopped here, by the budget.
+            while True:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    return self._failure(FailureKind.TIME_LIMIT, self._too_long())
+                self._context.set_time_limit(remaining)
+                if not self._context.execute_pending_job():
+                    break
         except quickjs.JSException as error:
             return self._failure(*_classify(error, self._limits))
         try:
@@ -307,6 +315,9 @@ class ScriptSession:
                 FailureKind.NO_DONE, "the script ended without calling done()", lines, notes
             )
         return ScriptResult(answer["value"], lines, notes)
+
+    def _too_long(self) -> str:
+        return _too_long(self._limits)
 
     def _captured(self) -> tuple[tuple[str, ...], tuple[Mapping[str, str], ...]]:
         try:
