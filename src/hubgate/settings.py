@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=1000, ge=1)
     # The shortest event.poller.refresh_interval, in minutes, an instance may ask for (D28).
     poll_interval_floor: int = Field(default=1, ge=1)
+    # Transformation scripts (D37, D242): one budget per request, shared by every record of a
+    # list, smaller than a formula step's 30 s / 64 MiB (D41) because a caller waits on it.
+    transformation_script_seconds: float = Field(default=2.0, gt=0, le=30)
+    transformation_script_memory_mib: int = Field(default=32, ge=8, le=64)
 
     @property
     def keyring_path(self) -> Path:

@@ -1,0 +1,389 @@
+"""The JavaScript sandbox (D42): QuickJS-NG with a time and a memory limit and no host access.
+
+Transformation scripts and formula steps are function bodies written for Open Connectors:
+``function (originalObject, transformedObject, fromVendor, done) { ... }`` or
+``function (trigger, steps, info, config, done) { ... }``; they answer by calling ``done(x)``.
+This module runs such a body with named JSON inputs and returns the value given to ``done``, or a
+typed ``ScriptFailure``::
+
+    outcome = run(body, ("originalObject", "transformedObject", "fromVendor"), inputs, limits)
+    if isinstance(outcome, ScriptFailure): ...   # outcome.reason() goes into Elements-Error
+
+    with ScriptSession(body, params, limits) as session:   # one context for a whole request
+        outcomes = [session.call(inputs) for inputs in records]
+
+How it is fenced:
+
+* A fresh QuickJS context (its own runtime) per run or session; nothing survives it.
+* The engine's limits: the time limit is checked by QuickJS's interrupt handler and cannot be
+  caught by the script; the memory limit covers the runtime, prelude and loaded modules
+  included. A session has one time budget: each call gets what the earlier calls left, so a
+  request with 500 records cannot take 500 times the limit. QuickJS measures the limit in
+  process CPU time (C ``clock()``), so under load it fires early, never late.
+* The global object has only the ECMAScript built-ins (no ``require``, ``process``, ``fetch``,
+  timers or file access in QuickJS-NG) plus what ``prelude.js`` adds: ``console`` (captured),
+  ``notify.email`` (recorded, not sent), ``require`` of bundled lodash, lodash/fp, moment (from
+  the ``xstatic-lodash`` / ``xstatic-moment`` packages) and a small ``util`` (``util.js``), and
+  ``CE`` (``ce.js``). ``CE`` and the modules are compiled only into contexts whose script text
+  names them (``require(name)`` of a name built at run time finds nothing). ``Atomics``,
+  ``SharedArrayBuffer`` and weak references are removed.
+* No Python object is reachable: QuickJS-NG refuses host callbacks while a time limit is set,
+  so the prelude is plain JavaScript, and inputs and outputs cross as JSON text.
+
+Threads: a QuickJS context must stay on the thread that made it (the wrapper's own notes report
+crashes otherwise), so a ``ScriptSession`` refuses calls from another thread, and everything a
+request needs (open, every call, close) runs in one function. QuickJS releases the GIL while
+JavaScript runs; async callers use ``run_async``/``run_many_async``, which run that function
+in this module's own small thread pool so a runaway script holds one of its threads, never the
+event loop nor the loop's default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache, partial
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import quickjs
+import xstatic.pkg.lodash
+import xstatic.pkg.moment
+
+__all__ = [
+    "FORMULA_LIMITS",
+    "FailureKind",
+    "Limits",
+    "ScriptFailure",
+    "ScriptResult",
+    "ScriptSession",
+    "run",
+    "run_async",
+    "run_many",
+    "run_many_async",
+]
+
+MIB: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per run (or per session): seconds of script time and bytes of JavaScript heap."""
+
+    seconds: float
+    memory_bytes: int
+
+    def __post_init__(self) -> None:
+        if self.seconds <= 0:
+            raise ValueError("a script time limit must be positive")
+        # Below this the prelude itself does not fit.
+        if self.memory_bytes < 2 * MIB:
+            raise ValueError("a script memory limit must be at least 2 MiB")
+
+
+# D41: a formula step's script gets 30 s and 64 MiB.
+FORMULA_LIMITS: Final = Limits(seconds=30.0, memory_bytes=64 * MIB)
+
+
+class FailureKind(StrEnum):
+    SYNTAX = "syntax error"
+    ERROR = "error"
+    TIME_LIMIT = "time limit"
+    MEMORY_LIMIT = "memory limit"
+    NO_DONE = "done not called"
+    BAD_RESULT = "result not JSON"
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptResult:
+    """A script that called ``done(value)``; ``value`` is plain JSON data."""
+
+    value: Any
+    console: tuple[str, ...] = ()
+    notifications: tuple[Mapping[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptFailure:
+    """Why a script gave no value. ``message`` is the engine's first line (``TypeError: x``)."""
+
+    kind: FailureKind
+    message: str
+    console: tuple[str, ...] = ()
+    notifications: tuple[Mapping[str, str], ...] = field(default=())
+
+    def reason(self) -> str:
+        """One line for a person, e.g. for ``Elements-Error`` (D37)."""
+        return f"{self.kind.value}: {self.message}"
+
+
+Outcome = ScriptResult | ScriptFailure
+
+_HERE: Final = resources.files(__package__)
+_PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
+_CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
+_UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
+# Compiling JavaScript is most of a fresh context's cost, so `CE` and each module are compiled
+# into a context only when the script's text names them (lodash alone costs milliseconds).
+_LODASH_DIR: Final = Path(xstatic.pkg.lodash.BASE_DIR)
+_MOMENT_DIR: Final = Path(xstatic.pkg.moment.BASE_DIR)
+_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util")
+# CLDR keeps the alpha-3 codes of former states as aliases of their successors; ISO 3166-3
+# withdrew these, and each successor has its current code among the aliases too.
+_WITHDRAWN_ALPHA3: Final = frozenset({"BUR", "DDR", "FXX", "TMP", "YMD", "ZAR"})
+_INTERRUPTED: Final = "InternalError: interrupted"
+_OUT_OF_MEMORY: Final = ("InternalError: out of memory", "null")
+
+
+@cache
+def _bundled(name: str) -> str:
+    paths = {
+        "lodash": _LODASH_DIR / "lodash.min.js",
+        "lodash/fp": _LODASH_DIR / "lodash.fp.min.js",
+        "moment": _MOMENT_DIR / "moment.min.js",
+    }
+    return paths[name].read_text(encoding="utf-8")
+
+
+@cache
+def _tables() -> str:
+    """Country names and codes, currencies and their symbols, from Babel's CLDR data."""
+    from babel.core import Locale, get_global
+    from babel.numbers import get_currency_symbol, get_territory_currencies, list_currencies
+
+    english = Locale("en")
+    alpha2 = {
+        code: name
+        for code, name in english.territories.items()
+        if len(code) == 2 and code.isalpha() and code.isupper()
+    }
+    countries: dict[str, str] = {}
+    for code, name in alpha2.items():
+        countries[name.casefold()] = code
+        countries[code.casefold()] = code
+    alpha3: dict[str, str] = {}
+    for alias, targets in get_global("territory_aliases").items():
+        if alias in _WITHDRAWN_ALPHA3 or not (len(alias) == 3 and alias.isalpha()):
+            continue
+        if len(targets) == 1 and targets[0] in alpha2:
+            alpha3.setdefault(targets[0].casefold(), alias)
+    for code, three in alpha3.items():
+        countries.setdefault(three.casefold(), code.upper())
+    currencies: dict[str, str] = {}
+    for code in alpha2:
+        found = get_territory_currencies(code)
+        if found:
+            currencies[code.casefold()] = found[0]
+    symbols = {
+        code.casefold(): get_currency_symbol(code, locale=english) for code in list_currencies()
+    }
+    text = json.dumps(
+        {"countries": countries, "alpha3": alpha3, "currencies": currencies, "symbols": symbols},
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+    # Handed to ce.js as a JavaScript string literal, parsed there on first use.
+    return json.dumps(text)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _too_long(limits: Limits) -> str:
+    return f"the script ran longer than {limits.seconds:g} s"
+
+
+def _classify(error: quickjs.JSException, limits: Limits) -> tuple[FailureKind, str]:
+    message = _first_line(error)
+    if message.startswith(_INTERRUPTED):
+        return FailureKind.TIME_LIMIT, _too_long(limits)
+    if message in _OUT_OF_MEMORY:
+        return FailureKind.MEMORY_LIMIT, (
+            f"the script needed more than {limits.memory_bytes / MIB:g} MiB of memory"
+        )
+    return FailureKind.ERROR, message
+
+
+class ScriptSession:
+    """One compiled script in one fresh context, called any number of times on one thread.
+
+    A compile error, a time-limit or a memory-limit failure ends the session: later calls
+    answer the same failure without running, since the budget is spent or the heap is full.
+    """
+
+    def __init__(self, body: str, params: Sequence[str], limits: Limits) -> None:
+        for name in params:
+            if not re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", name) or name == "done":
+                raise ValueError(f"not a usable parameter name: {name!r}")
+        self._limits = limits
+        self._params = tuple(params)
+        self._thread = threading.get_ident()
+        self._deadline = time.monotonic() + limits.seconds
+        self._broken: ScriptFailure | None = None
+        self._context: quickjs.Context | None = quickjs.Context()
+        self._context.set_memory_limit(limits.memory_bytes)
+        self._context.set_time_limit(limits.seconds)
+        self._driver: dict[str, quickjs.Object] = {}
+        try:
+            self._start(body)
+        except quickjs.JSException as error:
+            kind, message = _classify(error, limits)
+            if kind is FailureKind.ERROR:
+                kind = FailureKind.SYNTAX
+            self._broken = ScriptFailure(kind, message)
+
+    def _start(self, body: str) -> None:
+        context = self._context
+        assert context is not None
+        context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
+        for name in ("install", "register", "registerFp", "compile", "call", "result", "console"):
+            self._driver[name] = context.eval(f"__hubgate.{name}")
+        context.eval("delete globalThis.__hubgate;")
+        mentioned = set(_MENTIONS.findall(body))
+        if "CE" in mentioned:
+            self._driver["install"]("CE", context.eval(f"({_CE})({_tables()})"))
+        if "util" in mentioned:
+            self._driver["register"]("util", context.eval(_UTIL))
+        if "lodash" in mentioned:
+            self._register("lodash")
+            self._driver["registerFp"](self._module("lodash/fp"))
+        if "moment" in mentioned:
+            self._register("moment")
+        self._driver["compile"](json.dumps(self._params), body)
+
+    def _module(self, name: str) -> quickjs.Object:
+        assert self._context is not None
+        factory: quickjs.Object = self._context.eval(
+            f"(function (module, exports) {{\n{_bundled(name)}\n}})"
+        )
+        return factory
+
+    def _register(self, name: str) -> None:
+        self._driver["register"](name, self._module(name))
+
+    def call(self, inputs: Mapping[str, Any]) -> Outcome:
+        """Run the script once with ``inputs`` (JSON data, keyed by parameter name)."""
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a script session is used only on the thread that opened it")
+        if self._context is None:
+            raise RuntimeError("the script session is closed")
+        if self._broken is not None:
+            return self._broken
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            self._broken = ScriptFailure(FailureKind.TIME_LIMIT, self._too_long())
+            return self._broken
+        self._context.set_time_limit(remaining)
+        try:
+            self._driver["call"](json.dumps({name: inputs.get(name) for name in self._params}))
+            # A script may call done() from a promise callback. QuickJS restarts its clock for
+            # each job, so a chain of promises that never ends is stopped here, by the budget.
+            while True:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    return self._failure(FailureKind.TIME_LIMIT, self._too_long())
+                self._context.set_time_limit(remaining)
+                if not self._context.execute_pending_job():
+                    break
+        except quickjs.JSException as error:
+            return self._failure(*_classify(error, self._limits))
+        try:
+            answer = json.loads(self._driver["result"]())
+        except quickjs.JSException as error:
+            kind, message = _classify(error, self._limits)
+            if kind is FailureKind.ERROR:
+                kind, message = (
+                    FailureKind.BAD_RESULT,
+                    f"done() got a value JSON cannot hold ({message})",
+                )
+            return self._failure(kind, message)
+        lines, notes = tuple(answer["lines"]), tuple(answer["notes"])
+        if not answer["called"]:
+            return ScriptFailure(
+                FailureKind.NO_DONE, "the script ended without calling done()", lines, notes
+            )
+        return ScriptResult(answer["value"], lines, notes)
+
+    def _too_long(self) -> str:
+        return _too_long(self._limits)
+
+    def _captured(self) -> tuple[tuple[str, ...], tuple[Mapping[str, str], ...]]:
+        try:
+            captured = json.loads(self._driver["console"]())
+        except quickjs.JSException:
+            # The heap may be too full to build the text; the failure itself is what counts.
+            return (), ()
+        return tuple(captured["lines"]), tuple(captured["notes"])
+
+    def _failure(self, kind: FailureKind, message: str) -> ScriptFailure:
+        if kind in (FailureKind.TIME_LIMIT, FailureKind.MEMORY_LIMIT):
+            self._broken = ScriptFailure(kind, message)
+        lines, notes = self._captured()
+        return ScriptFailure(kind, message, lines, notes)
+
+    def close(self) -> None:
+        """Free the context on its own thread (JS objects first, then the runtime)."""
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a script session is closed on the thread that opened it")
+        self._driver.clear()
+        self._context = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def run(body: str, params: Sequence[str], inputs: Mapping[str, Any], limits: Limits) -> Outcome:
+    """Compile and call a script once, in a context of its own."""
+    with ScriptSession(body, params, limits) as session:
+        return session.call(inputs)
+
+
+def run_many(
+    body: str, params: Sequence[str], calls: Sequence[Mapping[str, Any]], limits: Limits
+) -> list[Outcome]:
+    """Call a script once per entry of ``calls`` in one context, as one request does."""
+    with ScriptSession(body, params, limits) as session:
+        return [session.call(inputs) for inputs in calls]
+
+
+# Scripts are CPU-bound and release the GIL, so more threads than cores buy nothing but a
+# longer queue; a few extra let short scripts pass a runaway that holds a thread.
+_POOL: Final = ThreadPoolExecutor(
+    max_workers=max(2, min(8, 2 * (os.cpu_count() or 1))), thread_name_prefix="hubgate-js"
+)
+
+
+async def run_async(
+    body: str, params: Sequence[str], inputs: Mapping[str, Any], limits: Limits
+) -> Outcome:
+    """``run`` in the sandbox's thread pool; the event loop keeps serving meanwhile."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_POOL, partial(run, body, params, inputs, limits))
+
+
+async def run_many_async(
+    body: str, params: Sequence[str], calls: Sequence[Mapping[str, Any]], limits: Limits
+) -> list[Outcome]:
+    """``run_many`` in the sandbox's thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_POOL, partial(run_many, body, params, calls, limits))

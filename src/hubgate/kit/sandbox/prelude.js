@@ -1,0 +1,129 @@
+// The sandbox prelude (D42): evaluated first in every fresh QuickJS context, before any script.
+// It leaves `console`, `notify` and `require` on the global object and returns the driver the
+// host uses to install `CE` (ce.js) and bundled modules (util.js, lodash, moment) when the
+// script's text names them, and to compile and call the script. Everything here is plain
+// JavaScript: QuickJS refuses host callbacks while a time limit is set, which also means no
+// script can ever reach a Python object.
+(function (global) {
+  'use strict';
+  const parse = JSON.parse;
+  const stringify = JSON.stringify;
+
+  // Shared memory and blocking waits could hold a thread outside the engine's interrupt
+  // checks; weak references expose collection timing. None is needed by scripts.
+  for (const name of ['Atomics', 'SharedArrayBuffer', 'WeakRef', 'FinalizationRegistry']) {
+    delete global[name];
+  }
+
+  // --- console.log capture (bounded: a chatty loop cannot grow the answer without end) -----
+  const CONSOLE_MAX_CHARS = 65536;
+  const lines = [];
+  let consoleChars = 0;
+  let consoleTruncated = false;
+  function show(value) {
+    if (typeof value === 'string') return value;
+    if (value === undefined) return 'undefined';
+    if (typeof value === 'function') return '[Function' + (value.name ? ': ' + value.name : '') + ']';
+    if (typeof value === 'bigint') return value.toString() + 'n';
+    if (typeof value === 'symbol') return value.toString();
+    if (value instanceof Error) return value.name + ': ' + value.message;
+    try {
+      const text = stringify(value);
+      return text === undefined ? String(value) : text;
+    } catch (error) {
+      return String(value);
+    }
+  }
+  function log(...values) {
+    if (consoleTruncated) return;
+    const line = values.map(show).join(' ');
+    if (consoleChars + line.length > CONSOLE_MAX_CHARS) {
+      consoleTruncated = true;
+      lines.push('[console output truncated]');
+      return;
+    }
+    consoleChars += line.length;
+    lines.push(line);
+  }
+  const console = Object.freeze({ log: log, info: log, warn: log, error: log, debug: log });
+
+  // --- notify.email (formulas): recorded, sent by the host after the step ------------------
+  const notes = [];
+  const notify = Object.freeze({
+    email: function (to, subject, body) {
+      notes.push({ to: String(to), subject: String(subject), body: String(body) });
+    },
+  });
+
+  // --- require of bundled modules ----------------------------------------------------------
+  const factories = Object.create(null);
+  const loaded = Object.create(null);
+  function require(name) {
+    const key = String(name);
+    if (key in loaded) return loaded[key];
+    if (!(key in factories)) {
+      throw new Error("Cannot find module '" + key + "': only lodash, lodash/fp, moment and util are available");
+    }
+    loaded[key] = factories[key]();
+    return loaded[key];
+  }
+  // The host registers a bundled source as `function (module, exports) {...}` (CommonJS
+  // shape); our own modules also get the prelude's value printer.
+  const helpers = Object.freeze({ show: show });
+  function commonjs(factory) {
+    return function () {
+      const module = { exports: {} };
+      factory.call(module.exports, module, module.exports, helpers);
+      return module.exports;
+    };
+  }
+
+  // --- the driver the host calls -----------------------------------------------------------
+  let script = null;
+  let params = [];
+  let outcome = null;
+  const driver = {
+    install: function (name, value) {
+      Object.defineProperty(global, name, { value: value, writable: false, configurable: false });
+    },
+    register: function (name, factory) {
+      factories[name] = commonjs(factory);
+    },
+    registerFp: function (factory) {
+      factories['lodash/fp'] = () => commonjs(factory)()(require('lodash').runInContext());
+    },
+    compile: function (paramsJson, body) {
+      params = parse(paramsJson);
+      script = Function(...params, 'done', "'use strict';\n" + body);
+    },
+    call: function (argsJson) {
+      const args = parse(argsJson);
+      const state = { called: false, value: undefined };
+      outcome = state;
+      const done = function (value) {
+        if (!state.called) {
+          state.called = true;
+          state.value = value;
+        }
+      };
+      script.apply(undefined, params.map((name) => args[name]).concat([done]));
+    },
+    // Read after the host has run the pending jobs, so `done` may be called from a promise.
+    result: function () {
+      const state = outcome;
+      outcome = null;
+      const value = state.value === undefined ? null : state.value;
+      // Validate first: a value JSON cannot hold must not cost the console lines.
+      stringify(value);
+      return stringify({ called: state.called, value: value, lines: lines.splice(0), notes: notes.splice(0) });
+    },
+    console: function () {
+      return stringify({ lines: lines.splice(0), notes: notes.splice(0) });
+    },
+  };
+
+  Object.defineProperty(global, 'console', { value: console, writable: false, configurable: false });
+  Object.defineProperty(global, 'notify', { value: notify, writable: false, configurable: false });
+  Object.defineProperty(global, 'require', { value: require, writable: false, configurable: false });
+  return driver;
+})
