@@ -57,6 +57,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
+    app.add_middleware(errors_http.UnexpectedErrors)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
