@@ -18,6 +18,7 @@ from tests.logwatch import remember_secret
 from tests.results import publish
 
 ROUNDS = 20
+CLIENTS = 7
 
 
 def wanted(round_no: int) -> dict[str, str]:
@@ -75,7 +76,7 @@ async def test_seven_concurrent_patches_of_different_keys_all_hold(
         entries = await api.get(f"instances/{instance['id']}/configuration")
         entry_ids = {e["key"]: e["id"] for e in entries.body}
         values = wanted(round_no)
-        assert len(values) == 7
+        assert len(values) == CLIENTS
         answers = await asyncio.gather(
             *(
                 patch_one(api, instance, entry_ids, n, key, value)
@@ -93,10 +94,10 @@ async def test_seven_concurrent_patches_of_different_keys_all_hold(
         "concurrency_lost_update",
         {
             "rounds": ROUNDS,
-            "clients": 7,
+            "clients": CLIENTS,
             "patches": patches_ok,
             "keys_lost": keys_lost,
         },
     )
-    assert statuses == [200] * (7 * ROUNDS)
+    assert statuses == [200] * (CLIENTS * ROUNDS)
     assert keys_lost == 0, lost_by_round

@@ -88,7 +88,8 @@ async def test_messages_sent_right_after_enabling_events_all_arrive_as_created(
         await receiver.wait_for(lambda r: len(created(r)) >= 3, seconds=60)
     received = created(receiver.requests)
     publish(
-        "concurrency_first_events", {"messages_sent": 3, "created_events_received": len(received)}
+        "concurrency_first_events",
+        {"messages_sent": len(sids), "created_events_received": len(received)},
     )
     assert sorted(received) == sids, cluster.logs()
     status = (await api.get(f"instances/{instance['id']}/events/status")).body
