@@ -11,11 +11,13 @@ from fastapi import APIRouter, FastAPI
 from hubgate import console, errors_http, openapi_doc
 from hubgate.cors import CorsMiddleware
 from hubgate.elements.endpoints import router as elements_router
+from hubgate.events import service as events_service
 from hubgate.events.endpoints import router as events_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.fastpath import HubFastPath
 from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
+from hubgate.instances import changes as instance_changes
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.runtime import open_runtime
@@ -25,6 +27,9 @@ API_PREFIX = "/elements/api-v2"
 
 
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+    # Pollers are born and dropped in the transaction that writes the instance (D131).
+    instance_changes.on_saved(events_service.instance_saved)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, database_url)
@@ -58,6 +63,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
+    app.add_middleware(errors_http.UnexpectedErrors)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)

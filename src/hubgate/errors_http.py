@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubgate.kit.errors import HubgateError
 
@@ -143,6 +144,36 @@ async def response_for(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, sa_exc.DBAPIError | sa_exc.TimeoutError | psycopg.Error):
         return await _database_error(request, exc)
     return await _unexpected(request, exc)
+
+
+class UnexpectedErrors:
+    """Answers what no handler took (a bug) inside the request-id middleware, and ends there.
+
+    Starlette gives a handler of ``Exception`` to its outermost middleware, which answers
+    without the ``Elements-Request-Id`` header and then raises again, so that uvicorn logs the
+    whole traceback: the one D173 line is all a 500 may log.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            response = await response_for(Request(scope, receive), exc)
+            if not started:
+                await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

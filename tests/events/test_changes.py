@@ -43,12 +43,41 @@ def test_poller_configuration_options_and_the_one_minute_floor() -> None:
             }
         ),
     }
-    (spec,) = ch.poller_specs(config)
+    spec, broken, nourl = ch.poller_specs(config)
     assert spec.resource == "accounts"
     assert spec.interval_minutes == ch.MIN_INTERVAL_MINUTES
     assert spec.poll_delay_seconds == 60
     assert spec.created_field == "date_created"
+    assert spec.problem is None
+    # Entries that cannot run still get a poller, which says why (its lastError).
+    assert (broken.resource, broken.problem) == ("broken", "broken must be an object with a url")
+    assert nourl.problem == "nourl.url must be a hub path such as /hubs/messaging/nourl"
     assert ch.poller_specs({"event.poller.configuration": "not json"}) == []
+
+
+def test_each_entry_that_cannot_run_is_named_with_its_field() -> None:
+    cases = {
+        "{}": "messages.url must be a hub path",
+        '"x"': "messages must be an object with a url",
+        '{"url": 5}': "messages.url must be a hub path",
+        '{"url": "https://api.twilio.com/x"}': "messages.url must be a hub path",
+        '{"url": "/hubs/messaging/messages?d=${date:yyyy"}': "messages.url cannot be filled",
+        '{"url": "/hubs/messaging/messages", "idField": ""}': "messages.idField",
+        '{"url": "/hubs/messaging/messages", "pollDelay": -1}': "messages.pollDelay",
+        '{"url": "/hubs/messaging/messages", "pollDelay": true}': "messages.pollDelay",
+        '{"url": "/hubs/messaging/messages", "datesConfiguration": 1}': (
+            "messages.datesConfiguration must be"
+        ),
+        '{"url": "/hubs/messaging/messages", "datesConfiguration": {"createdDateField": 3}}': (
+            "messages.datesConfiguration.createdDateField"
+        ),
+    }
+    for entry, expected in cases.items():
+        problem = ch.entry_problem("messages", json.loads(entry))
+        assert problem is not None, entry
+        assert problem.startswith(expected), (entry, problem)
+    good = {"url": "/hubs/messaging/messages?where=DateSent='${date:yyyy-MM-dd}'"}
+    assert ch.entry_problem("messages", good) is None
 
 
 def test_fill_url_fills_from_the_last_poll_and_encodes_only_what_it_filled() -> None:

@@ -73,8 +73,13 @@ async def test_first_poll_primes_then_new_and_changed_messages_become_events(
 ) -> None:
     instance = await provision()
     hub = FakeHub(sim)
+    # Made before events were enabled (date_created an hour back): known, not reported.
     already = sim.add_inbound_message(
-        "+15005550006", "+15005550001", "before", account_sid=account(instance)
+        "+15005550006",
+        "+15005550001",
+        "before",
+        account_sid=account(instance),
+        at=service.utcnow() - timedelta(hours=1),
     )
     await sync(runtime)
     start = await poller(runtime, instance["id"])

@@ -44,13 +44,20 @@ async def test_an_unexpected_error_logs_its_class_and_line_not_its_text(
 
     port = free_port()
     server, task = await serve_in_loop(app, port)
+    # uvicorn's own error log does not reach the root logger: listen to it too, where a
+    # re-raised exception would leave its traceback.
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.ERROR, logger="hubgate.errors"):
             response = await Api(http, f"http://127.0.0.1:{port}", None).get(f"{API}/_boom")
     finally:
+        uvicorn_errors.removeHandler(caplog.handler)
         server.should_exit = True
         await task
     assert response.status == 500
+    assert response.headers["Elements-Request-Id"] == response.body["requestId"]
+    assert len(caplog.records) == 1, caplog.text
     assert "secret-in-a-message" not in response.text
     line = caplog.text
     assert "builtins.ValueError" in line

@@ -147,6 +147,9 @@ class Resource(_Model):
     operations: dict[HubMethod, Operation]
     # Response fields that are secrets (Twilio's account ``auth_token``): masked in trace logs.
     secret_fields: tuple[str, ...] = Field(default=(), alias="secretFields")
+    # The field stamped when the vendor made the object: a poller's first poll reports the
+    # objects made since events were enabled by it (D131).
+    created_field: str | None = Field(default=None, alias="createdField")
 
     @property
     def segments(self) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from hubgate.kit.javadate import fill_template
 
@@ -23,6 +23,8 @@ UPDATED: Final = "UPDATED"
 BATCH_SIZE: Final = 10
 # D28: the floor of event.poller.refresh_interval, in minutes.
 MIN_INTERVAL_MINUTES: Final = 1
+# The longest pollDelay, in seconds: meant for a vendor's minutes of lag, a day bounds it.
+MAX_DELAY: Final = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,10 @@ class PollerSpec:
     poll_delay_seconds: int = 0
     # From ``datesConfiguration.createdDateField``: lets the first poll report objects made
     # after events were enabled instead of treating everything it finds as already there.
+    # Without it, the element's manifest may name the field (a resource's ``createdField``).
     created_field: str | None = None
+    # Why this entry cannot run (written before entries were checked on write), else None.
+    problem: str | None = None
 
 
 def digest(obj: Mapping[str, Any]) -> str:
@@ -65,29 +70,75 @@ def _json_object(value: str | None) -> dict[str, Any]:
 
 
 def poller_specs(configuration: Mapping[str, str | None]) -> list[PollerSpec]:
-    """The resources to poll; entries without a url are skipped (there is nothing to run)."""
+    """The resources to poll, one spec per entry; an entry that cannot run carries its
+    ``problem``, so that its poller can say so instead of never running."""
     raw_interval = configuration.get("event.poller.refresh_interval") or "15"
     interval = max(int(raw_interval) if raw_interval.isdigit() else 15, MIN_INTERVAL_MINUTES)
     specs = []
     for resource, entry in sorted(
         _json_object(configuration.get("event.poller.configuration")).items()
     ):
-        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+        problem = entry_problem(resource, entry)
+        fields: dict[str, Any] = entry if isinstance(entry, dict) else {}
+        url = fields.get("url")
+        if problem is not None:
+            specs.append(
+                PollerSpec(
+                    resource=str(resource)[:100],
+                    url=url if isinstance(url, str) else "",
+                    id_field="id",
+                    interval_minutes=interval,
+                    problem=problem,
+                )
+            )
             continue
-        dates = entry.get("datesConfiguration")
-        created = dates.get("createdDateField") if isinstance(dates, dict) else None
-        delay = entry.get("pollDelay", 0)
+        dates = fields.get("datesConfiguration") or {}
         specs.append(
             PollerSpec(
-                resource=str(resource)[:100],
-                url=entry["url"],
-                id_field=str(entry.get("idField") or "id")[:100],
+                resource=resource,
+                url=str(url),
+                id_field=str(fields.get("idField") or "id"),
                 interval_minutes=interval,
-                poll_delay_seconds=delay if isinstance(delay, int) and delay >= 0 else 0,
-                created_field=created if isinstance(created, str) and created else None,
+                poll_delay_seconds=int(fields.get("pollDelay") or 0),
+                created_field=dates.get("createdDateField") or None,
             )
         )
     return specs
+
+
+def _is_field_name(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 100
+
+
+def entry_problem(resource: str, entry: Any) -> str | None:
+    """Why one resource of ``event.poller.configuration`` cannot be polled, or None.
+
+    The message names the resource and the field (``messages.url``), as the 400 on write and
+    the poller's ``lastError`` show it.
+    """
+    if not 0 < len(resource) <= 100:
+        return f"resource names are 1 to 100 characters ({resource[:100]!r})"
+    if not isinstance(entry, dict):
+        return f"{resource} must be an object with a url"
+    url = entry.get("url")
+    segments = [s for s in urlsplit(url).path.split("/") if s] if isinstance(url, str) else []
+    if len(segments) < 3 or segments[0] != "hubs":
+        return f"{resource}.url must be a hub path such as /hubs/messaging/{resource}"
+    try:
+        fill_url(str(url), datetime.now(UTC))
+    except ValueError as error:
+        return f"{resource}.url cannot be filled: {error}"
+    if "idField" in entry and not _is_field_name(entry["idField"]):
+        return f"{resource}.idField must be a field name"
+    delay = entry.get("pollDelay", 0)
+    if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= MAX_DELAY:
+        return f"{resource}.pollDelay must be whole seconds from 0 to {MAX_DELAY}"
+    dates = entry.get("datesConfiguration", {})
+    if not isinstance(dates, dict):
+        return f"{resource}.datesConfiguration must be an object"
+    if "createdDateField" in dates and not _is_field_name(dates["createdDateField"]):
+        return f"{resource}.datesConfiguration.createdDateField must be a field name"
+    return None
 
 
 def _placeholder_end(template: str, at: int) -> int:

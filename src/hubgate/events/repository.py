@@ -124,7 +124,8 @@ class EventRepository:
     # -- instances --------------------------------------------------------------------------
 
     async def instance(self, instance_id: int) -> Instance | None:
-        return await self.session.get(Instance, instance_id)
+        # As the row is now, also when this session read it before an update statement.
+        return await self.session.get(Instance, instance_id, populate_existing=True)
 
     async def instances_to_sync(self, limit: int) -> Sequence[Instance]:
         """Polling instances whose pollers are missing or older than the instance, and
@@ -144,6 +145,9 @@ class EventRepository:
             )
             .order_by(Instance.id)
             .limit(limit)
+            # An instance being written right now is synced by its writer, in its transaction:
+            # skipped here rather than synced from the configuration it is replacing.
+            .with_for_update(of=Instance, key_share=True, skip_locked=True)
         )
         return (await self.session.execute(stmt)).scalars().all()
 

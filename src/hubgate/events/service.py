@@ -30,10 +30,13 @@ from hubgate.events.models import (
 )
 from hubgate.events.repository import EventRepository, StatusRow
 from hubgate.events.signing import notification_headers
+from hubgate.hub import routing
+from hubgate.hub.service import parse_hub_path
 from hubgate.instances.models import Instance
 from hubgate.instances.presenter import iso
 from hubgate.instances.service import decrypt_configuration
 from hubgate.kit.egress import EgressError, EgressTimeouts
+from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 
@@ -68,56 +71,81 @@ def polls(configuration: Mapping[str, str | None], disabled: bool) -> bool:
 async def sync_pollers(session: AsyncSession, now: datetime) -> int:
     """Bring poller rows in line with instance configurations; returns instances touched.
 
-    A poller is born when events are enabled: its cursor starts at that moment (no backfill)
-    and its first poll is due at once. Disabling events (or the instance) drops the pollers
-    and what they had seen, so enabling again starts afresh.
+    Writers of an instance sync its pollers in their own transaction (``instance_saved``);
+    this catches what they did not write (a 410's atomic update, rows from before).
     """
     repo = EventRepository(session)
-    touched = 0
-    for instance in await repo.instances_to_sync(SYNC_BATCH):
-        touched += 1
-        existing = {p.resource: p for p in await repo.pollers_of(instance.id)}
-        wanted = (
-            {s.resource: s for s in ch.poller_specs(instance.configuration)}
-            if polls(instance.configuration, instance.disabled)
-            else {}
-        )
-        await repo.remove_pollers(instance.id, [r for r in existing if r not in wanted])
-        for resource, spec in wanted.items():
-            poller = existing.get(resource)
-            if poller is None:
-                await repo.add_poller(
-                    EventPoller(
-                        instance_id=instance.id,
-                        resource=resource,
-                        instance_version=instance.version,
-                        url=spec.url,
-                        id_field=spec.id_field,
-                        interval_minutes=spec.interval_minutes,
-                        poll_delay_seconds=spec.poll_delay_seconds,
-                        enabled_at=now,
-                        cursor_at=now,
-                        primed=False,
-                        next_poll_at=now,
-                        consecutive_failures=0,
-                        polls=0,
-                    )
+    instances = await repo.instances_to_sync(SYNC_BATCH)
+    for instance in instances:
+        await sync_instance_pollers(session, instance, now)
+    return len(instances)
+
+
+async def instance_saved(session: AsyncSession, instance: Instance) -> None:
+    """The hook every writer of an instance runs in its transaction (instances.changes)."""
+    await sync_instance_pollers(session, instance, utcnow())
+
+
+async def sync_instance_pollers(session: AsyncSession, instance: Instance, now: datetime) -> None:
+    """The instance's pollers as its configuration says, within the caller's transaction.
+
+    A poller is born in the transaction that enables events: ``now``, a moment before that
+    commit, is its cut-off. Its first poll reports the objects made since (by the created-date
+    field, D131) and records the rest as known; it is due at once. Disabling events (or the
+    instance) drops the pollers and what they had seen, so enabling again starts afresh.
+    """
+    repo = EventRepository(session)
+    existing = {p.resource: p for p in await repo.pollers_of(instance.id)}
+    wanted = (
+        {s.resource: s for s in ch.poller_specs(instance.configuration)}
+        if polls(instance.configuration, instance.disabled)
+        else {}
+    )
+    await repo.remove_pollers(instance.id, [r for r in existing if r not in wanted])
+    for resource, spec in wanted.items():
+        poller = existing.get(resource)
+        if poller is None:
+            await repo.add_poller(
+                EventPoller(
+                    instance_id=instance.id,
+                    resource=resource,
+                    instance_version=instance.version,
+                    url=spec.url,
+                    id_field=spec.id_field,
+                    interval_minutes=spec.interval_minutes,
+                    poll_delay_seconds=spec.poll_delay_seconds,
+                    enabled_at=now,
+                    cursor_at=now,
+                    primed=False,
+                    next_poll_at=now,
+                    last_error=spec.problem,
+                    last_error_at=now if spec.problem else None,
+                    consecutive_failures=0,
+                    polls=0,
                 )
-                continue
-            if poller.id_field != spec.id_field:
-                # Seen ids under another field mean nothing now: record afresh, silently.
-                poller.primed = False
-                await repo.forget_seen(instance.id, [resource])
-            if poller.interval_minutes != spec.interval_minutes:
-                since = poller.last_poll_at or poller.enabled_at
-                poller.next_poll_at = since + timedelta(minutes=spec.interval_minutes)
-            poller.url = spec.url
-            poller.id_field = spec.id_field
-            poller.interval_minutes = spec.interval_minutes
-            poller.poll_delay_seconds = spec.poll_delay_seconds
-            poller.instance_version = instance.version
+            )
+            continue
+        if poller.id_field != spec.id_field:
+            # Seen ids under another field mean nothing now: start afresh from this moment,
+            # as if events were enabled now (what was reported is not reported again).
+            poller.primed = False
+            poller.enabled_at = now
+            await repo.forget_seen(instance.id, [resource])
+        if poller.interval_minutes != spec.interval_minutes:
+            since = poller.last_poll_at or poller.enabled_at
+            poller.next_poll_at = since + timedelta(minutes=spec.interval_minutes)
+        if spec.problem is not None:
+            poller.last_error = spec.problem
+            poller.last_error_at = now
+        elif poller.url != spec.url:
+            # A new URL has not failed yet; the next poll says whether it works.
+            poller.last_error = None
+        poller.url = spec.url
+        poller.id_field = spec.id_field
+        poller.interval_minutes = spec.interval_minutes
+        poller.poll_delay_seconds = spec.poll_delay_seconds
+        poller.instance_version = instance.version
     await session.flush()
-    return touched
 
 
 async def due_polls(session: AsyncSession, before: datetime) -> Sequence[tuple[int, str]]:
@@ -165,6 +193,9 @@ async def prepare_poll(
     spec = next(
         (s for s in ch.poller_specs(instance.configuration) if s.resource == resource), None
     )
+    if spec is not None and spec.problem is not None:
+        await poll_failed(session, instance_id, resource, f"Cannot poll: {spec.problem}", now)
+        return None
     moment = poller.cursor_at - timedelta(seconds=poller.poll_delay_seconds)
     try:
         url = ch.fill_url(poller.url, moment)
@@ -221,9 +252,10 @@ async def apply_poll(
     if plan.primed:
         reported = found
     else:
-        # The first poll records what exists; only objects provably made after events were
-        # enabled are reported (when the poller names a created-date field).
-        reported = [c for c in found if ch.made_since(c, plan.created_field, plan.enabled_at)]
+        # The first poll records what exists; the objects made since events were enabled
+        # are reported (known by the poller's created-date field, else the manifest's).
+        created_field = plan.created_field or created_field_of(runtime, plan.instance, plan.url)
+        reported = [c for c in found if ch.made_since(c, created_field, plan.enabled_at)]
     await repo.remember(
         plan.instance.id, plan.resource, [(c.object_id, c.digest) for c in found], started
     )
@@ -238,6 +270,19 @@ async def apply_poll(
     poller.next_poll_at = next_due(plan.due_at, plan.interval_minutes, started)
     await session.flush()
     return [event.id for event in events]
+
+
+def created_field_of(runtime: Runtime, instance: Instance, url: str) -> str | None:
+    """The created-date field the element's manifest declares for the resource ``url``
+    lists (Twilio's messages and calls: ``date_created``), or None."""
+    element = runtime.registry.find(instance.element_key)
+    if element is None:
+        return None
+    try:
+        matched = routing.match(element.manifest, "GET", parse_hub_path("GET", url).segments)
+    except HubgateError:
+        return None
+    return matched.resource.created_field
 
 
 def _new_events(
@@ -467,8 +512,12 @@ async def record_attempt(
         # Redelivered while this attempt was in flight: the redelivery owns the outcome.
         return None
     if result.status_code == 410:
+        # One atomic update of the row (D134): no merge of a configuration read earlier.
         await repo.disable_notifications(delivery.instance_id)
         await repo.fail_pending(delivery.instance_id, outcome["reason"])
+        instance = await repo.instance(delivery.instance_id)
+        if instance is not None:
+            await sync_instance_pollers(session, instance, result.at)
     return retry_at
 
 

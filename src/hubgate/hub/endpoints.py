@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from psycopg.errors import ForeignKeyViolation
+from sqlalchemy.exc import IntegrityError
 
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
 from hubgate.errors_http import request_id
@@ -59,8 +61,14 @@ async def _trace(
         resource=result.resource if result else None,
     )
     async with runtime.sessions() as session:
-        await LogRepository(session).add(entry)
-        await session.commit()
+        try:
+            await LogRepository(session).add(entry)
+            await session.commit()
+        except IntegrityError as exc:
+            if not isinstance(exc.orig, ForeignKeyViolation):
+                raise
+            # The instance was deleted while the call ran: its trace logs went with it, and
+            # this one has nothing left to belong to. The call's own answer still stands.
 
 
 async def hub_call(request: Request, hub: str, rest: str) -> Response:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubgate.elements.manifest import Manifest
+from hubgate.events.changes import entry_problem
 from hubgate.kit.errors import HubgateError, bad_request
 
 MASK = "********"
@@ -108,6 +109,11 @@ def validate(manifest: Manifest, config: Configuration, *, poll_floor: int = 1) 
             parsed = None
         if not isinstance(parsed, dict):
             raise bad_request("Configuration event.poller.configuration must be a JSON object")
+        # A poller that cannot run would never poll and never say why: refused here instead.
+        for resource, entry in parsed.items():
+            problem = entry_problem(resource, entry)
+            if problem is not None:
+                raise bad_request(f"Configuration event.poller.configuration: {problem}")
 
 
 def _whole(text: str) -> int | None:

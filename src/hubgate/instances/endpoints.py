@@ -177,7 +177,6 @@ async def _update(
     body = await read_json(request, InstancePatch)
     await service.update(session, runtime, instance, body, replace=replace)
     await session.commit()
-    await session.refresh(instance)
     return await _present(session, runtime, instance)
 
 
@@ -192,7 +191,6 @@ async def _set_enabled(
 ) -> Json:
     await service.set_enabled(session, instance, enabled)
     await session.commit()
-    await session.refresh(instance)
     return await _present(session, runtime, instance)
 
 
@@ -212,7 +210,6 @@ async def _patch_configuration(
     patch = InstancePatch(configuration={entry["key"]: body.property_value})
     element = await service.update(session, runtime, instance, patch, replace=False)
     await session.commit()
-    await session.refresh(instance)
     value = (await _configuration_entry(instance, runtime, config_id))["propertyValue"]
     return configuration_entry(element, config_id, entry["key"], value)
 

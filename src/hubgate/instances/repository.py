@@ -29,6 +29,28 @@ class InstanceRepository:
         stmt = scoped(select(Instance), Instance, tenant).where(Instance.id == instance_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def lock(self, instance: Instance) -> bool:
+        """Read ``instance`` again from its row and lock the row until the transaction ends;
+        False when the row is gone (deleted meanwhile).
+
+        Every change of an instance starts here, so that two writers merge one after the
+        other instead of both from the same old row. ``FOR NO KEY UPDATE`` still lets rows
+        that reference the instance (events of a poll) be written meanwhile.
+        """
+        stmt = (
+            select(Instance)
+            .where(Instance.id == instance.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none() is not None
+
+    async def save(self, instance: Instance) -> None:
+        """Write the changes and read back what the database set (``updated_at``), while the
+        row is still locked: read after the commit, the row may already be deleted."""
+        await self.session.flush()
+        await self.session.refresh(instance, ["updated_at"])
+
     async def by_token_hash(self, token_hash: str) -> Instance | None:
         stmt = select(Instance).where(Instance.token_hash == token_hash)
         return (await self.session.execute(stmt)).scalar_one_or_none()
@@ -63,8 +85,12 @@ class InstanceRepository:
         )
         return [(key, int(count)) for key, count in (await self.session.execute(stmt)).all()]
 
-    async def remove(self, instance: Instance) -> None:
-        await self.session.execute(delete(Instance).where(Instance.id == instance.id))
+    async def remove(self, instance: Instance) -> bool:
+        """Delete the row; False when there was none left to delete."""
+        result = await self.session.execute(
+            delete(Instance).where(Instance.id == instance.id).returning(Instance.id)
+        )
+        return result.first() is not None
 
     async def owner(self, instance: Instance) -> User | None:
         return await self.session.get(User, instance.user_id)

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant
 from hubgate.elements.registry import Element
 from hubgate.instances import configuration as cfg
-from hubgate.instances.changes import mark_changed
+from hubgate.instances.changes import mark_changed, saved
 from hubgate.instances.credentials import check_credentials
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
@@ -153,6 +153,7 @@ async def provision(
     _apply_flags(instance, body)
     _store_configuration(runtime.keyring, element, instance, config)
     await repo.add(instance)
+    await saved(session, instance)
     return instance, element
 
 
@@ -214,7 +215,12 @@ async def update(
     *,
     replace: bool,
 ) -> Element:
-    """PUT (``replace``) swaps name, tags and configuration; PATCH changes what it names."""
+    """PUT (``replace``) swaps name, tags and configuration; PATCH changes what it names.
+
+    The merge starts from the row as it is now, locked: never from the instance as the
+    caller found it (another request may have changed it since, or deleted it: 404).
+    """
+    await lock(session, instance)
     element = runtime.registry.get(instance.element_key)
     manifest = element.manifest
     current = decrypt_configuration(runtime.keyring, instance)
@@ -242,22 +248,34 @@ async def update(
     _apply_flags(instance, body)
     _store_configuration(runtime.keyring, element, instance, config)
     instance.valid = True
-    instance.version += 1
-    mark_changed(session, instance)
-    await session.flush()
+    await _save(session, instance)
     return element
 
 
-async def set_enabled(session: AsyncSession, instance: Instance, enabled: bool) -> None:
-    instance.disabled = not enabled
+async def lock(session: AsyncSession, instance: Instance) -> None:
+    """Re-read the instance's row and hold it until the transaction ends; 404 once deleted."""
+    if not await InstanceRepository(session).lock(instance):
+        raise HubgateError(404, f"No instance found with id {instance.id}")
+
+
+async def _save(session: AsyncSession, instance: Instance) -> None:
     instance.version += 1
     mark_changed(session, instance)
-    await session.flush()
+    await InstanceRepository(session).save(instance)
+    await saved(session, instance)
+
+
+async def set_enabled(session: AsyncSession, instance: Instance, enabled: bool) -> None:
+    await lock(session, instance)
+    instance.disabled = not enabled
+    await _save(session, instance)
 
 
 async def delete(session: AsyncSession, instance: Instance) -> None:
     mark_changed(session, instance)
-    await InstanceRepository(session).remove(instance)
+    if not await InstanceRepository(session).remove(instance):
+        # Another request deleted it first.
+        raise HubgateError(404, f"No instance found with id {instance.id}")
 
 
 async def rewrap_all(session: AsyncSession, keyring: Keyring) -> int:
