@@ -17,7 +17,7 @@ from hubgate.events import service
 from hubgate.events.changes import CREATED, UPDATED, Change, digest
 from hubgate.instances.models import Instance
 from hubgate.runtime import Runtime
-from hubgate.settings import Settings
+from hubgate.settings import Settings, reveal
 from tests.conftest import Api, RunningHubgate, TenantCredentials
 from tests.events.conftest import Provisioner
 
@@ -164,8 +164,8 @@ async def test_status_figures_in_the_api_and_the_cli(
     off = (await events_api.get(f"instances/{quiet['id']}/events/status")).body
     assert off["eventsEnabled"] is False
 
-    monkeypatch.setenv("HUBGATE_DATABASE_URL", events_settings.database_url or "")
-    monkeypatch.setenv("HUBGATE_KEYRING", events_settings.keyring or "")
+    monkeypatch.setenv("HUBGATE_DATABASE_URL", reveal(events_settings.database_url) or "")
+    monkeypatch.setenv("HUBGATE_KEYRING", reveal(events_settings.keyring) or "")
     monkeypatch.setenv("HUBGATE_DATA_DIR", str(events_settings.data_dir))
     # In a thread: the command runs its own event loop, as it does from a shell.
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["events", "status", "--json"])
