@@ -83,9 +83,10 @@ def decode(keyring: Keyring, instance_id: int, resource: str, token: str) -> Cur
 
 
 def _positive(name: str, text: str | None, default: int, cap: int) -> int:
-    """A whole number from 1; any larger than ``cap``, however many digits, is ``cap`` (D202)."""
+    """A whole number from 1; any larger than ``cap``, however many digits, is ``cap`` (D202),
+    and so is a default larger than the cap (an element's page size above an instance's max)."""
     if text is None or text == "":
-        return default
+        return min(default, cap)
     # ASCII first: int() takes "³" (a digit to str.isdigit) and other scripts' digits. The
     # digits are counted, not converted: int() refuses 5,000 of them.
     digits = text.lstrip("0")
