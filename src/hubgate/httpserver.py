@@ -16,6 +16,7 @@ each of its ``--workers`` and the test server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 from typing import Any, Literal
@@ -39,6 +40,11 @@ HEAD_TOO_LARGE = (
     f"Request head too large: the request line and headers may hold {MAX_HEAD_BYTES} bytes"
 )
 MALFORMED_REQUEST = "Malformed HTTP request: the request line or a header is not valid HTTP/1.1"
+# After a refusal the connection reads and drops what the client still sends, this long and this
+# much at most, before it closes: closing a socket with unread bytes resets it, and a reset can
+# destroy the answer before the client reads it (a client still sending a 2 MB URL, say).
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 16 * 1024 * 1024
 
 log = logging.getLogger("hubgate.http")
 
@@ -70,11 +76,42 @@ def refusal(status: int, message: str, default_headers: list[tuple[bytes, bytes]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+class _Refusing(asyncio.Protocol):
+    """Sends a refusal, then drains the connection for a moment before it closes."""
+
+    transport: asyncio.Transport
+    _lingering = False
+    _linger_left = LINGER_MAX_BYTES
+
+    def _refuse(self, status: int, message: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self._lingering = True
+        self.transport.write(refusal(status, message, headers))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+    def _drained(self, data: bytes) -> bool:
+        """Whether ``data`` came after a refusal, and was dropped."""
+        if not self._lingering:
+            return False
+        self._linger_left -= len(data)
+        if self._linger_left <= 0:
+            self.transport.close()
+        return True
+
+    def eof_received(self) -> None:
+        # The client has sent everything: after a refusal nothing is left to wait for.
+        if self._lingering:
+            self.transport.close()
+
+
 class _TargetTooLongError(Exception):
     """Raised in a parser callback to stop httptools reading a request target."""
 
 
-class HttpToolsProtocol(_UvicornHttpTools):
+class HttpToolsProtocol(_Refusing, _UvicornHttpTools):
     """uvicorn's httptools protocol with D9 refusals and caps on the request head."""
 
     _head_open = False
@@ -95,29 +132,23 @@ class HttpToolsProtocol(_UvicornHttpTools):
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._drained(data):
+            return
         # httptools keeps a header however long it grows: count what arrives while a head is
         # open. A chunk counts only if the head was open when it came, so a body never does.
         if self._head_open:
             self._head_bytes += len(data)
         super().data_received(data)
-        if (
-            self._head_open
-            and self._head_bytes > MAX_HEAD_BYTES
-            and not self.transport.is_closing()
-        ):
-            self._refuse(431, HEAD_TOO_LARGE)
+        if self._head_open and self._head_bytes > MAX_HEAD_BYTES and not self._lingering:
+            self._refuse(431, HEAD_TOO_LARGE, self.server_state.default_headers)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this for every parser error, a callback's _TargetTooLongError among them.
-        if len(getattr(self, "url", b"")) > MAX_TARGET_BYTES:
-            self._refuse(414, TARGET_TOO_LONG)
-        else:
-            self._refuse(400, MALFORMED_REQUEST)
-
-    def _refuse(self, status: int, message: str) -> None:
         self._head_open = False
-        self.transport.write(refusal(status, message, self.server_state.default_headers))
-        self.transport.close()
+        if len(getattr(self, "url", b"")) > MAX_TARGET_BYTES:
+            self._refuse(414, TARGET_TOO_LONG, self.server_state.default_headers)
+        else:
+            self._refuse(400, MALFORMED_REQUEST, self.server_state.default_headers)
 
 
 class _Connection(h11.Connection):
@@ -133,7 +164,7 @@ class _Connection(h11.Connection):
             raise
 
 
-class H11Protocol(_UvicornH11):
+class H11Protocol(_Refusing, _UvicornH11):
     """uvicorn's h11 protocol with D9 refusals; h11 caps the head at MAX_HEAD_BYTES."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -142,16 +173,17 @@ class H11Protocol(_UvicornH11):
         # is meant to answer.
         self.conn = _Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
 
+    def data_received(self, data: bytes) -> None:
+        if not self._drained(data):
+            super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
+        headers = self.server_state.default_headers
         status = self.conn.refused_status if isinstance(self.conn, _Connection) else 400
-        if status == 431:
-            pending, _ = self.conn.trailing_data
-            # The buffer overflowed before the request line ended: its target is the culprit.
-            if b"\n" not in pending:
-                answer = refusal(414, TARGET_TOO_LONG, self.server_state.default_headers)
-            else:
-                answer = refusal(431, HEAD_TOO_LARGE, self.server_state.default_headers)
+        if status != 431:
+            self._refuse(400, MALFORMED_REQUEST, headers)
+        # The buffer overflowed before the request line ended: its target is the culprit.
+        elif b"\n" not in self.conn.trailing_data[0]:
+            self._refuse(414, TARGET_TOO_LONG, headers)
         else:
-            answer = refusal(400, MALFORMED_REQUEST, self.server_state.default_headers)
-        self.transport.write(answer)
-        self.transport.close()
+            self._refuse(431, HEAD_TOO_LARGE, headers)
