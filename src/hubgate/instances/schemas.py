@@ -66,25 +66,6 @@ class InstancePatch(InstanceFlags):
         return frozenset(fields) | {f.alias for f in fields.values() if f.alias}
 
 
-# Fields an instance shows (InstanceRead) that no update writes.
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id",
-        "token",
-        "element",
-        "elementId",
-        "disabled",
-        "valid",
-        "createdDate",
-        "updatedDate",
-        "user",
-        "provisionInteractions",
-        "eventsEnabled",
-        "eventsCallbackUrl",
-        "eventsNotificationCallbackUrl",
-        "externalAuthentication",
-    }
-)
 _NAMED_AT_MOST = 10
 
 
@@ -103,8 +84,10 @@ def refuse_unwritable(data: dict[str, Any], writable: frozenset[str]) -> None:
         more = len(names) - len(shown)
         return ", ".join(shown) + (f" and {more} more" if more else "")
 
-    read_only = [k for k in refused if k in READ_ONLY_FIELDS]
-    unknown = [k for k in refused if k not in READ_ONLY_FIELDS]
+    # Read-only: what an instance shows (InstanceRead) that an update does not write.
+    shown = {f.alias or name for name, f in InstanceRead.model_fields.items()}
+    read_only = [k for k in refused if k in shown]
+    unknown = [k for k in refused if k not in shown]
     parts = []
     if read_only:
         parts.append(f"read-only fields cannot be changed: {listed(read_only)}")
