@@ -21,6 +21,7 @@ from hubgate.app import create_app
 from hubgate.bootstrap import create_tenant
 from hubgate.db.embedded import start_embedded
 from hubgate.db.migrate import upgrade
+from hubgate.httpserver import server_options
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
@@ -101,6 +102,7 @@ async def serve_in_loop(app: FastAPI, port: int) -> tuple[uvicorn.Server, asynci
         ws="none",
         lifespan="on",
         timeout_keep_alive=75,
+        **server_options(),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

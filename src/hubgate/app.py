@@ -21,7 +21,7 @@ from hubgate.instances import changes as instance_changes
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.runtime import open_runtime
-from hubgate.settings import Settings
+from hubgate.settings import Settings, reveal
 
 API_PREFIX = "/elements/api-v2"
 
@@ -74,6 +74,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app of one ``hubgate serve --workers N`` process, configured by ``HUBGATE_*``."""
     settings = Settings()
-    if not settings.database_url:
+    url = reveal(settings.database_url)
+    if not url:
         raise RuntimeError("HUBGATE_DATABASE_URL must be set for worker processes")
-    return create_app(settings, database_url=settings.database_url)
+    return create_app(settings, database_url=url)

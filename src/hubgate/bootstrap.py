@@ -10,16 +10,14 @@ from hubgate.db.embedded import start_embedded
 from hubgate.db.engine import create_engine, create_sessionmaker, unit_of_work
 from hubgate.db.migrate import upgrade
 from hubgate.runtime import load_keyring
-from hubgate.settings import Settings
+from hubgate.settings import Settings, reveal
 from hubgate.tenants.repository import TenantRepository
 from hubgate.tenants.service import CreatedTenant, create_organization
 
 
 def database_url(settings: Settings) -> str:
     """The configured server, or the embedded one started (or joined) in the data dir."""
-    if settings.database_url:
-        return settings.database_url
-    return start_embedded(settings.data_dir)
+    return reveal(settings.database_url) or start_embedded(settings.data_dir)
 
 
 def prepare_database(settings: Settings) -> str:

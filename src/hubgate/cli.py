@@ -42,6 +42,7 @@ def serve(
 
     from hubgate.app import create_app
     from hubgate.bootstrap import bootstrap_if_empty, prepare_database
+    from hubgate.httpserver import server_options
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -77,7 +78,7 @@ def serve(
                 port=settings.port,
                 log_level=settings.log_level,
                 loop="uvloop",
-                http="httptools",
+                **server_options(),
             )
         else:
             uvicorn.run(
@@ -86,7 +87,7 @@ def serve(
                 port=settings.port,
                 log_level=settings.log_level,
                 loop="uvloop",
-                http="httptools",
+                **server_options(),
             )
     finally:
         if worker is not None:

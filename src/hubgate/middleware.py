@@ -1,4 +1,6 @@
-"""Pure ASGI middleware: request ids on every response and the request body cap.
+"""Pure ASGI middleware: request ids on every response, the request body cap, and the caps on
+the request target and headers (414, 431), below the HTTP server's own (hubgate.httpserver) so
+that the app answers them in the D9 shape.
 
 Written against raw ASGI rather than BaseHTTPMiddleware because it sits on the hot path
 of every proxied call and must not buffer or copy bodies.
@@ -6,16 +8,25 @@ of every proxied call and must not buffer or copy bodies.
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Any
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubgate.kit.errors import HubgateError
 
 REQUEST_ID_HEADER = b"elements-request-id"
 BODY_TOO_LARGE = "Request body too large"
+# The path and query of a request ("where" and "nextPage" travel there), and all its header
+# names and values together; larger ones are refused with 414 and 431 (D205).
+MAX_TARGET_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 32 * 1024
+TARGET_TOO_LONG = (
+    f"Request URL too long: the path and query may hold {MAX_TARGET_BYTES} bytes; "
+    "narrow the where clause"
+)
+HEADERS_TOO_LARGE = f"Request headers too large: they may hold {MAX_HEADER_BYTES} bytes in all"
 
 
 def new_request_id() -> str:
@@ -24,7 +35,8 @@ def new_request_id() -> str:
 
 
 def error_body(request_id: str, message: str, **extra: Any) -> bytes:
-    return json.dumps({"requestId": request_id, "message": message, **extra}).encode()
+    """The D9 body, rendered as the app's handlers render theirs."""
+    return bytes(JSONResponse({"requestId": request_id, "message": message, **extra}).body)
 
 
 class RequestIdMiddleware:
@@ -47,9 +59,9 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await _send_too_large(request_id, send_with_id)
+        refusal = _refusal(scope, self.max_body_bytes)
+        if refusal is not None:
+            await _send_error(request_id, *refusal, send_with_id)
             await _drain(receive)
             return
 
@@ -79,6 +91,18 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
+    if target > MAX_TARGET_BYTES:
+        return 414, TARGET_TOO_LONG
+    if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+        return 431, HEADERS_TOO_LARGE
+    declared = _content_length(scope)
+    if declared is not None and declared > max_body_bytes:
+        return 413, BODY_TOO_LARGE
+    return None
+
+
 async def _drain(receive: Receive) -> None:
     # Reading what the client already sent lets the server answer before closing.
     more = True
@@ -87,12 +111,12 @@ async def _drain(receive: Receive) -> None:
         more = message.get("more_body", False) and message["type"] == "http.request"
 
 
-async def _send_too_large(request_id: str, send: Send) -> None:
-    body = error_body(request_id, BODY_TOO_LARGE)
+async def _send_error(request_id: str, status: int, message: str, send: Send) -> None:
+    body = error_body(request_id, message)
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -23,6 +23,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from hubgate.middleware import MAX_HEADER_BYTES, MAX_TARGET_BYTES
+
 ERROR_SCHEMA = "Error"
 SECURITY_SCHEME = "OpenConnectors"
 REQUEST_ID_PATTERN = "^[0-9a-f]{24}$"
@@ -35,8 +37,10 @@ ERROR_TEXT = {
     405: "The resource does not take this method",
     409: "Conflict with the object's current state",
     413: "Request body larger than HUBGATE_MAX_BODY_BYTES",
+    414: f"Request path and query longer than {MAX_TARGET_BYTES} bytes (D205)",
     415: "Request body is not application/json",
     429: "Rate limited; retry after Retry-After seconds",
+    431: f"Request headers larger than {MAX_HEADER_BYTES} bytes in all (D205)",
     502: "The vendor could not be reached or failed (D10)",
     503: "The database is unavailable; retry after Retry-After seconds",
     504: "The vendor did not answer in time (D10)",
@@ -46,7 +50,7 @@ ANY_JSON_BODY: dict[str, Any] = {
     "requestBody": {"required": False, "content": {"application/json": {"schema": {}}}}
 }
 # What a route can answer because of what it depends on, whatever its own code does.
-_ALWAYS = (400, 404, 413)
+_ALWAYS = (400, 404, 413, 414, 431)
 _WITH_CREDENTIALS = (401, 403, 429)
 _WITH_DATABASE = (503,)
 _WITH_BODY = (415,)

@@ -34,7 +34,7 @@ class Runtime:
 
 def load_keyring(settings: Settings) -> Keyring:
     if settings.keyring:
-        return Keyring.from_json(settings.keyring)
+        return Keyring.from_json(settings.keyring.get_secret_value())
     return Keyring.load_or_create(settings.keyring_path)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,11 +14,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    # Unset means: start the embedded PostgreSQL in ``data_dir/pg`` (D3).
-    database_url: str | None = None
+    # Unset means: start the embedded PostgreSQL in ``data_dir/pg`` (D3). Secret, like the
+    # keyring: the URL carries the database password, and neither may appear in a repr or a
+    # log line; readers take the value with ``get_secret_value()``.
+    database_url: SecretStr | None = None
     data_dir: Path = Path("var")
     # A keyring as JSON; when unset the keyring lives in ``data_dir/keyring.json``.
-    keyring: str | None = None
+    keyring: SecretStr | None = None
     keyring_file: Path | None = None
     # Comma-separated CIDRs or host names that the egress client may reach besides
     # public addresses (D32), e.g. ``127.0.0.0/8`` for local tests and the demo.
@@ -92,6 +94,11 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The clear value of a secret setting, for the one place that uses it."""
+    return secret.get_secret_value() if secret is not None else None
 
 
 @lru_cache(maxsize=1)

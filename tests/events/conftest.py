@@ -25,13 +25,14 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from hubgate.app import create_app
 from hubgate.db.embedded import ensure_database
 from hubgate.db.migrate import upgrade
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
-from hubgate.settings import Settings
+from hubgate.settings import Settings, reveal
 from hubgate.testing.receiver import CallbackReceiver
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import (
@@ -73,7 +74,9 @@ def events_url(pg_url: str) -> str:
 
 @pytest.fixture(scope="package")
 def events_settings(settings: Settings, events_url: str) -> Settings:
-    return settings.model_copy(update={"database_url": events_url, "port": free_port(), **FAST})
+    return settings.model_copy(
+        update={"database_url": SecretStr(events_url), "port": free_port(), **FAST}
+    )
 
 
 @pytest.fixture(scope="package")
@@ -203,7 +206,7 @@ def environment(settings: Settings, url: str, data_dir: Path, **extra: Any) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUBGATE_")}
     env.update(
         HUBGATE_DATABASE_URL=url,
-        HUBGATE_KEYRING=settings.keyring or "",
+        HUBGATE_KEYRING=reveal(settings.keyring) or "",
         HUBGATE_DATA_DIR=str(data_dir),
         HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
         HUBGATE_LOG_LEVEL="warning",
@@ -268,7 +271,7 @@ class Cluster:
 @pytest.fixture
 async def cluster(settings: Settings, pg_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
     url = database_url(pg_url, f"hubgate_p{uuid.uuid4().hex[:10]}")
-    group = Cluster(settings.model_copy(update={"database_url": url}), url, tmp_path)
+    group = Cluster(settings.model_copy(update={"database_url": SecretStr(url)}), url, tmp_path)
     try:
         yield group
     finally:

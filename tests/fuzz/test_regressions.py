@@ -136,11 +136,16 @@ async def test_a_query_parameter_given_twice_is_a_400(hub: Api, name: str) -> No
     assert "given 2 times" in response.body["message"]
 
 
-@pytest.mark.parametrize("size", ["³", "9" * 5000])
-async def test_page_size_that_int_refuses_is_a_400(hub: Api, size: str) -> None:
-    response = await hub.get(f"{HUB}/messages", params={"pageSize": size})
+async def test_page_size_that_int_refuses_is_a_400(hub: Api) -> None:
+    response = await hub.get(f"{HUB}/messages", params={"pageSize": "³"})
     assert response.status == 400, response.text
     assert_d9(response.body, response.headers)
+
+
+async def test_page_size_of_more_digits_than_int_takes_is_the_cap(hub: Api) -> None:
+    # int() refuses 5,000 digits; it was a 500, then a 400, and is now the cap (D202).
+    response = await hub.get(f"{HUB}/messages", params={"pageSize": "9" * 5000})
+    assert response.status == 200, response.text
 
 
 async def test_more_concurrent_creates_than_pool_connections_all_succeed(

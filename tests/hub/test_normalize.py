@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubgate.hub.normalize import drop_nulls, form_fields, redact
+from hubgate.hub.normalize import SecretMask, drop_nulls, form_fields, redact
 
 
 def test_drop_nulls_at_every_depth() -> None:
@@ -22,6 +22,14 @@ def test_form_fields_and_redaction() -> None:
         ("V", '{"1":"x"}'),
     ]
     logged = redact(
-        {"auth_token": "t", "nested": ["s3cret", {"k": "s3cret"}]}, {"s3cret"}, {"auth_token"}
+        {"auth_token": "t", "nested": ["s3cret", {"k": "my s3cret!"}], "u": "/a?p=s3%2Fcret"},
+        SecretMask.of({"s3cret", "s3/cret", "ab"}),
+        {"auth_token"},
     )
-    assert logged == {"auth_token": "********", "nested": ["********", {"k": "********"}]}
+    assert logged == {
+        "auth_token": "********",
+        "nested": ["********", {"k": "my ********!"}],
+        "u": "/a?p=********",
+    }
+    # A secret too short to mask inside text is still masked where it is the whole value.
+    assert redact(["ab", "abc"], SecretMask.of({"ab"}), ()) == ["********", "abc"]

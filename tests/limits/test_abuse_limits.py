@@ -121,14 +121,14 @@ async def test_page_size_is_capped(
         body["configuration"]["pagination.max"] = "8"
         created = (await api.post("instances", json=body)).body
         hub = api.with_auth(f"Element {created['token']}")
-        for asked in ("5", "6", "1000", "999999999"):
+        for asked in ("5", "6", "1000", "999999999", "9" * 5000):  # above the cap: the cap
             seen = len(sim.requests)
             page = await hub.get(f"{HUB}/messages", params={"pageSize": asked})
             assert page.status == 200, page.text
             assert len(page.body) == 5
             sent = [r for r in sim.requests[seen:] if r.path.endswith("/Messages.json")]
             assert sent[-1].query["PageSize"] == "5"
-        for wrong in ("-1", "0", "1e3", "1.5", "9" * 5000, "³", "abc"):
+        for wrong in ("-1", "0", "1e3", "1.5", "³", "abc"):
             refused = await hub.get(f"{HUB}/messages", params={"pageSize": wrong})
             assert refused.status == 400, (wrong, refused.text)
             assert_d9(refused.body, refused.headers)

@@ -19,6 +19,7 @@ from hubgate.events.models import Event
 from hubgate.events.repository import EventRepository
 from hubgate.events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_json
 from hubgate.events.webhooks import webhook_for
+from hubgate.hub.paging import page_numbers
 from hubgate.instances.service import by_token, decrypt_configuration, get_owned
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
@@ -29,8 +30,23 @@ log = logging.getLogger("hubgate.events")
 router = APIRouter(tags=["events"])
 
 Json = dict[str, Any]
-PageQuery = Annotated[int, Query(ge=1, le=1_000_000)]
-PageSizeQuery = Annotated[int, Query(alias="pageSize", ge=1, le=MAX_PAGE_SIZE)]
+# Read as text and capped like the hub's lists (hub.paging): a page size above the cap is the
+# cap, whatever its number of digits.
+# cap, whatever its number of digits. The pattern is documented, not enforced here, so that a
+# wrong value gets page_numbers' message rather than the schema's.
+_DIGITS = {"pattern": "^[0-9]*$"}
+PageQuery = Annotated[
+    str | None, Query(description="From 1; empty means 1", json_schema_extra=_DIGITS)
+]
+PageSizeQuery = Annotated[
+    str | None,
+    Query(
+        alias="pageSize",
+        description=f"From 1, default {DEFAULT_PAGE_SIZE}; above {MAX_PAGE_SIZE} means the cap",
+        json_schema_extra=_DIGITS,
+    ),
+]
+NO_RECEIVER = "No event receiver at this address"
 StatusQuery = Annotated[str | None, Query(pattern="^(NEW|DISPATCHED|NOTIFIED|FAILED)$")]
 
 
@@ -58,16 +74,19 @@ async def _list(
     tenant: Tenant | None,
     instance_id: int | None,
     status: str | None,
-    page: int,
-    page_size: int,
+    page: str | None,
+    page_size: str | None,
 ) -> list[Json]:
+    number, size = page_numbers(
+        page=page, page_size=page_size, default_size=DEFAULT_PAGE_SIZE, max_size=MAX_PAGE_SIZE
+    )
     repo = EventRepository(session)
     found = await repo.list_events(
         tenant=tenant,
         instance_id=instance_id,
         status=status,
-        offset=(page - 1) * page_size,
-        limit=page_size,
+        offset=(number - 1) * size,
+        limit=size,
     )
     attempts = await repo.attempts([e.id for e in found])
     response.headers["Elements-Returned-Count"] = str(len(found))
@@ -132,8 +151,8 @@ async def list_events(
     session: SessionDep,
     runtime: RuntimeDep,
     credentials: CredentialsDep,
-    page: PageQuery = 1,
-    page_size: PageSizeQuery = DEFAULT_PAGE_SIZE,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
     status: StatusQuery = None,
 ) -> list[Json]:
     tenant, instance_id = await _scope(session, runtime, credentials)
@@ -183,8 +202,8 @@ async def list_instance_events(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    page: PageQuery = 1,
-    page_size: PageSizeQuery = DEFAULT_PAGE_SIZE,
+    page: PageQuery = None,
+    page_size: PageSizeQuery = None,
     status: StatusQuery = None,
 ) -> list[Json]:
     instance = await get_owned(session, tenant, instance_id)
@@ -234,7 +253,7 @@ def _instance_id(encoded: str) -> int:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         text = ""
     if not text.isascii() or not text.isdigit() or not 0 < int(text) < 2**63:
-        raise HubgateError(404, "No event receiver at this address")
+        raise HubgateError(404, NO_RECEIVER)
     return int(text)
 
 
@@ -267,14 +286,16 @@ async def vendor_webhook(
     element = runtime.registry.find(element_key)
     hook = webhook_for(element) if element is not None else None
     if instance is None or hook is None or instance.element_key != element_key:
-        raise HubgateError(404, "No event receiver at this address")
+        raise HubgateError(404, NO_RECEIVER)
     configuration = decrypt_configuration(runtime.keyring, instance)
     if (
         configuration.get("event.notification.enabled") != "true"
         or configuration.get("event.vendor.type") != "webhook"
         or instance.disabled
     ):
-        raise HubgateError(404, f"Instance {instance.id} does not take vendor webhooks")
+        # The same answer as for an instance that does not exist: the route takes no
+        # credentials, so any difference would tell a stranger which instance ids are real.
+        raise HubgateError(404, NO_RECEIVER)
     body = await request.body()
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     params: list[tuple[str, str]] = []

@@ -16,7 +16,7 @@ from hubgate.errors_http import request_id
 from hubgate.hub import docs, service
 from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
 from hubgate.hub.model import HubCall, HubResult, ResolvedInstance
-from hubgate.hub.paging import page_request
+from hubgate.hub.paging import page_numbers
 from hubgate.hub.repository import LogRepository
 from hubgate.hub.state import hub_state
 from hubgate.instances.service import get_owned
@@ -135,7 +135,7 @@ async def instance_logs(
 ) -> Response:
     """The instance's trace logs (D27), newest first, ``page``/``pageSize``."""
     await get_owned(session, tenant, instance_id)
-    page = _page(runtime, instance_id, request)
+    page = _page(request)
     found = await LogRepository(session).hub_logs(
         tenant, instance_id, offset=(page[0] - 1) * page[1], limit=page[1]
     )
@@ -147,25 +147,18 @@ async def audit_logs(
     request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> Response:
     """Platform calls of the caller's account, newest first, ``page``/``pageSize``."""
-    page = _page(runtime, 0, request)
+    page = _page(request)
     found = await LogRepository(session).audit_logs(
         tenant, offset=(page[0] - 1) * page[1], limit=page[1]
     )
     return _listing([audit_json(e) for e in found])
 
 
-def _page(runtime: Runtime, instance_id: int, request: Request) -> tuple[int, int]:
+def _page(request: Request) -> tuple[int, int]:
     query = request.query_params
-    page = page_request(
-        runtime.keyring,
-        instance_id,
-        page=query.get("page"),
-        page_size=query.get("pageSize"),
-        next_page=None,
-        default_size=50,
-        max_size=500,
+    return page_numbers(
+        page=query.get("page"), page_size=query.get("pageSize"), default_size=50, max_size=500
     )
-    return page.page, page.size
 
 
 def _listing(items: list[dict[str, Any]]) -> Response:

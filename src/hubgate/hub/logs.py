@@ -11,7 +11,7 @@ from hubgate.db.tenancy import Tenant
 from hubgate.elements.manifest import Resource
 from hubgate.hub.model import ResolvedInstance
 from hubgate.hub.models import AuditLog, HubLog
-from hubgate.hub.normalize import redact
+from hubgate.hub.normalize import SecretMask, redact
 from hubgate.hub.repository import LogRepository
 from hubgate.instances.configuration import secret_keys
 from hubgate.runtime import Runtime
@@ -41,7 +41,9 @@ def trace_entry(
     resource: Resource | None,
 ) -> HubLog:
     manifest = instance.element.manifest
-    secret_values = {v for k, v in instance.config.items() if k in secret_keys(manifest) and v}
+    mask = SecretMask.of(
+        [v for k, v in instance.config.items() if k in secret_keys(manifest) and v]
+    )
     fields = set(resource.secret_fields) if resource is not None else set()
     return HubLog(
         organization_id=instance.organization_id,
@@ -49,12 +51,12 @@ def trace_entry(
         instance_id=instance.id,
         request_id=request_id,
         method=method,
-        path=path,
+        path=mask.text(path),
         status=status,
         latency_ms=round(latency_ms, 3),
-        vendor_url=vendor_url,
-        request_body=_bounded(redact(request_body, secret_values, fields)),
-        response_body=_bounded(redact(response_body, secret_values, fields)),
+        vendor_url=mask.text(vendor_url) if vendor_url is not None else None,
+        request_body=_bounded(redact(request_body, mask, fields)),
+        response_body=_bounded(redact(response_body, mask, fields)),
     )
 
 

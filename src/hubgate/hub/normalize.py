@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from hubgate.instances.configuration import MASK
 from hubgate.kit.errors import bad_request
@@ -70,17 +73,50 @@ def form_fields(body: Json) -> list[tuple[str, str]]:
     return pairs
 
 
-def redact(value: Json, secret_values: Collection[str], secret_fields: Collection[str]) -> Json:
+# A secret this short is masked only where a whole value equals it: masking every "ab" inside
+# every text would wreck the log, and so short a value protects nothing anyway (D200).
+MIN_MASKED_IN_TEXT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMask:
+    """Masks secret values in a log: as whole values, and inside any longer text or URL."""
+
+    values: frozenset[str]
+    pattern: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, secret_values: Collection[str]) -> SecretMask:
+        values = frozenset(v for v in secret_values if v)
+        # The value as written, and as it reads percent-encoded in a URL or a form body.
+        forms = {
+            form
+            for v in values
+            if len(v) >= MIN_MASKED_IN_TEXT
+            for form in (v, quote(v, safe=""), quote_plus(v, safe=""))
+        }
+        # Longest first, so that a secret holding another one is masked whole.
+        ordered = sorted(forms, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        return cls(values, pattern)
+
+    def text(self, value: str) -> str:
+        if value in self.values:
+            return MASK
+        return self.pattern.sub(MASK, value) if self.pattern is not None else value
+
+
+def redact(value: Json, mask: SecretMask, secret_fields: Collection[str]) -> Json:
     """A copy safe for a log: secret fields and any secret configuration value masked."""
     if isinstance(value, Mapping):
         return {
-            k: MASK
+            mask.text(str(k)): MASK
             if k in secret_fields and v is not None
-            else redact(v, secret_values, secret_fields)
+            else redact(v, mask, secret_fields)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [redact(v, secret_values, secret_fields) for v in value]
-    if isinstance(value, str) and value in secret_values:
-        return MASK
+        return [redact(v, mask, secret_fields) for v in value]
+    if isinstance(value, str):
+        return mask.text(value)
     return value

@@ -468,9 +468,11 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
     operation = matched.operation
     manifest = instance.element.manifest
     query_plan = _query_plan(matched, call, vendor_filters_final)
+    resource_path = "/".join(call.segments)
     page = paging.page_request(
         runtime.keyring,
         instance.id,
+        resource_path,
         page=call.param("page"),
         page_size=call.param("pageSize"),
         next_page=call.param("nextPage"),
@@ -517,7 +519,9 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
     body = [_shape(instance, r, query_plan.fields) for r in rows]
     headers = {INSTANCE_HEADER: str(instance.id), RETURNED_COUNT: str(len(body))}
     if next_cursor is not None:
-        headers[NEXT_PAGE_TOKEN] = paging.encode(runtime.keyring, instance.id, next_cursor)
+        headers[NEXT_PAGE_TOKEN] = paging.encode(
+            runtime.keyring, instance.id, resource_path, next_cursor
+        )
     return HubResult(
         body,
         headers=headers,

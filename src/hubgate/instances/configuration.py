@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +19,12 @@ MAX_POLL_MINUTES = 10_080  # a week
 # Keys that are secret for every element, whatever its manifest says (D14).
 ALWAYS_SECRET = frozenset({"password", "event.notification.signature.key"})
 _BOOLEAN_KEYS = frozenset({"event.notification.enabled", "filter.response.nulls"})
-_TAG = re.compile(r"<[^>]*>")
+# An HTML tag, comment or declaration starts with "<" and a letter, "/", "!" or "?": "a < b > c"
+# is text, not a tag, and stays as written (D17, D204).
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
+# Bidirectional embeddings, overrides and isolates: they make a name read differently from
+# what it holds (the marks LRM and RLM only steer neutral characters and are kept).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 Configuration = dict[str, str | None]
 
@@ -162,8 +168,13 @@ def clean_text(value: str, what: str) -> str:
     cleaned = _TAG.sub("", value).strip()
     if not cleaned:
         raise bad_request(f"{what} is empty once HTML is removed")
-    if any(not c.isprintable() for c in cleaned):
-        raise bad_request(f"{what} contains control characters")
+    for c in cleaned:
+        # Any other character is taken: no-break and ideographic spaces, emoji joined by ZWJ
+        # or with variation selectors, scripts of every language.
+        if unicodedata.category(c) == "Cc":
+            raise bad_request(f"{what} contains the control character U+{ord(c):04X}")
+        if c in _BIDI_CONTROLS:
+            raise bad_request(f"{what} contains the bidirectional control U+{ord(c):04X}")
     return cleaned
 
 

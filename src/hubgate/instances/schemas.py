@@ -1,12 +1,18 @@
-"""Request bodies of the instance API; unknown top-level fields are ignored (D11)."""
+"""Request bodies of the instance API.
+
+A create ignores unknown top-level fields (D11); an update refuses them, and the read-only ones
+an instance shows, with a 400 that names them (D203): silently ignoring ``disabled`` there made
+a client believe it had disabled an instance.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hubgate.elements.schemas import ElementSummaryRead
+from hubgate.kit.errors import bad_request
 
 MAX_TAGS = 50
 MAX_CONFIGURATION_KEYS = 100
@@ -40,9 +46,57 @@ class InstanceCreate(InstanceFlags):
 
 
 class InstancePatch(InstanceFlags):
+    # Forbidden in the document too, so that clients and fuzzers read the same rule.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
+
     name: str | None = Field(default=None, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=MAX_TAGS)
     configuration: dict[str, Any] | None = Field(default=None, max_length=MAX_CONFIGURATION_KEYS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_writable_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            refuse_unwritable(data, cls.writable_names())
+        return data
+
+    @classmethod
+    def writable_names(cls) -> frozenset[str]:
+        fields = cls.model_fields
+        return frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+
+
+_NAMED_AT_MOST = 10
+
+
+def refuse_unwritable(data: dict[str, Any], writable: frozenset[str]) -> None:
+    """A 400 naming the read-only and unknown top-level fields of an update, if any.
+
+    Raised as the HTTP error itself rather than as a validation error, so the message reaches
+    the caller as written; the console's forms never send these fields.
+    """
+    refused = [str(k) for k in data if k not in writable]
+    if not refused:
+        return
+
+    def listed(names: list[str]) -> str:
+        shown = [repr(n[:64]) for n in names[:_NAMED_AT_MOST]]
+        more = len(names) - len(shown)
+        return ", ".join(shown) + (f" and {more} more" if more else "")
+
+    # Read-only: what an instance shows (InstanceRead) that an update does not write.
+    shown = {f.alias or name for name, f in InstanceRead.model_fields.items()}
+    read_only = [k for k in refused if k in shown]
+    unknown = [k for k in refused if k not in shown]
+    parts = []
+    if read_only:
+        parts.append(f"read-only fields cannot be changed: {listed(read_only)}")
+    if unknown:
+        parts.append(f"unknown fields: {listed(unknown)}")
+    message = "; ".join(parts)
+    if "disabled" in read_only:
+        message += "; enable or disable an instance with PUT or DELETE /instances/{id}/enabled"
+    raise bad_request(message[0].upper() + message[1:])
 
 
 class ConfigurationPatch(_Body):
