@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -167,6 +168,13 @@ def target(level: int) -> str:
     return f"{level} clients"
 
 
+def table_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['concurrency']:>8} {row['requests']:>8} "
+        f"{row['per_second']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+    )
+
+
 def main(count: int, levels: list[int], settings: dict[str, str], out: Path) -> int:
     port, sim_port = free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="hubgate-bench-"))
@@ -190,10 +198,7 @@ def main(count: int, levels: list[int], settings: dict[str, str], out: Path) -> 
     for row in rows:
         failures.report(
             target(row["concurrency"]),
-            lambda row=row: (
-                f"{row['concurrency']:>8} {row['requests']:>8} "
-                f"{row['per_second']:>8} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-            ),
+            functools.partial(table_line, row),
         )
     result = {
         "benchmark": "provision",
