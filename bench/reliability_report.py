@@ -71,6 +71,13 @@ LIMITS: list[tuple[str, tuple[str, ...], str]] = [
     ),
 ]
 
+# db_outage.json's same_server_process_throughout, as the page says it.
+SURVIVED = {
+    "True": "the same server process throughout (no restart)",
+    "False": "the server process did not survive",
+    "None": "whether the server process survived: (missing)",
+}
+
 CONCURRENCY_PARTS = ("lost_update", "delete_race", "first_events")
 # Result files a section of the page reads; any other is shown as it is, under its name.
 READ_BY_SECTIONS = {
@@ -321,7 +328,7 @@ def figures_of(area: str, folder: Path) -> str:
                 f"{during.get('200', 0)} 200; over the run {other_5xx} other 5xx and "
                 f"{outage['dropped_connections']} dropped connections; last failure "
                 f"{outage['recovered_within_seconds']} s after the database was back, "
-                f"{outage['server_restarts']} server restarts"
+                + SURVIVED[str(outage.get("same_server_process_throughout"))]
             )
         vendor = load(folder, "vendor_faults")
         if vendor:
