@@ -48,13 +48,17 @@ test: lint typecheck unit
 
 # Everything but the soak tests, the slow reliability ones too (pyproject's addopts leave them
 # out of `make test`), with more fuzzing, then 200 clients of load for 60 s; then
-# docs/reliability.md is rewritten from what was measured (and the command fails if anything
-# did). Each step's exit status is kept so that the page is written whatever happened.
+# docs/reliability.md is rewritten from what was measured, every figure from a file of
+# $(RELIABILITY). The command fails if anything failed, if a test was skipped although
+# ../shared was there, or if a defect's regression test did not pass. Each step's exit status
+# is kept so that the page is written whatever happened. The tests' temporary folders are the
+# run's own: other pytest runs on the machine prune /tmp/pytest-of-<user>.
 RELIABILITY := build/reliability
 reliability: $(STAMP) tools
 	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
 	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-100} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
-		$(BIN)/pytest -p no:cacheprovider -m "not soak" --junitxml=$(RELIABILITY)/junit.xml; \
+		$(BIN)/pytest -p no:cacheprovider -m "not soak" --junitxml=$(RELIABILITY)/junit.xml \
+		--basetemp=$(RELIABILITY)/tmp; \
 		echo $$? > $(RELIABILITY)/pytest.status
 	$(BIN)/python bench/load.py --clients 200 --seconds 60 --out $(RELIABILITY)/load.json; \
 		echo $$? > $(RELIABILITY)/load.status

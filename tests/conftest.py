@@ -26,6 +26,7 @@ from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from hubgate.testing.twilio_sim import TwilioSimulator
+from tests import results
 
 # Every log line and secret of the run, for the secrets check that runs last (tests/secrets).
 pytest_plugins = ["tests.logwatch"]
@@ -35,6 +36,14 @@ SHARED = Path(
     os.environ.get("HUBGATE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
 )
 API = "/elements/api-v2"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    results.start_run(session.config.option.markexpr, SHARED)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    results.finish_run(int(exitstatus))
 
 
 def shared_file(relative: str) -> Path:

@@ -121,8 +121,10 @@ async def test_sigkill_during_a_provisioning_burst_loses_nothing_acknowledged(
             ) as listed:
                 assert listed.status == 200
                 rows = await listed.json()
+            whole = 0
             for row in rows:
                 await check_instance(http, served, auth, row["id"])
+                whole += 1
     finally:
         await asyncio.to_thread(stop_serve, served)
     keyring = Keyring.from_json(keyring_json)
@@ -139,6 +141,7 @@ async def test_sigkill_during_a_provisioning_burst_loses_nothing_acknowledged(
             "acknowledged": len(acknowledged),
             "rows_after": len(rows),
             "unacknowledged_but_whole": len(rows) - len(acknowledged),
+            "rows_checked_whole": whole,
             "interrupted_requests": failures,
         },
     )

@@ -18,6 +18,8 @@ from tests.hub.conftest import HubInstance, TwilioAccount, create_instance
 
 ACCOUNTS = "/elements/api-v2/hubs/messaging/accounts"
 MESSAGES = "/elements/api-v2/hubs/messaging/messages"
+CHANGE_HEARD_WITHIN = 60.0
+TOKEN_CACHE_TTL = 3600  # the second process's; the answer cache's is each test's own
 
 
 async def test_a_cached_token_costs_no_database_query(
@@ -95,6 +97,7 @@ async def second_process(
         "HUBGATE_EGRESS_ALLOW": "127.0.0.0/8",
         "HUBGATE_EMBEDDED_WORKER": "false",
         "HUBGATE_LOG_LEVEL": "warning",
+        "HUBGATE_HUB_TOKEN_CACHE_TTL": str(TOKEN_CACHE_TTL),
     }
     log = (tmp_path / "serve.log").open("wb")
     process = await asyncio.create_subprocess_exec(
@@ -120,14 +123,15 @@ async def second_process(
         log.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]]) -> float:
-    """Seconds until ``check`` holds. Another process hears a change when PostgreSQL delivers
-    the notification, milliseconds after the commit, which can come after our next request."""
-    started = time.monotonic()
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Until ``check`` holds. Another process hears a change when PostgreSQL delivers the
+    notification, after the commit, which can come after our next request. The bound is
+    generous for a busy machine, and the caches' TTLs (TOKEN_CACHE_TTL, cacheTimeToLive) are
+    far longer: within it, only the change notification can have cleared them."""
+    deadline = time.monotonic() + CHANGE_HEARD_WITHIN
     while not await check():
-        assert time.monotonic() - started < 2, "another process did not hear of the change"
-        await asyncio.sleep(0.005)
-    return time.monotonic() - started
+        assert time.monotonic() < deadline, "another process did not hear of the change"
+        await asyncio.sleep(0.01)
 
 
 @pytest.mark.slow
@@ -144,11 +148,11 @@ async def test_another_process_sees_disable_and_delete_at_once(
 
     assert await status_is(200)()  # now cached in the other process
     assert (await api.delete(f"instances/{instance.id}/enabled")).status == 200
-    assert await eventually(status_is(403)) < 0.5
+    await eventually(status_is(403))
     assert (await api.put(f"instances/{instance.id}/enabled")).status == 200
-    assert await eventually(status_is(200)) < 0.5
+    await eventually(status_is(200))
     assert (await api.delete(f"instances/{instance.id}")).status == 200
-    assert await eventually(status_is(401)) < 0.5
+    await eventually(status_is(401))
 
 
 @pytest.mark.slow
@@ -156,7 +160,7 @@ async def test_a_write_clears_cached_answers_in_another_process(
     api: Api, twilio: TwilioAccount, second_process: str
 ) -> None:
     cached = await create_instance(
-        api, twilio, cachingEnabled=True, cacheTimeToLive=300, maxCacheSize=10
+        api, twilio, cachingEnabled=True, cacheTimeToLive=3600, maxCacheSize=10
     )
     other = Api(api.http, second_process, f"Element {cached.token}")
     assert (await other.get(MESSAGES)).body == []  # now cached in the other process
@@ -168,4 +172,4 @@ async def test_a_write_clears_cached_answers_in_another_process(
     async def fresh() -> bool:
         return [m["sid"] for m in (await other.get(MESSAGES)).body] == [sent.body["sid"]]
 
-    assert await eventually(fresh) < 0.5
+    await eventually(fresh)

@@ -11,7 +11,6 @@ import contextlib
 import gzip
 import ipaddress
 import socket
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -532,12 +531,12 @@ async def test_size_cap(server: Server) -> None:
 
 
 async def test_read_timeout(server: Server) -> None:
+    # /slow answers only when released (at teardown, or after 5 s): an EgressTimeout at all
+    # means the read timeout cut it short; how fast is not this test's business.
     timeouts = EgressTimeouts(connect=1, read=0.2)
     async with EgressClient(LOOPBACK, timeouts=timeouts) as client:
-        started = time.perf_counter()
         with pytest.raises(EgressTimeout, match="timed out"):
             await client.request("GET", server.url("/slow?token=secret"))
-        assert time.perf_counter() - started < 2
     async with EgressClient(LOOPBACK) as client:  # per-request override
         with pytest.raises(EgressTimeout) as info:
             await client.request("GET", server.url("/slow?token=secret"), timeout=timeouts)

@@ -7,13 +7,13 @@ intervals under the floor are refused.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
+from hubgate.limits import RateLimiter
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
@@ -56,13 +56,17 @@ async def test_failed_authentications_per_address_are_limited(
 
 
 async def test_hub_calls_per_instance_are_limited(
-    limited: Callable[..., Any],
+    limited_app: Callable[..., Any],
     http: aiohttp.ClientSession,
     tenant: TenantCredentials,
     sim: TwilioSimulator,
 ) -> None:
-    async with limited(hub_rate_per_second=0.5, hub_rate_burst=3) as url:
-        api = Api(http, url, tenant.authorization)
+    # The limiter reads a clock the test moves, so that no refill depends on how fast the
+    # calls below happen to be.
+    now = [0.0]
+    async with limited_app() as app:
+        app.state.runtime.limits.hub_calls = RateLimiter(0.5, 3, clock=lambda: now[0])
+        api = Api(http, app.state.url, tenant.authorization)
         first = (await api.post("instances", json=twilio_instance_body(sim))).body
         second = (await api.post("instances", json=twilio_instance_body(sim))).body
         hub = api.with_auth(f"Element {first['token']}")
@@ -77,7 +81,9 @@ async def test_hub_calls_per_instance_are_limited(
         other = api.with_auth(f"Element {second['token']}")
         assert (await other.get(f"{HUB}/accounts")).status == 200
         assert (await hub.get("instances")).status == 200
-        await asyncio.sleep(2.1)
+        now[0] = 1.5  # three quarters of a token
+        assert (await hub.get(f"{HUB}/accounts")).status == 429
+        now[0] = 4.0
         assert (await hub.get(f"{HUB}/accounts")).status == 200
 
 

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,8 +23,8 @@ import pytest_asyncio
 from jsonschema import Draft202012Validator, FormatChecker
 
 from hubgate.testing.twilio_sim import TwilioSimulator
+from tests.conftest import shared_file
 
-SPEC_PATH = Path(__file__).resolve().parents[3] / "shared/twilio/twilio_api_v2010.json"
 API = "/2010-04-01"
 RFC2822 = re.compile(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} \+0000$")
 
@@ -114,9 +113,8 @@ class Spec:
 
 @pytest.fixture(scope="module")
 def spec() -> Spec:
-    if not SPEC_PATH.is_file():
-        pytest.skip(f"../shared/twilio/twilio_api_v2010.json not found: {SPEC_PATH}")
-    return Spec(openapi_to_json_schema(json.loads(SPEC_PATH.read_text(encoding="utf-8"))))
+    path = shared_file("twilio/twilio_api_v2010.json")
+    return Spec(openapi_to_json_schema(json.loads(path.read_text(encoding="utf-8"))))
 
 
 @dataclass
