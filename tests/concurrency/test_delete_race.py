@@ -27,6 +27,8 @@ async def racer(api: Api, sim: TwilioSimulator, instance: dict[str, Any], n: int
     kind = n % 5
     if kind == 0:
         body = twilio_instance_body(sim, **{"pagination.max": str(20 + n)})
+        # A PUT replaces what may change; the element is read-only (D203).
+        del body["element"]
         body["name"] = f"replaced-{n}"
         return await api.put(path, json=body)
     if kind == 1:
