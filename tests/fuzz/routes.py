@@ -60,6 +60,16 @@ OPENAPI = frozenset(
         "GET /elements/api-v2/instances/{instance_id}/events/{event_id}",
         "POST /elements/api-v2/instances/{instance_id}/events/{event_id}/redeliver",
         "GET /elements/api-v2/instances/{instance_id}/logs",
+        "GET /elements/api-v2/elements/metadata",
+        "DELETE /elements/api-v2/elements/{key_or_id}/instances/{instance_id}",
+        "GET /elements/api-v2/elements/{key_or_id}/instances/{instance_id}",
+        "PATCH /elements/api-v2/elements/{key_or_id}/instances/{instance_id}",
+        "PUT /elements/api-v2/elements/{key_or_id}/instances/{instance_id}",
+        "GET /elements/api-v2/hubs/{hub}/objects",
+        "GET /elements/api-v2/hubs/{hub}/objects/{name}/metadata",
+        "GET /elements/api-v2/instances/count",
+        "GET /elements/api-v2/objects",
+        "GET /elements/api-v2/objects/{name}/metadata",
     }
 )
 
