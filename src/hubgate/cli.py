@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import os
+import signal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from hubgate.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(
     help="Hubgate: an Open Connectors-compatible integration hub.", no_args_is_help=True
@@ -27,6 +32,34 @@ app.add_typer(events, name="events")
 console = Console(stderr=True)
 
 
+def _uvicorn_config(settings: Settings, url: str, workers: int) -> uvicorn.Config:
+    """Every option of serve's HTTP server, in one place."""
+    import uvicorn
+
+    if workers > 1:
+        # Each API process builds its own app from the environment, so the settings and
+        # the database (embedded or not) it must use go there.
+        os.environ.update(
+            HUBGATE_DATABASE_URL=url, HUBGATE_HOST=settings.host, HUBGATE_PORT=str(settings.port)
+        )
+        app: Any = "hubgate.app:app_from_environment"
+    else:
+        from hubgate.app import create_app
+
+        app = create_app(settings, database_url=url)
+    return uvicorn.Config(
+        app,
+        factory=workers > 1,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=settings.shutdown_grace,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
@@ -35,62 +68,48 @@ def serve(
         int, typer.Option(min=1, help="Worker processes sharing the port and the database.")
     ] = 1,
 ) -> None:
-    """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API."""
-    import os
+    """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API.
 
-    import uvicorn
-
-    from hubgate.app import create_app
+    SIGTERM stops it gracefully within HUBGATE_SHUTDOWN_GRACE seconds; a second one at once.
+    """
+    from hubgate import serving
     from hubgate.bootstrap import bootstrap_if_empty, prepare_database
+    from hubgate.db.embedded import stop_embedded
+    from hubgate.jobs.worker import WorkerProcess, spawn_worker
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    url = prepare_database(settings)
-    created = asyncio.run(bootstrap_if_empty(settings, url))
-    if created is not None:
-        console.print("[bold]First start: created an organization and a user.[/bold]")
-        console.print("Their secrets, shown once (also saved in", end=" ")
-        console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
-        console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
-        console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
-    console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
-    console.print(f"The web console is at {settings.base_url}/")
-    from hubgate.jobs.worker import spawn_worker, stop_worker
-
-    # The embedded mode (D3) runs the job worker beside the API, in its own process so that
-    # polls and deliveries never take the API's event loop; separate workers turn it off.
-    worker = spawn_worker(url) if settings.embedded_worker else None
+    stopping = serving.Stopping()
+    signal.signal(signal.SIGTERM, stopping.on_signal)
     try:
-        if workers > 1:
-            # Each API process builds its own app from the environment, so the settings and
-            # the database (embedded or not) it must use go there.
-            os.environ.update(
-                HUBGATE_DATABASE_URL=url,
-                HUBGATE_HOST=settings.host,
-                HUBGATE_PORT=str(settings.port),
+        sock = serving.bind(settings.host, settings.port)
+    except serving.PortTakenError as error:
+        console.print(f"hubgate serve: {error}", highlight=False)
+        raise typer.Exit(1) from None
+    try:
+        url = prepare_database(settings)
+        created = asyncio.run(bootstrap_if_empty(settings, url))
+        if created is not None:
+            console.print("[bold]First start: created an organization and a user.[/bold]")
+            console.print("Their secrets, shown once (also saved in", end=" ")
+            console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
+            console.print(
+                f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True
             )
-            uvicorn.run(
-                "hubgate.app:app_from_environment",
-                factory=True,
-                workers=workers,
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                loop="uvloop",
-                http="httptools",
-            )
-        else:
-            uvicorn.run(
-                create_app(settings, database_url=url),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                loop="uvloop",
-                http="httptools",
-            )
+            console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
+        config = _uvicorn_config(settings, url, workers)
+        # The embedded mode (D3) runs the job worker beside the API, in its own process so
+        # that polls and deliveries never take the API's event loop; separate workers turn
+        # it off.
+        if settings.embedded_worker:
+            stopping.worker = WorkerProcess(spawn_worker(url))
+        console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+        console.print(f"The web console is at {settings.base_url}/")
+        serving.run(config, sock, stopping)
     finally:
-        if worker is not None:
-            stop_worker(worker)
+        sock.close()
+        if not settings.database_url:
+            stop_embedded(settings.data_dir)
 
 
 @app.command()

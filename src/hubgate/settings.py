@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # The shortest event.poller.refresh_interval, in minutes, an instance may ask for (D28).
     poll_interval_floor: int = Field(default=1, ge=1)
 
+    # --- operations (D62-D66, docs/deploy.md) -----------------------------------------------
+    # Seconds SIGTERM waits for in-flight requests and running jobs before stopping at once.
+    shutdown_grace: int = Field(default=30, ge=0)
+
     @property
     def keyring_path(self) -> Path:
         return self.keyring_file or self.data_dir / "keyring.json"
