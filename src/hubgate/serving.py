@@ -89,6 +89,15 @@ class _Server(uvicorn.Server):
         if self.stopping.forced:
             self.force_exit = True
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.force_exit:
+            # The requests still running are cancelled when the loop ends, and uvicorn would
+            # answer each with a bare 500. Cutting the connections says what happened: no
+            # answer, so nothing was acknowledged.
+            for connection in list(self.server_state.connections):
+                connection.transport.abort()
+
 
 class _Supervisor(Multiprocess):
     def __init__(
@@ -100,6 +109,10 @@ class _Supervisor(Multiprocess):
     def _stop(self) -> None:
         self.stopping.signal()
         self.should_exit.set()
+        # The children stop accepting when they close their copies of the listening socket;
+        # the kernel keeps queueing connections for it as long as this process holds one.
+        for sock in self.sockets:
+            sock.close()
         if self.stopping.forced:
             for process in self.processes:
                 process.kill()

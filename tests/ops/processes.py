@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import free_port
-from tests.logwatch import remember_log
+from tests.logwatch import remember_log, remember_secret
 
 
 def hubgate(*args: str) -> list[str]:
@@ -115,3 +117,19 @@ def alive(pid: int) -> bool:
 
 def children(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
+
+
+def bootstrap_authorization(env: dict[str, str]) -> str:
+    """The User/Organization header of the tenant a first `hubgate serve` created."""
+    created = json.loads((Path(env["HUBGATE_DATA_DIR"]) / "bootstrap.json").read_text())
+    user, organization = created["user"]["secret"], created["organization"]["secret"]
+    remember_secret(user, organization)
+    return f"User {user}, Organization {organization}"
+
+
+def connection_refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
