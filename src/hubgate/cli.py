@@ -16,14 +16,18 @@ from hubgate.settings import Settings
 if TYPE_CHECKING:
     import uvicorn
 
-app = typer.Typer(
-    help="Hubgate: an Open Connectors-compatible integration hub.", no_args_is_help=True
-)
-orgs = typer.Typer(help="Organizations, their accounts and users.", no_args_is_help=True)
-keys = typer.Typer(help="The keyring that encrypts credentials at rest.", no_args_is_help=True)
-db = typer.Typer(help="The database schema.", no_args_is_help=True)
-sim = typer.Typer(help="Stand-ins for vendors, for demos and tests.", no_args_is_help=True)
-events = typer.Typer(help="Event pollers and deliveries.", no_args_is_help=True)
+
+def _group(help_text: str) -> typer.Typer:
+    # Plain help: the rich panels print a type for every option, "<bool>" for each flag.
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
+
+
+app = _group("Hubgate: an Open Connectors-compatible integration hub.")
+orgs = _group("Organizations, their accounts and users.")
+keys = _group("The keyring that encrypts credentials at rest.")
+db = _group("The database schema.")
+sim = _group("Stand-ins for vendors, for demos and tests.")
+events = _group("Event pollers and deliveries.")
 app.add_typer(orgs, name="orgs")
 app.add_typer(keys, name="keys")
 app.add_typer(db, name="db")
@@ -60,12 +64,33 @@ def _uvicorn_config(settings: Settings, url: str, workers: int) -> uvicorn.Confi
     )
 
 
+def _existing_database(settings: Settings) -> str:
+    """The database for a command that works on Hubgate's data: it never creates an empty one
+    (only ``serve`` and ``db upgrade`` do); where there is none it says so and stops."""
+    from hubgate.bootstrap import prepare_database
+
+    if not settings.database_url and not (settings.data_dir / "pg" / "PG_VERSION").exists():
+        console.print(
+            f"No Hubgate database in {settings.data_dir.resolve()}: run this where "
+            "'hubgate serve' ran, or set HUBGATE_DATA_DIR or HUBGATE_DATABASE_URL.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return prepare_database(settings)
+
+
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (HUBGATE_PORT).")] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Listen address (HUBGATE_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Listen port (HUBGATE_PORT).")
+    ] = None,
     workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes sharing the port and the database.")
+        int,
+        typer.Option(min=1, metavar="N", help="API processes sharing the port and the database."),
     ] = 1,
 ) -> None:
     """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API.
@@ -114,13 +139,14 @@ def serve(
 
 @app.command()
 def worker(
-    name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Worker name shown in logs.")
+    ] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a job worker (polls, deliveries, retries); any number may share one database."""
     import logging
 
-    from hubgate.bootstrap import prepare_database
     from hubgate.jobs.worker import run_worker
 
     settings = Settings()
@@ -129,7 +155,7 @@ def worker(
     )
     # procrastinate logs two lines per job at INFO; its warnings and errors are what matter.
     logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.root.level))
-    url = prepare_database(settings)
+    url = _existing_database(settings)
     asyncio.run(run_worker(settings, url, name=name, parent_pid=parent_pid))
 
 
@@ -140,11 +166,10 @@ def events_status(
     """Per instance: last poll, lag, pending and failed deliveries."""
     from rich.console import Console as Out
 
-    from hubgate.bootstrap import prepare_database
     from hubgate.events.report import load_status, status_table
 
     settings = Settings()
-    rows = asyncio.run(load_status(settings, prepare_database(settings)))
+    rows = asyncio.run(load_status(settings, _existing_database(settings)))
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows]))
         return
@@ -172,7 +197,7 @@ def orgs_create(
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Add a new key and make it primary; restart servers, then run ``keys rewrap``."""
+    """Add a new key and make it primary; restart servers, then run 'hubgate keys rewrap'."""
     from hubgate.runtime import load_keyring
 
     settings = Settings()
@@ -187,13 +212,12 @@ def keys_rotate() -> None:
 @keys.command("rewrap")
 def keys_rewrap() -> None:
     """Re-wrap every stored secret's data key under the primary key."""
-    from hubgate.bootstrap import prepare_database
     from hubgate.db.engine import create_engine, create_sessionmaker, unit_of_work
     from hubgate.instances.service import rewrap_all
     from hubgate.runtime import load_keyring
 
     settings = Settings()
-    url = prepare_database(settings)
+    url = _existing_database(settings)
     keyring = load_keyring(settings)
 
     async def run() -> int:
@@ -219,8 +243,8 @@ def db_upgrade() -> None:
 
 @sim.command("twilio")
 def sim_twilio(
-    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Listen port.")] = 8090,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Listen port.")] = 8090,
 ) -> None:
     """Run the Twilio simulator: prints an Account SID, Auth Token and the base.url to use."""
     from hubgate.testing.twilio_sim import main as run_simulator

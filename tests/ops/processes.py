@@ -31,8 +31,8 @@ def fresh_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         HUBGATE_DATA_DIR=str(tmp_path / "var"),
         HUBGATE_PORT=str(free_port()),
         HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
-        **settings,
     )
+    env.update(settings)
     return env
 
 
