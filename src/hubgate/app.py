@@ -17,6 +17,7 @@ from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
+from hubgate.observability.endpoints import router as operations_router
 from hubgate.runtime import open_runtime
 from hubgate.settings import Settings
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)
+    app.include_router(operations_router)
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)

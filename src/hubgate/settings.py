@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # --- operations (D62-D66, docs/deploy.md) -----------------------------------------------
     # Seconds SIGTERM waits for in-flight requests and running jobs before stopping at once.
     shutdown_grace: int = Field(default=30, ge=0)
+    # /readyz says not ready when no worker sent a heartbeat for this many seconds.
+    ready_worker_age: float = Field(default=60.0, gt=0)
 
     @property
     def keyring_path(self) -> Path:
