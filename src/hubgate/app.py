@@ -18,6 +18,7 @@ from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.observability.endpoints import router as operations_router
+from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
 from hubgate.settings import Settings
 
@@ -60,6 +61,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
+    app.add_middleware(RequestMetrics, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

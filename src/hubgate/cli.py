@@ -98,9 +98,7 @@ def serve(
     SIGTERM stops it gracefully within HUBGATE_SHUTDOWN_GRACE seconds; a second one at once.
     """
     from hubgate import serving
-    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
-    from hubgate.db.embedded import stop_embedded
-    from hubgate.jobs.worker import WorkerProcess, spawn_worker
+    from hubgate.observability.multiprocess import prepare_multiprocess_dir
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -111,6 +109,12 @@ def serve(
     except serving.PortTakenError as error:
         console.print(f"hubgate serve: {error}", highlight=False)
         raise typer.Exit(1) from None
+    # Before any module that records metrics is imported (D62).
+    prepare_multiprocess_dir(settings.data_dir)
+    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
+    from hubgate.db.embedded import stop_embedded
+    from hubgate.jobs.worker import WorkerProcess, spawn_worker
+
     try:
         url = prepare_database(settings)
         created = asyncio.run(bootstrap_if_empty(settings, url))

@@ -13,11 +13,15 @@ from __future__ import annotations
 import signal
 import socket
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from hubgate.jobs.worker import WorkerProcess
+if TYPE_CHECKING:
+    # Only the type: importing the app's modules here would record metrics before serve
+    # has set up their multiprocess folder.
+    from hubgate.jobs.worker import WorkerProcess
 
 # Extra seconds the worker gets beyond the grace to abort its jobs and say goodbye.
 WORKER_STOP_MARGIN = 10.0

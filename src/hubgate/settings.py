@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     shutdown_grace: int = Field(default=30, ge=0)
     # /readyz says not ready when no worker sent a heartbeat for this many seconds.
     ready_worker_age: float = Field(default=60.0, gt=0)
+    # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
+    metrics_token: SecretStr | None = None
 
     @property
     def keyring_path(self) -> Path:

@@ -24,6 +24,7 @@ from hubgate.hub.service import fetch_all
 from hubgate.instances.models import Instance
 from hubgate.jobs.app import JobQueue
 from hubgate.kit.errors import HubgateError
+from hubgate.observability import metrics
 from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.events")
@@ -133,6 +134,7 @@ async def run_poll(
     try:
         records = await fetch(runtime, plan.instance, plan.url)
     except HubgateError as error:
+        metrics.EVENT_POLLS.labels("failed").inc()
         async with unit_of_work(runtime.sessions) as session:
             await service.poll_failed(session, instance_id, resource, error.message, started)
         log.info("poll of instance %s %s failed: %s", instance_id, resource, error.message)
@@ -141,6 +143,8 @@ async def run_poll(
         await asyncio.sleep(settings.events_poll_commit_pause)
     async with unit_of_work(runtime.sessions) as session:
         created = await service.apply_poll(session, runtime, plan, records, started)
+    metrics.EVENT_POLLS.labels("ok").inc()
+    metrics.EVENTS_CREATED.inc(len(created))
     for event_id in created:
         await defer_delivery(runtime.jobs, event_id)
     return created
@@ -171,6 +175,7 @@ async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None 
     session_scope = unit_of_work(runtime.sessions) if atomic else statement_by_statement(runtime)
     async with session_scope as session:
         retry_at = await service.record_attempt(session, runtime.settings, delivery, result)
+    metrics.EVENT_DELIVERIES.labels("delivered" if result.succeeded else "failed").inc()
     if retry_at is not None:
         await defer_delivery(runtime.jobs, event_id, at=retry_at)
     return result.describe()

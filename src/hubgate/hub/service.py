@@ -42,6 +42,7 @@ from hubgate.kit.ceql import (
 )
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
+from hubgate.observability import metrics
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -85,6 +86,7 @@ async def resolve(
         raise unauthorized()
     token_hash = runtime.keyring.hmac_digest(credentials.element)
     resolved = tokens.get(token_hash)
+    metrics.token_cache(hit=resolved is not None)
     with_user = credentials.user is not None or credentials.organization is not None
     if resolved is None or with_user:
         epoch = tokens.epoch
@@ -141,6 +143,7 @@ async def execute(
 ) -> HubResult:
     manifest = instance.element.manifest
     matched = routing.match(manifest, call.method, call.segments)
+    metrics.note_call(manifest.key, matched.resource.path)
     operation = matched.operation
     url, query = _vendor_target(instance, matched, call)
     if operation.hook is not None:
