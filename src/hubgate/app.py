@@ -17,6 +17,7 @@ from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
+from hubgate.observability import logs
 from hubgate.observability.endpoints import router as operations_router
 from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
@@ -26,6 +27,8 @@ API_PREFIX = "/elements/api-v2"
 
 
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+    logs.configure(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await open_runtime(settings, database_url)

@@ -61,6 +61,8 @@ def _uvicorn_config(settings: Settings, url: str, workers: int) -> uvicorn.Confi
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=settings.shutdown_grace,
+        # JSON lines (D64) are set up by the app in each process; uvicorn's own would not be.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 
@@ -152,11 +154,13 @@ def worker(
     import logging
 
     from hubgate.jobs.worker import run_worker
+    from hubgate.observability import logs
 
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logs.configure(settings)
     # procrastinate logs two lines per job at INFO; its warnings and errors are what matter.
     logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.root.level))
     url = _existing_database(settings)

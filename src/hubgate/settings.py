@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,8 @@ class Settings(BaseSettings):
     ready_worker_age: float = Field(default=60.0, gt=0)
     # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
     metrics_token: SecretStr | None = None
+    # json: one JSON object per log line (D64); text: lines for people.
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def keyring_path(self) -> Path:

@@ -42,7 +42,7 @@ from hubgate.kit.ceql import (
 )
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
-from hubgate.observability import metrics
+from hubgate.observability import context, metrics
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -143,7 +143,7 @@ async def execute(
 ) -> HubResult:
     manifest = instance.element.manifest
     matched = routing.match(manifest, call.method, call.segments)
-    metrics.note_call(manifest.key, matched.resource.path)
+    context.note_call(manifest.key, matched.resource.path, instance.organization_id, instance.id)
     operation = matched.operation
     url, query = _vendor_target(instance, matched, call)
     if operation.hook is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -20,6 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from hubgate.observability import context
 from hubgate.observability.multiprocess import MULTIPROC_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -64,45 +64,11 @@ EVENT_DELIVERIES = Counter(
 )
 
 
-# --- what a hub call is about, for the metrics (and logs) of the request or job ---------------
-
-
-@dataclass
-class CallLabels:
-    element: str = ""
-    resource: str = ""
-
-
-# Set by the HTTP middleware for each request (a fresh object the pipeline fills in) and by
-# the pipeline itself in jobs; mutable so that what the pipeline learns reaches the middleware
-# even when the framework ran the endpoint in a copied context.
-_call: ContextVar[CallLabels | None] = ContextVar("hubgate_call_labels", default=None)
-
-
-def begin_request() -> CallLabels:
-    labels = CallLabels()
-    _call.set(labels)
-    return labels
-
-
-def note_call(element: str, resource: str) -> None:
-    """The hub pipeline matched ``resource`` of ``element``: label what follows with them."""
-    labels = _call.get()
-    if labels is None:
-        _call.set(CallLabels(element, resource))
-    else:
-        labels.element, labels.resource = element, resource
-
-
-def call_labels() -> CallLabels:
-    return _call.get() or CallLabels()
-
-
 class VendorTimer:
     """One vendor attempt: its latency, and how it failed if it did."""
 
     def __init__(self) -> None:
-        self.labels = call_labels()
+        self.labels = context.current()
         self.started = time.perf_counter()
 
     def done(self, status: int | None = None, failure: str | None = None) -> None:
@@ -114,7 +80,7 @@ class VendorTimer:
 
 
 def vendor_retry() -> None:
-    labels = call_labels()
+    labels = context.current()
     VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
 
 

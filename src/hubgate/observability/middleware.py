@@ -9,7 +9,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hubgate.observability import metrics
+from hubgate.observability import context, metrics
 
 # Requests no route matched (a 404 for an unknown path) share one label: the path itself is
 # whatever a stranger typed.
@@ -30,7 +30,7 @@ class RequestMetrics:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        labels = metrics.begin_request()
+        labels = context.begin(scope.get("state", {}).get("request_id", ""))
         status = 500
 
         async def send_with_status(message: Message) -> None:
