@@ -17,7 +17,7 @@ from hubgate.hub.logs import AuditMiddleware
 from hubgate.hub.state import open_hub
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
-from hubgate.observability import logs
+from hubgate.observability import logs, traces
 from hubgate.observability.endpoints import router as operations_router
 from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
@@ -28,6 +28,7 @@ API_PREFIX = "/elements/api-v2"
 
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     logs.configure(settings)
+    traces.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         finally:
             await app.state.hub.close()
             await runtime.close()
+            traces.shutdown()
 
     app = FastAPI(
         title="Hubgate",

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     # json: one JSON object per log line (D64); text: lines for people.
     log_format: Literal["text", "json"] = "text"
+    # OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318); unset means no tracing (D63).
+    otel_endpoint: str | None = None
+    # Share of new traces recorded; a caller's sampled parent is always followed.
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
     @property
     def keyring_path(self) -> Path:

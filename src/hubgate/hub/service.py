@@ -42,7 +42,7 @@ from hubgate.kit.ceql import (
 )
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
-from hubgate.observability import context, metrics
+from hubgate.observability import context, metrics, traces
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -120,7 +120,10 @@ async def handle(
         cached = responses.get(instance, cache_key)
         if cached is not None:
             return HubResult(cached.body, headers=dict(cached.headers))
-    result = await execute(runtime, instance, call)
+    with traces.span("hub pipeline", {"hubgate.element": instance.element.manifest.key}) as stage:
+        result = await execute(runtime, instance, call)
+        if stage is not None:
+            stage.set_attribute("hubgate.resource", context.current().resource)
     if responses is not None:
         if cache_key is not None:
             responses.put(instance, cache_key, result.body, result.headers)

@@ -109,7 +109,7 @@ async def send(
         last = attempt == attempts - 1
         if attempt:
             metrics.vendor_retry()
-        timer = metrics.VendorTimer()
+        timer = metrics.VendorTimer(method)
         try:
             response = await egress.request(
                 method, url, params=params, data=data, headers=headers, auth=instance.auth

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from hubgate.observability import traces
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
 
@@ -69,6 +70,7 @@ async def run_worker(
     name: str | None = None,
     parent_pid: int | None = None,
 ) -> None:
+    traces.configure(settings)
     runtime = await open_runtime(settings, database_url, job_pool_size=job_pool_size(settings))
     try:
         worker = asyncio.create_task(
@@ -83,6 +85,7 @@ async def run_worker(
                 watcher.cancel()
     finally:
         await runtime.close()
+        traces.shutdown()
 
 
 def spawn_worker(

@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from hubgate.observability import context
+from hubgate.observability import context, traces
 from hubgate.observability.multiprocess import MULTIPROC_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -65,11 +66,20 @@ EVENT_DELIVERIES = Counter(
 
 
 class VendorTimer:
-    """One vendor attempt: its latency, and how it failed if it did."""
+    """One vendor attempt: its latency, how it failed if it did, and its span (D63)."""
 
-    def __init__(self) -> None:
+    def __init__(self, method: str) -> None:
         self.labels = context.current()
         self.started = time.perf_counter()
+        self.span = traces.start(
+            "vendor call",
+            {
+                "hubgate.element": self.labels.element,
+                "hubgate.resource": self.labels.resource,
+                "http.request.method": method,
+            },
+            SpanKind.CLIENT,
+        )
 
     def done(self, status: int | None = None, failure: str | None = None) -> None:
         element, resource = self.labels.element, self.labels.resource
@@ -77,6 +87,12 @@ class VendorTimer:
         kind = failure or (f"{status // 100}xx" if status is not None and status >= 400 else None)
         if kind is not None:
             VENDOR_ERRORS.labels(element, resource, kind).inc()
+        if self.span is not None:
+            if status is not None:
+                self.span.set_attribute("http.response.status_code", status)
+            if kind is not None:
+                self.span.set_status(StatusCode.ERROR, kind)
+            self.span.end()
 
 
 def vendor_retry() -> None:

@@ -1,4 +1,5 @@
-"""Counting and timing every HTTP request (D62), hub calls answered by the fast path too.
+"""Counting, timing and tracing every HTTP request (D62, D63), hub calls answered by the fast
+path too.
 
 Raw ASGI, like the request id middleware, because it sits on the hot path.
 """
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import time
 
+from opentelemetry.trace import Span, SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hubgate.observability import context, metrics
+from hubgate.observability import context, metrics, traces
 
 # Requests no route matched (a 404 for an unknown path) share one label: the path itself is
 # whatever a stranger typed.
@@ -31,27 +33,36 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         labels = context.begin(scope.get("state", {}).get("request_id", ""))
+        if traces.enabled():
+            with traces.span(f"{scope['method']} request", {}, SpanKind.SERVER) as span:
+                await self._observe(scope, receive, send, labels, started, span)
+        else:
+            await self._observe(scope, receive, send, labels, started, None)
+
+    async def _observe(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        labels: context.Context,
+        started: float,
+        span: Span | None,
+    ) -> None:
         status = 500
+        trace_header = [(b"elements-trace-id", labels.trace_id.encode())] if labels.trace_id else []
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if trace_header:
+                    message = {**message, "headers": [*message.get("headers", []), *trace_header]}
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route = scope.get("route")
-            if route is not None:
-                template = getattr(route, "path", UNMATCHED)
-                # Routes of an included router carry their path without its prefix.
-                if scope["path"].startswith(self.prefix) and not template.startswith(self.prefix):
-                    template = self.prefix + template
-            elif scope["path"].startswith(self.hubs):
-                template = self.hub_route
-            else:
-                template = UNMATCHED
+            template = self._template(scope)
             metrics.HTTP_REQUESTS.labels(
                 template, scope["method"], str(status), labels.element
             ).inc()
@@ -59,3 +70,21 @@ class RequestMetrics:
                 metrics.HUB_CALL_SECONDS.labels(labels.element, labels.resource).observe(
                     time.perf_counter() - started
                 )
+            if span is not None:
+                span.update_name(f"{scope['method']} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if labels.element:
+                    span.set_attribute("hubgate.element", labels.element)
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            template: str = getattr(route, "path", UNMATCHED)
+            # Routes of an included router carry their path without its prefix.
+            if scope["path"].startswith(self.prefix) and not template.startswith(self.prefix):
+                template = self.prefix + template
+            return template
+        if scope["path"].startswith(self.hubs):
+            return self.hub_route
+        return UNMATCHED
