@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psutil
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -58,6 +59,35 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def postmasters_under(folder: Path) -> list[psutil.Process]:
+    """PostgreSQL servers whose data directory (``-D``) lies inside ``folder``."""
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        command = process.info["cmdline"] or []
+        if process.info["name"] == "postgres" and "-D" in command:
+            data = command[command.index("-D") + 1 :][:1]
+            if data and Path(data[0]).resolve().is_relative_to(folder.resolve()):
+                found.append(process)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_postgres_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that starts a PostgreSQL in its tmp_path (a `hubgate serve`, a private database)
+    must have it stopped by the time the test and its fixtures are done (issue 9, item 5)."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    folder: Path = request.getfixturevalue("tmp_path")
+    yield
+    left = postmasters_under(folder)
+    # pg_ctl returns once the server has removed its pid file; its exit follows shortly.
+    _, still = psutil.wait_procs(left, timeout=30)
+    for process in still:
+        process.kill()
+    assert not still, f"PostgreSQL left running after the test: {[p.cmdline() for p in still]}"
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,9 @@ from hubgate.hub.state import open_hub
 from hubgate.instances import changes as instance_changes
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
+from hubgate.observability import logs, traces
+from hubgate.observability.endpoints import router as operations_router
+from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
 from hubgate.settings import Settings, reveal
 
@@ -27,6 +30,8 @@ API_PREFIX = "/elements/api-v2"
 
 
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
+    logs.configure(settings)
+    traces.configure(settings)
     # Pollers are born and dropped in the transaction that writes the instance (D131).
     instance_changes.on_saved(events_service.instance_saved)
 
@@ -43,6 +48,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         finally:
             await app.state.hub.close()
             await runtime.close()
+            traces.shutdown()
 
     app = FastAPI(
         title="Hubgate",
@@ -60,11 +66,13 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)
+    app.include_router(operations_router)
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
     app.add_middleware(errors_http.UnexpectedErrors)
     app.add_middleware(HubFastPath, prefix=API_PREFIX)
+    app.add_middleware(RequestMetrics, prefix=API_PREFIX)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(CorsMiddleware, origins=settings.cors_origins)

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+import os
+import signal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from hubgate.settings import Settings
 
-app = typer.Typer(
-    help="Hubgate: an Open Connectors-compatible integration hub.", no_args_is_help=True
-)
-orgs = typer.Typer(help="Organizations, their accounts and users.", no_args_is_help=True)
-keys = typer.Typer(help="The keyring that encrypts credentials at rest.", no_args_is_help=True)
-db = typer.Typer(help="The database schema.", no_args_is_help=True)
-sim = typer.Typer(help="Stand-ins for vendors, for demos and tests.", no_args_is_help=True)
-events = typer.Typer(help="Event pollers and deliveries.", no_args_is_help=True)
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def _group(help_text: str) -> typer.Typer:
+    # Plain help: the rich panels print a type for every option, "<bool>" for each flag.
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None)
+
+
+app = _group("Hubgate: an Open Connectors-compatible integration hub.")
+orgs = _group("Organizations, their accounts and users.")
+keys = _group("The keyring that encrypts credentials at rest.")
+db = _group("The database schema.")
+sim = _group("Stand-ins for vendors, for demos and tests.")
+events = _group("Event pollers and deliveries.")
 app.add_typer(orgs, name="orgs")
 app.add_typer(keys, name="keys")
 app.add_typer(db, name="db")
@@ -27,91 +36,136 @@ app.add_typer(events, name="events")
 console = Console(stderr=True)
 
 
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address (HUBGATE_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (HUBGATE_PORT).")] = None,
-    workers: Annotated[
-        int, typer.Option(min=1, help="Worker processes sharing the port and the database.")
-    ] = 1,
-) -> None:
-    """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API."""
-    import os
-
+def _uvicorn_config(settings: Settings, url: str, workers: int) -> uvicorn.Config:
+    """Every option of serve's HTTP server, in one place."""
     import uvicorn
 
-    from hubgate.app import create_app
-    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
     from hubgate.httpserver import server_options
+
+    if workers > 1:
+        # Each API process builds its own app from the environment, so the settings and
+        # the database (embedded or not) it must use go there.
+        os.environ.update(
+            HUBGATE_DATABASE_URL=url, HUBGATE_HOST=settings.host, HUBGATE_PORT=str(settings.port)
+        )
+        app: Any = "hubgate.app:app_from_environment"
+    else:
+        from hubgate.app import create_app
+
+        app = create_app(settings, database_url=url)
+    return uvicorn.Config(
+        app,
+        factory=workers > 1,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        **server_options(),
+        timeout_graceful_shutdown=settings.shutdown_grace,
+        # JSON lines (D64) are set up by the app in each process; uvicorn's own would not be.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
+
+
+def _existing_database(settings: Settings) -> str:
+    """The database for a command that works on Hubgate's data: it never creates an empty one
+    (only ``serve`` and ``db upgrade`` do); where there is none it says so and stops."""
+    from hubgate.bootstrap import prepare_database
+
+    if not settings.database_url and not (settings.data_dir / "pg" / "PG_VERSION").exists():
+        console.print(
+            f"No Hubgate database in {settings.data_dir.resolve()}: run this where "
+            "'hubgate serve' ran, or set HUBGATE_DATA_DIR or HUBGATE_DATABASE_URL.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return prepare_database(settings)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Listen address (HUBGATE_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Listen port (HUBGATE_PORT).")
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, metavar="N", help="API processes sharing the port and the database."),
+    ] = 1,
+) -> None:
+    """Start Hubgate: database (embedded unless HUBGATE_DATABASE_URL), migrations, API.
+
+    SIGTERM stops it gracefully within HUBGATE_SHUTDOWN_GRACE seconds; a second one at once.
+    """
+    from hubgate import serving
+    from hubgate.observability.multiprocess import prepare_multiprocess_dir
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    url = prepare_database(settings)
-    created = asyncio.run(bootstrap_if_empty(settings, url))
-    if created is not None:
-        console.print("[bold]First start: created an organization and a user.[/bold]")
-        console.print("Their secrets, shown once (also saved in", end=" ")
-        console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
-        console.print(f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True)
-        console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
-    console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
-    console.print(f"The web console is at {settings.base_url}/")
-    from hubgate.jobs.worker import spawn_worker, stop_worker
-
-    # The embedded mode (D3) runs the job worker beside the API, in its own process so that
-    # polls and deliveries never take the API's event loop; separate workers turn it off.
-    worker = spawn_worker(url) if settings.embedded_worker else None
+    stopping = serving.Stopping()
+    signal.signal(signal.SIGTERM, stopping.on_signal)
     try:
-        if workers > 1:
-            # Each API process builds its own app from the environment, so the settings and
-            # the database (embedded or not) it must use go there.
-            os.environ.update(
-                HUBGATE_DATABASE_URL=url,
-                HUBGATE_HOST=settings.host,
-                HUBGATE_PORT=str(settings.port),
+        sock = serving.bind(settings.host, settings.port)
+    except serving.PortTakenError as error:
+        console.print(f"hubgate serve: {error}", highlight=False)
+        raise typer.Exit(1) from None
+    # Before any module that records metrics is imported (D62).
+    prepare_multiprocess_dir(settings.data_dir)
+    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
+    from hubgate.db.embedded import stop_embedded
+    from hubgate.jobs.worker import WorkerProcess, spawn_worker
+
+    try:
+        url = prepare_database(settings)
+        created = asyncio.run(bootstrap_if_empty(settings, url))
+        if created is not None:
+            console.print("[bold]First start: created an organization and a user.[/bold]")
+            console.print("Their secrets, shown once (also saved in", end=" ")
+            console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
+            console.print(
+                f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True
             )
-            uvicorn.run(
-                "hubgate.app:app_from_environment",
-                factory=True,
-                workers=workers,
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                loop="uvloop",
-                **server_options(),
-            )
-        else:
-            uvicorn.run(
-                create_app(settings, database_url=url),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                loop="uvloop",
-                **server_options(),
-            )
+            console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
+        config = _uvicorn_config(settings, url, workers)
+        # The embedded mode (D3) runs the job worker beside the API, in its own process so
+        # that polls and deliveries never take the API's event loop; separate workers turn
+        # it off.
+        if settings.embedded_worker:
+            stopping.worker = WorkerProcess(spawn_worker(url))
+        console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
+        console.print(f"The web console is at {settings.base_url}/")
+        serving.run(config, sock, stopping)
     finally:
-        if worker is not None:
-            stop_worker(worker)
+        sock.close()
+        if not settings.database_url:
+            stop_embedded(settings.data_dir)
 
 
 @app.command()
 def worker(
-    name: Annotated[str | None, typer.Option(help="Worker name shown in logs.")] = None,
+    name: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Worker name shown in logs.")
+    ] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Run a job worker (polls, deliveries, retries); any number may share one database."""
     import logging
 
-    from hubgate.bootstrap import prepare_database
     from hubgate.jobs.worker import run_worker
+    from hubgate.observability import logs
 
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logs.configure(settings)
     # procrastinate logs two lines per job at INFO; its warnings and errors are what matter.
     logging.getLogger("procrastinate").setLevel(max(logging.WARNING, logging.root.level))
-    url = prepare_database(settings)
+    url = _existing_database(settings)
     asyncio.run(run_worker(settings, url, name=name, parent_pid=parent_pid))
 
 
@@ -122,11 +176,10 @@ def events_status(
     """Per instance: last poll, lag, pending and failed deliveries."""
     from rich.console import Console as Out
 
-    from hubgate.bootstrap import prepare_database
     from hubgate.events.report import load_status, status_table
 
     settings = Settings()
-    rows = asyncio.run(load_status(settings, prepare_database(settings)))
+    rows = asyncio.run(load_status(settings, _existing_database(settings)))
     if as_json:
         typer.echo(json.dumps([row.as_json() for row in rows]))
         return
@@ -142,10 +195,10 @@ def orgs_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Create an organization with its default account and first user; prints their secrets."""
-    from hubgate.bootstrap import create_tenant, prepare_database
+    from hubgate.bootstrap import create_tenant
 
     settings = Settings()
-    url = prepare_database(settings)
+    url = _existing_database(settings)
     created = asyncio.run(
         create_tenant(
             settings, url, name=name, email=email, first_name=first_name, last_name=last_name
@@ -160,7 +213,7 @@ def orgs_create(
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Add a new key and make it primary; restart servers, then run ``keys rewrap``."""
+    """Add a new key and make it primary; restart servers, then run 'hubgate keys rewrap'."""
     from hubgate.runtime import load_keyring
 
     settings = Settings()
@@ -175,13 +228,12 @@ def keys_rotate() -> None:
 @keys.command("rewrap")
 def keys_rewrap() -> None:
     """Re-wrap every stored secret's data key under the primary key."""
-    from hubgate.bootstrap import prepare_database
     from hubgate.db.engine import create_engine, create_sessionmaker, unit_of_work
     from hubgate.instances.service import rewrap_all
     from hubgate.runtime import load_keyring
 
     settings = Settings()
-    url = prepare_database(settings)
+    url = _existing_database(settings)
     keyring = load_keyring(settings)
 
     async def run() -> int:
@@ -207,8 +259,8 @@ def db_upgrade() -> None:
 
 @sim.command("twilio")
 def sim_twilio(
-    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Listen port.")] = 8090,
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Listen port.")] = 8090,
 ) -> None:
     """Run the Twilio simulator: prints an Account SID, Auth Token and the base.url to use."""
     from hubgate.testing.twilio_sim import main as run_simulator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,6 +87,20 @@ class Settings(BaseSettings):
     # list, smaller than a formula step's 30 s / 64 MiB (D41) because a caller waits on it.
     transformation_script_seconds: float = Field(default=2.0, gt=0, le=30)
     transformation_script_memory_mib: int = Field(default=32, ge=8, le=64)
+
+    # --- operations (D62-D66, docs/deploy.md) -----------------------------------------------
+    # Seconds SIGTERM waits for in-flight requests and running jobs before stopping at once.
+    shutdown_grace: int = Field(default=30, ge=0)
+    # /readyz says not ready when no worker sent a heartbeat for this many seconds.
+    ready_worker_age: float = Field(default=60.0, gt=0)
+    # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
+    metrics_token: SecretStr | None = None
+    # json: one JSON object per log line (D64); text: lines for people.
+    log_format: Literal["text", "json"] = "text"
+    # OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318); unset means no tracing (D63).
+    otel_endpoint: str | None = None
+    # Share of new traces recorded; a caller's sampled parent is always followed.
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
     @property
     def keyring_path(self) -> Path:

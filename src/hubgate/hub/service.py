@@ -43,6 +43,7 @@ from hubgate.kit.ceql import (
 from hubgate.kit.ceql_check import CeqlFieldError, check_fields, field_type
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
+from hubgate.observability import context, metrics, traces
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
@@ -86,6 +87,7 @@ async def resolve(
         raise unauthorized()
     token_hash = runtime.keyring.hmac_digest(credentials.element)
     resolved = tokens.get(token_hash)
+    metrics.token_cache(hit=resolved is not None)
     with_user = credentials.user is not None or credentials.organization is not None
     if resolved is None or with_user:
         epoch = tokens.epoch
@@ -119,7 +121,10 @@ async def handle(
         cached = responses.get(instance, cache_key)
         if cached is not None:
             return HubResult(cached.body, headers=dict(cached.headers))
-    result = await execute(runtime, instance, call)
+    with traces.span("hub pipeline", {"hubgate.element": instance.element.manifest.key}) as stage:
+        result = await execute(runtime, instance, call)
+        if stage is not None:
+            stage.set_attribute("hubgate.resource", context.current().resource)
     if responses is not None:
         if cache_key is not None:
             responses.put(instance, cache_key, result.body, result.headers)
@@ -142,6 +147,7 @@ async def execute(
 ) -> HubResult:
     manifest = instance.element.manifest
     matched = routing.match(manifest, call.method, call.segments)
+    context.note_call(manifest.key, matched.resource.path, instance.organization_id, instance.id)
     operation = matched.operation
     url, query = _vendor_target(instance, matched, call)
     if operation.hook is not None:

@@ -24,6 +24,7 @@ from hubgate.kit.egress import (
     EgressTimeout,
 )
 from hubgate.kit.errors import HubgateError, vendor_error
+from hubgate.observability import metrics
 from hubgate.settings import Settings
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "DELETE"})
@@ -106,23 +107,30 @@ async def send(
     response: EgressResponse | None = None
     for attempt in range(attempts):
         last = attempt == attempts - 1
+        if attempt:
+            metrics.vendor_retry()
+        timer = metrics.VendorTimer(method)
         try:
             response = await egress.request(
                 method, url, params=params, data=data, headers=headers, auth=instance.auth
             )
         except EgressTimeout:
+            timer.done(failure="timeout")
             raise HubgateError(504, f"{manifest.vendor_name} did not answer in time") from None
         except EgressDenied:
+            timer.done(failure="denied")
             raise HubgateError(
                 502,
                 f"Configuration {manifest.base_url_key} points at an address Hubgate may not"
                 " reach; see HUBGATE_EGRESS_ALLOW",
             ) from None
         except EgressError:
+            timer.done(failure="unreachable")
             if repeatable and not last:
                 await asyncio.sleep(_backoff(settings, attempt))
                 continue
             raise HubgateError(502, f"{manifest.vendor_name} could not be reached") from None
+        timer.done(status=response.status)
         status = response.status
         retryable = status == 429 or (status >= 500 and repeatable)
         if not retryable or last:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+from hubgate.observability import traces
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
 
@@ -40,6 +41,9 @@ async def work(
         additional_context={"runtime": runtime},
         install_signal_handlers=install_signal_handlers,
         update_heartbeat_interval=settings.worker_heartbeat_seconds,
+        # The first SIGTERM lets running jobs finish this long, then aborts them (D66); the
+        # work of an aborted job is not lost: the tick defers its poll or delivery again.
+        shutdown_graceful_timeout=settings.shutdown_grace,
         stalled_worker_timeout=settings.worker_stalled_seconds,
         # LISTEN/NOTIFY wakes the worker for new jobs; this polling catches retries whose
         # scheduled time arrives (no notification marks that moment).
@@ -66,6 +70,7 @@ async def run_worker(
     name: str | None = None,
     parent_pid: int | None = None,
 ) -> None:
+    traces.configure(settings)
     runtime = await open_runtime(settings, database_url, job_pool_size=job_pool_size(settings))
     try:
         worker = asyncio.create_task(
@@ -80,18 +85,51 @@ async def run_worker(
                 watcher.cancel()
     finally:
         await runtime.close()
+        traces.shutdown()
 
 
 def spawn_worker(
     database_url: str, env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """The embedded worker of ``hubgate serve``: a child process on the same database."""
+    """The embedded worker of ``hubgate serve``: a child process on the same database.
+
+    It runs in its own session so that only serve signals it: a Ctrl-C on the terminal
+    reaches the whole foreground group, and a second signal would stop the worker at once.
+    """
     child_env = dict(os.environ if env is None else env)
     child_env["HUBGATE_DATABASE_URL"] = database_url
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "hubgate", "worker", "--parent-pid", str(os.getpid())],
         env=child_env,
+        start_new_session=True,
     )
+
+
+class WorkerProcess:
+    """Serve's handle on its embedded worker: one polite stop, then, if need be, a kill."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self._asked = False
+
+    def request_stop(self) -> None:
+        # Once only: procrastinate takes a second signal as "stop at once".
+        if not self._asked and self.process.poll() is None:
+            self._asked = True
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+    def stop(self, timeout: float) -> None:
+        self.request_stop()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("the worker did not stop within %.0f s; killing it", timeout)
+            self.kill()
 
 
 def stop_worker(process: subprocess.Popen[bytes], timeout: float = 30) -> None:

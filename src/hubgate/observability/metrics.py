@@ -1,0 +1,165 @@
+"""Prometheus metrics (D62), aggregated across serve's API processes and its worker.
+
+``hubgate serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh folder of the data dir before
+anything imports this module: every process it starts then writes its samples there, and
+``/metrics`` reads them all. A process on its own (the tests' in-process server) keeps them in
+memory. Labels are bounded by the code and the catalog: a route template, a status, an element
+key, a manifest resource path; never an id, a token or anything a tenant wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from opentelemetry.trace import SpanKind, StatusCode
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from hubgate.observability import context, traces
+from hubgate.observability.multiprocess import MULTIPROC_ENV
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# Hub calls are answered in milliseconds when cached and in seconds when a vendor is slow.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+HTTP_REQUESTS = Counter(
+    "hubgate_http_requests",
+    "HTTP requests answered, by route template, method, status and element.",
+    ["route", "method", "status", "element"],
+)
+HUB_CALL_SECONDS = Histogram(
+    "hubgate_hub_call_seconds",
+    "Hub calls from request to answer, by element and manifest resource.",
+    ["element", "resource"],
+    buckets=LATENCY_BUCKETS,
+)
+VENDOR_CALL_SECONDS = Histogram(
+    "hubgate_vendor_call_seconds",
+    "Single calls to a vendor (each retry is one), by element and manifest resource.",
+    ["element", "resource"],
+    buckets=LATENCY_BUCKETS,
+)
+VENDOR_ERRORS = Counter(
+    "hubgate_vendor_errors",
+    "Vendor calls that failed: kind is timeout, unreachable, 4xx or 5xx.",
+    ["element", "resource", "kind"],
+)
+VENDOR_RETRIES = Counter(
+    "hubgate_vendor_retries", "Vendor calls repeated (D25).", ["element", "resource"]
+)
+TOKEN_CACHE = Counter(
+    "hubgate_token_cache_lookups", "Element token lookups: result is hit or miss.", ["result"]
+)
+EVENT_POLLS = Counter("hubgate_event_polls", "Polls run: outcome is ok or failed.", ["outcome"])
+EVENTS_CREATED = Counter("hubgate_events_created", "Events recorded by pollers.")
+EVENT_DELIVERIES = Counter(
+    "hubgate_event_deliveries",
+    "Delivery attempts: outcome is delivered, or failed (retried or given up).",
+    ["outcome"],
+)
+
+
+class VendorTimer:
+    """One vendor attempt: its latency, how it failed if it did, and its span (D63)."""
+
+    def __init__(self, method: str) -> None:
+        self.labels = context.current()
+        self.started = time.perf_counter()
+        self.span = traces.start(
+            "vendor call",
+            {
+                "hubgate.element": self.labels.element,
+                "hubgate.resource": self.labels.resource,
+                "http.request.method": method,
+            },
+            SpanKind.CLIENT,
+        )
+
+    def done(self, status: int | None = None, failure: str | None = None) -> None:
+        element, resource = self.labels.element, self.labels.resource
+        VENDOR_CALL_SECONDS.labels(element, resource).observe(time.perf_counter() - self.started)
+        kind = failure or (f"{status // 100}xx" if status is not None and status >= 400 else None)
+        if kind is not None:
+            VENDOR_ERRORS.labels(element, resource, kind).inc()
+        if self.span is not None:
+            if status is not None:
+                self.span.set_attribute("http.response.status_code", status)
+            if kind is not None:
+                self.span.set_status(StatusCode.ERROR, kind)
+            self.span.end()
+
+
+def vendor_retry() -> None:
+    labels = context.current()
+    VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
+
+
+def token_cache(hit: bool) -> None:
+    TOKEN_CACHE.labels("hit" if hit else "miss").inc()
+
+
+# --- the scrape -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """Read from the database at scrape time: the same on every node, true across nodes."""
+
+    jobs: Sequence[tuple[str, str, int]]  # task, status, count
+    events_pending: int
+    delivery_lag_seconds: float
+
+
+class _Queues(Collector):
+    def __init__(self, figures: QueueFigures) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily(
+            "hubgate_jobs",
+            "Jobs queued (todo) or running (doing), by task.",
+            labels=["task", "status"],
+        )
+        for task, status, count in self.figures.jobs:
+            jobs.add_metric([task, status], count)
+        yield jobs
+        yield GaugeMetricFamily(
+            "hubgate_events_pending", "Events not yet delivered.", value=self.figures.events_pending
+        )
+        yield GaugeMetricFamily(
+            "hubgate_event_delivery_lag_seconds",
+            "How long the oldest due delivery has waited past its attempt time.",
+            value=self.figures.delivery_lag_seconds,
+        )
+
+
+def exposition(figures: QueueFigures) -> bytes:
+    """The text format of every process's samples plus the queue figures."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        for collector in _own_collectors():
+            registry.register(collector)
+    registry.register(_Queues(figures))
+    return generate_latest(registry)
+
+
+def _own_collectors() -> list[Collector]:
+    return [
+        HTTP_REQUESTS,
+        HUB_CALL_SECONDS,
+        VENDOR_CALL_SECONDS,
+        VENDOR_ERRORS,
+        VENDOR_RETRIES,
+        TOKEN_CACHE,
+        EVENT_POLLS,
+        EVENTS_CREATED,
+        EVENT_DELIVERIES,
+    ]

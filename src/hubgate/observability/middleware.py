@@ -1,0 +1,90 @@
+"""Counting, timing and tracing every HTTP request (D62, D63), hub calls answered by the fast
+path too.
+
+Raw ASGI, like the request id middleware, because it sits on the hot path.
+"""
+
+from __future__ import annotations
+
+import time
+
+from opentelemetry.trace import Span, SpanKind
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hubgate.observability import context, metrics, traces
+
+# Requests no route matched (a 404 for an unknown path) share one label: the path itself is
+# whatever a stranger typed.
+UNMATCHED = "unmatched"
+
+
+class RequestMetrics:
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.hubs = f"{prefix}/hubs/"
+        # The template FastAPI gives hub calls (hub.endpoints); the fast path answers them
+        # before routing, so no route is set on their scope.
+        self.hub_route = f"{prefix}/hubs/{{hub}}/{{rest:path}}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        labels = context.begin(scope.get("state", {}).get("request_id", ""))
+        if traces.enabled():
+            with traces.span(f"{scope['method']} request", {}, SpanKind.SERVER) as span:
+                await self._observe(scope, receive, send, labels, started, span)
+        else:
+            await self._observe(scope, receive, send, labels, started, None)
+
+    async def _observe(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        labels: context.Context,
+        started: float,
+        span: Span | None,
+    ) -> None:
+        status = 500
+        trace_header = [(b"elements-trace-id", labels.trace_id.encode())] if labels.trace_id else []
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if trace_header:
+                    message = {**message, "headers": [*message.get("headers", []), *trace_header]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            template = self._template(scope)
+            metrics.HTTP_REQUESTS.labels(
+                template, scope["method"], str(status), labels.element
+            ).inc()
+            if template == self.hub_route and labels.element:
+                metrics.HUB_CALL_SECONDS.labels(labels.element, labels.resource).observe(
+                    time.perf_counter() - started
+                )
+            if span is not None:
+                span.update_name(f"{scope['method']} {template}")
+                span.set_attribute("http.route", template)
+                span.set_attribute("http.response.status_code", status)
+                if labels.element:
+                    span.set_attribute("hubgate.element", labels.element)
+
+    def _template(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            template: str = getattr(route, "path", UNMATCHED)
+            # Routes of an included router carry their path without its prefix.
+            if scope["path"].startswith(self.prefix) and not template.startswith(self.prefix):
+                template = self.prefix + template
+            return template
+        if scope["path"].startswith(self.hubs):
+            return self.hub_route
+        return UNMATCHED

@@ -1,0 +1,141 @@
+"""Traces (D63): a real `hubgate serve` exporting over OTLP/HTTP to a receiver on loopback that
+decodes the protobuf with opentelemetry-proto. The trace id is answered and logged; spans
+carry the element and resource, never a credential."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from hubgate.testing.twilio_sim import TwilioSimulator
+from tests.conftest import API, free_port, twilio_instance_body
+from tests.logwatch import remember_secret
+from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class ReceivedSpan:
+    trace_id: str
+    name: str
+    attributes: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    url: str
+    spans: list[ReceivedSpan] = field(default_factory=list)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    found = Receiver(f"http://127.0.0.1:{port}")
+
+    async def export(request: web.Request) -> web.Response:
+        assert request.content_type == "application/x-protobuf"
+        sent = ExportTraceServiceRequest.FromString(await request.read())
+        for resource_spans in sent.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    attributes = {
+                        a.key: getattr(a.value, a.value.WhichOneof("value"))
+                        for a in span.attributes
+                    }
+                    found.spans.append(ReceivedSpan(span.trace_id.hex(), span.name, attributes))
+        return web.Response(
+            body=ExportTraceServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", export)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield found
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def vendor() -> AsyncIterator[TwilioSimulator]:
+    simulator = TwilioSimulator()
+    await simulator.start()
+    remember_secret(simulator.auth_token)
+    yield simulator
+    await simulator.stop()
+
+
+async def test_a_hub_call_is_traced_end_to_end(
+    tmp_path: Path, receiver: Receiver, vendor: TwilioSimulator
+) -> None:
+    env = fresh_env(
+        tmp_path,
+        HUBGATE_OTEL_ENDPOINT=receiver.url,
+        HUBGATE_LOG_FORMAT="json",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+    )
+    base = f"http://127.0.0.1:{env['HUBGATE_PORT']}"
+    serve = start(hubgate("serve"), env, tmp_path / "serve.log")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
+            user = {"Authorization": bootstrap_authorization(env)}
+            async with http.post(
+                f"{base}{API}/instances", json=twilio_instance_body(vendor), headers=user
+            ) as created:
+                assert created.status == 200
+                instance: dict[str, Any] = await created.json()
+            remember_secret(instance["token"])
+            element = {"Authorization": f"{user['Authorization']}, Element {instance['token']}"}
+            async with http.get(
+                f"{base}{API}/hubs/messaging/messages", headers=element
+            ) as response:
+                assert response.status == 200
+                trace_id = response.headers["Elements-Trace-Id"]
+            assert len(trace_id) == 32
+            int(trace_id, 16)
+            for _ in range(600):
+                names = {s.name for s in receiver.spans if s.trace_id == trace_id}
+                if "vendor call" in names and len(names) >= 3:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            serve.stop()
+
+    spans = {s.name: s for s in receiver.spans if s.trace_id == trace_id}
+    request = spans[f"GET {API}/hubs/{{hub}}/{{rest:path}}"]
+    assert request.attributes["http.response.status_code"] == 200
+    assert request.attributes["hubgate.element"] == "twiliov2"
+    assert spans["hub pipeline"].attributes == {
+        "hubgate.element": "twiliov2",
+        "hubgate.resource": "messages",
+    }
+    assert spans["vendor call"].attributes == {
+        "hubgate.element": "twiliov2",
+        "hubgate.resource": "messages",
+        "http.request.method": "GET",
+        "http.response.status_code": 200,
+    }
+    # Nothing secret in any span of the run.
+    secrets = {instance["token"], vendor.auth_token, vendor.account_sid}
+    for span in receiver.spans:
+        for value in span.attributes.values():
+            assert not any(secret in str(value) for secret in secrets), span
+
+    logged = [json.loads(line) for line in serve.output().splitlines() if line.startswith("{")]
+    access = [line for line in logged if line.get("traceId") == trace_id]
+    assert any(line["logger"] == "uvicorn.access" for line in access), logged[-5:]
