@@ -20,6 +20,7 @@ from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
 from hubgate.runtime import open_runtime
 from hubgate.settings import Settings
+from hubgate.transformations.endpoints import router as transformations_router
 
 API_PREFIX = "/elements/api-v2"
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(instances_router)
     api.include_router(elements_router)
     api.include_router(events_router)
+    api.include_router(transformations_router)
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)
