@@ -55,11 +55,14 @@ async def test_bad_definitions_are_400_naming_the_field(api: Api) -> None:
     assert bad.status == 400
     assert "fields[0].path" in bad.body["message"]
     twice = await api.post(url, json={"fields": [{"path": "a"}, {"path": "a"}]})
-    assert twice.status == 400 and "defined twice" in twice.body["message"]
+    assert twice.status == 400
+    assert "defined twice" in twice.body["message"]
     missing = await api.post(url, json={})
-    assert missing.status == 400 and "fields" in missing.body["message"]
+    assert missing.status == 400
+    assert "fields" in missing.body["message"]
     name = await api.post("organizations/objects/bad name/definitions", json=CHURROS)
-    assert name.status == 400 and "Invalid object name" in name.body["message"]
+    assert name.status == 400
+    assert "Invalid object name" in name.body["message"]
 
 
 async def test_bulk_create_list_and_delete(api: Api) -> None:

@@ -104,10 +104,12 @@ async def test_create_replace_and_delete_at_organization_level(api: Api) -> None
     assert created["fields"] == [
         {"path": "churrosId", "vendorPath": "sid", "type": "number", "level": "organization"}
     ]
-    assert created["isLegacy"] is False and created["startDate"]
+    assert created["isLegacy"] is False
+    assert created["startDate"]
     assert (await api.post(f"{ORG}/churros", json=body)).status == 409
     replaced = await ok(api, "PUT", f"{ORG}/churros", {"vendorName": "calls", "fields": []})
-    assert replaced["vendorName"] == "calls" and replaced["fields"] == []
+    assert replaced["vendorName"] == "calls"
+    assert replaced["fields"] == []
     assert await ok(api, "DELETE", f"{ORG}/churros") == {}
     assert (await api.get(f"{ORG}/churros")).status == 404
     assert (await api.put(f"{ORG}/churros", json=body)).status == 404
@@ -135,7 +137,8 @@ async def test_a_bad_body_is_a_400_naming_the_part(api: Api) -> None:
     option = {"fields": [field("churrosId", "sid", configuration=[{"type": "rename"}])]}
     response = await api.post(f"{ORG}/churros", json=option)
     assert response.status == 400
-    assert "'rename'" in response.body["message"] and "fields[0]" in response.body["message"]
+    assert "'rename'" in response.body["message"]
+    assert "fields[0]" in response.body["message"]
     legacy = {"fields": [], "isLegacy": True, "script": {"body": "return obj;"}}
     assert (await api.post(f"{ORG}/churros", json=legacy)).status == 400
     assert (await api.get(f"{ORG}/churros")).status == 404
@@ -152,7 +155,8 @@ async def test_the_upsert_by_body(api: Api, sim: TwilioSimulator) -> None:
         "fields": [field("churrosId", "sid")],
     }
     first = await ok(api, "PUT", "transformations", body)
-    assert first["level"] == "instance" and first["elementInstanceId"] == created["id"]
+    assert first["level"] == "instance"
+    assert first["elementInstanceId"] == created["id"]
     second = await ok(api, "PUT", "transformations", {**body, "vendorName": "calls"})
     assert second["vendorName"] == "calls"
     org = {"level": "organization", "objectName": "churros", "elementKey": "twiliov2", "fields": []}
@@ -192,7 +196,8 @@ async def test_execute_in_both_directions(api: Api, sim: TwilioSimulator) -> Non
     many = await ok(api, "POST", url, {"payload": [vendor, vendor], "elementId": "twiliov2"})
     assert many == [canonical, canonical]
     neither = await api.post(url, json={"payload": vendor})
-    assert neither.status == 400 and "elementId or instanceId" in neither.body["message"]
+    assert neither.status == 400
+    assert "elementId or instanceId" in neither.body["message"]
     missing = await api.post(
         "transformations/tacos/execute", json={"payload": {}, "elementId": element_id}
     )
