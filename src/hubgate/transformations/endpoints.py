@@ -74,7 +74,10 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
     one = "/objects/{object_name}/definitions"
 
     @routes.post(
-        one, response_model=schemas.DefinitionRead, openapi_extra=json_body(schemas.DefinitionBody)
+        one,
+        response_model_exclude_none=True,
+        response_model=schemas.DefinitionRead,
+        openapi_extra=json_body(schemas.DefinitionBody),
     )
     async def create_definition(
         object_name: str, request: Request, session: SessionDep, place: PlaceDep
@@ -91,7 +94,10 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         return service.definition_read(await service.get_definition(session, place, object_name))
 
     @routes.put(
-        one, response_model=schemas.DefinitionRead, openapi_extra=json_body(schemas.DefinitionBody)
+        one,
+        response_model_exclude_none=True,
+        response_model=schemas.DefinitionRead,
+        openapi_extra=json_body(schemas.DefinitionBody),
     )
     async def replace_definition(
         object_name: str, request: Request, session: SessionDep, place: PlaceDep
@@ -101,7 +107,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         await session.commit()
         return service.definition_read(row)
 
-    @routes.delete(one, response_model=schemas.Deleted)
+    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_definition(
         object_name: str, session: SessionDep, place: PlaceDep
     ) -> schemas.Deleted:
@@ -111,6 +117,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
 
     @routes.patch(
         "/objects/{object_name}",
+        response_model_exclude_none=True,
         response_model=schemas.DefinitionRead,
         openapi_extra=json_body(schemas.RenameObject),
     )
@@ -137,6 +144,7 @@ OrganizationDep = Annotated[Place, Depends(organization_place)]
 
 @router.post(
     "/organizations/objects/definitions",
+    response_model_exclude_none=True,
     response_model=DefinitionMap,
     openapi_extra=json_body(schemas.DefinitionsBody),
 )
@@ -149,13 +157,21 @@ async def create_definitions(
     return {row.object_name: service.definition_read(row) for row in rows}
 
 
-@router.get("/organizations/objects/definitions", response_model=DefinitionMap)
+@router.get(
+    "/organizations/objects/definitions",
+    response_model_exclude_none=True,
+    response_model=DefinitionMap,
+)
 async def list_definitions(session: SessionDep, place: OrganizationDep) -> DefinitionMap:
     rows = await service.list_definitions(session, place)
     return {row.object_name: service.definition_read(row) for row in rows}
 
 
-@router.delete("/organizations/objects/definitions", response_model=schemas.Deleted)
+@router.delete(
+    "/organizations/objects/definitions",
+    response_model_exclude_none=True,
+    response_model=schemas.Deleted,
+)
 async def delete_definitions(session: SessionDep, place: OrganizationDep) -> schemas.Deleted:
     """Every organization definition; a 409 while a transformation uses one."""
     await service.delete_definitions(session, place)
@@ -239,7 +255,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
         key = _element_key(runtime, key_or_id)
         return await _save(request, session, place, key, object_name, create=False)
 
-    @routes.delete(one, response_model=schemas.Deleted)
+    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_transformation(
         key_or_id: str, object_name: str, session: SessionDep, runtime: RuntimeDep, place: PlaceDep
     ) -> schemas.Deleted:
@@ -300,7 +316,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
             request, session, place(instance), instance.element_key, object_name, create=False
         )
 
-    @routes.delete(one, response_model=schemas.Deleted)
+    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_transformation(
         object_name: str, session: SessionDep, instance: InstanceDep
     ) -> schemas.Deleted:
@@ -405,7 +421,11 @@ def _element_ids(runtime: Runtime) -> dict[str, int]:
     return {element.key: element.id for element in runtime.registry}
 
 
-@router.get("/common-resources", response_model=list[schemas.CommonResourceRead])
+@router.get(
+    "/common-resources",
+    response_model=list[schemas.CommonResourceRead],
+    response_model_exclude_none=True,
+)
 async def list_common_resources(
     session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> list[schemas.CommonResourceRead]:
@@ -415,6 +435,7 @@ async def list_common_resources(
 @router.put(
     "/common-resources",
     response_model=schemas.CommonResourceRead,
+    response_model_exclude_none=True,
     openapi_extra=json_body(schemas.CommonResourceBody),
 )
 async def put_common_resource(
@@ -428,7 +449,11 @@ async def put_common_resource(
     return await service.common_resource(session, tenant, _element_ids(runtime), body.name)
 
 
-@router.get("/common-resources/{name}", response_model=schemas.CommonResourceRead)
+@router.get(
+    "/common-resources/{name}",
+    response_model=schemas.CommonResourceRead,
+    response_model_exclude_none=True,
+)
 async def get_common_resource(
     name: str, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> schemas.CommonResourceRead:
@@ -438,6 +463,7 @@ async def get_common_resource(
 @router.patch(
     "/common-resources/{name}",
     response_model=schemas.CommonResourceRead,
+    response_model_exclude_none=True,
     openapi_extra=json_body(schemas.RenameCommonResource),
 )
 async def rename_common_resource(
@@ -449,7 +475,9 @@ async def rename_common_resource(
     return await service.common_resource(session, tenant, _element_ids(runtime), body.name)
 
 
-@router.delete("/common-resources/{name}", response_model=schemas.Deleted)
+@router.delete(
+    "/common-resources/{name}", response_model_exclude_none=True, response_model=schemas.Deleted
+)
 async def delete_common_resource(
     name: str, session: SessionDep, tenant: TenantDep
 ) -> schemas.Deleted:
@@ -458,7 +486,11 @@ async def delete_common_resource(
     return schemas.Deleted()
 
 
-@router.get("/common-resources/{name}/usages", response_model=schemas.UsagesRead)
+@router.get(
+    "/common-resources/{name}/usages",
+    response_model_exclude_none=True,
+    response_model=schemas.UsagesRead,
+)
 async def common_resource_usages(
     name: str, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> schemas.UsagesRead:
