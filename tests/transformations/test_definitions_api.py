@@ -62,7 +62,34 @@ async def test_bad_definitions_are_400_naming_the_field(api: Api) -> None:
     assert "fields" in missing.body["message"]
     name = await api.post("organizations/objects/bad name/definitions", json=CHURROS)
     assert name.status == 400
-    assert "Invalid object name" in name.body["message"]
+    assert "path.object_name" in name.body["message"]
+    many = await api.post("organizations/objects/definitions", json={"bad name": CHURROS})
+    assert many.status == 400
+    assert "Invalid object name 'bad name'" in many.body["message"]
+
+
+async def test_nul_characters_are_refused_not_stored(api: Api) -> None:
+    # PostgreSQL cannot hold NUL in JSON or text: a 400 naming where, never a 500.
+    url = "organizations/objects/churros/definitions"
+    response = await api.post(url, json={"fields": [{"path": "a", "type": "x\u0000"}]})
+    assert response.status == 400
+    assert response.body["message"] == "fields[0].type contains a NUL character"
+    assert (await api.get("organizations/objects/a%00b/definitions")).status == 400
+    transformation = {"fields": [{"path": "a", "vendorPath": "b", "note": "\u0000"}]}
+    response = await api.post(
+        "organizations/elements/twiliov2/transformations/x", json=transformation
+    )
+    assert response.status == 400
+    assert response.body["message"] == "transformation.fields[0].note contains a NUL character"
+    resource = {
+        "name": "q",
+        "fields": [{"path": "a"}],
+        "changedFields": [{"path": "\u0000", "oldPath": "a"}],
+    }
+    response = await api.put("common-resources", json=resource)
+    assert response.status == 400
+    assert "NUL" in response.body["message"]
+    assert await ok(api, "GET", "organizations/objects/definitions") == {}
 
 
 async def test_bulk_create_list_and_delete(api: Api) -> None:

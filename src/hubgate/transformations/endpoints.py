@@ -10,7 +10,7 @@ level's dependency says whose objects it works on (a ``Place``).
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep, read_json
@@ -28,6 +28,8 @@ router = APIRouter(tags=["common resources"])
 Json = dict[str, Any]
 PlaceOf = Callable[..., Awaitable[Place]]
 InstanceOf = Callable[..., Awaitable[Instance]]
+# Names as stored (no NUL, which PostgreSQL refuses); a bad one is a D9 400.
+ObjectNameParam = Annotated[str, Path(max_length=200, pattern=schemas.NAME_PATTERN)]
 DefinitionMap = dict[str, schemas.DefinitionRead]
 TransformationMap = dict[str, schemas.TransformationRead]
 
@@ -80,7 +82,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         openapi_extra=json_body(schemas.DefinitionBody),
     )
     async def create_definition(
-        object_name: str, request: Request, session: SessionDep, place: PlaceDep
+        object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
     ) -> schemas.DefinitionRead:
         body = await read_json(request, schemas.DefinitionBody)
         row = await service.create_definition(session, place, object_name, body)
@@ -89,7 +91,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
 
     @routes.get(one, response_model=schemas.DefinitionRead, response_model_exclude_none=True)
     async def get_definition(
-        object_name: str, session: SessionDep, place: PlaceDep
+        object_name: ObjectNameParam, session: SessionDep, place: PlaceDep
     ) -> schemas.DefinitionRead:
         return service.definition_read(await service.get_definition(session, place, object_name))
 
@@ -100,7 +102,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         openapi_extra=json_body(schemas.DefinitionBody),
     )
     async def replace_definition(
-        object_name: str, request: Request, session: SessionDep, place: PlaceDep
+        object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
     ) -> schemas.DefinitionRead:
         body = await read_json(request, schemas.DefinitionBody)
         row = await service.replace_definition(session, place, object_name, body)
@@ -109,7 +111,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
 
     @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_definition(
-        object_name: str, session: SessionDep, place: PlaceDep
+        object_name: ObjectNameParam, session: SessionDep, place: PlaceDep
     ) -> schemas.Deleted:
         await service.delete_definition(session, place, object_name)
         await session.commit()
@@ -122,7 +124,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         openapi_extra=json_body(schemas.RenameObject),
     )
     async def rename_definition(
-        object_name: str, request: Request, session: SessionDep, place: PlaceDep
+        object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
     ) -> schemas.DefinitionRead:
         """Rename the definition and the transformations at its level and below that use it."""
         body = await read_json(request, schemas.RenameObject)
@@ -222,7 +224,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
     )
     async def create_transformation(
         key_or_id: str,
-        object_name: str,
+        object_name: ObjectNameParam,
         request: Request,
         session: SessionDep,
         runtime: RuntimeDep,
@@ -233,7 +235,11 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
 
     @routes.get(one, response_model=schemas.TransformationRead, response_model_exclude_none=True)
     async def get_transformation(
-        key_or_id: str, object_name: str, session: SessionDep, runtime: RuntimeDep, place: PlaceDep
+        key_or_id: str,
+        object_name: ObjectNameParam,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        place: PlaceDep,
     ) -> schemas.TransformationRead:
         key = _element_key(runtime, key_or_id)
         return await service.get_transformation(session, place, key, object_name)
@@ -246,7 +252,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
     )
     async def replace_transformation(
         key_or_id: str,
-        object_name: str,
+        object_name: ObjectNameParam,
         request: Request,
         session: SessionDep,
         runtime: RuntimeDep,
@@ -257,7 +263,11 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
 
     @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_transformation(
-        key_or_id: str, object_name: str, session: SessionDep, runtime: RuntimeDep, place: PlaceDep
+        key_or_id: str,
+        object_name: ObjectNameParam,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        place: PlaceDep,
     ) -> schemas.Deleted:
         key = _element_key(runtime, key_or_id)
         await service.delete_transformation(session, place, key, object_name)
@@ -289,7 +299,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
         response_model_exclude_none=True,
     )
     async def create_transformation(
-        object_name: str, request: Request, session: SessionDep, instance: InstanceDep
+        object_name: ObjectNameParam, request: Request, session: SessionDep, instance: InstanceDep
     ) -> schemas.TransformationRead:
         return await _save(
             request, session, place(instance), instance.element_key, object_name, create=True
@@ -297,7 +307,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
 
     @routes.get(one, response_model=schemas.TransformationRead, response_model_exclude_none=True)
     async def get_transformation(
-        object_name: str, session: SessionDep, instance: InstanceDep
+        object_name: ObjectNameParam, session: SessionDep, instance: InstanceDep
     ) -> schemas.TransformationRead:
         return await service.get_transformation(
             session, place(instance), instance.element_key, object_name
@@ -310,7 +320,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
         response_model_exclude_none=True,
     )
     async def replace_transformation(
-        object_name: str, request: Request, session: SessionDep, instance: InstanceDep
+        object_name: ObjectNameParam, request: Request, session: SessionDep, instance: InstanceDep
     ) -> schemas.TransformationRead:
         return await _save(
             request, session, place(instance), instance.element_key, object_name, create=False
@@ -318,7 +328,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
 
     @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
     async def delete_transformation(
-        object_name: str, session: SessionDep, instance: InstanceDep
+        object_name: ObjectNameParam, session: SessionDep, instance: InstanceDep
     ) -> schemas.Deleted:
         await service.delete_transformation(
             session, place(instance), instance.element_key, object_name
@@ -390,7 +400,7 @@ async def upsert_transformation(
     openapi_extra=json_body(schemas.ExecuteBody),
 )
 async def execute_transformation(
-    object_name: str,
+    object_name: ObjectNameParam,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -455,7 +465,7 @@ async def put_common_resource(
     response_model_exclude_none=True,
 )
 async def get_common_resource(
-    name: str, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+    name: ObjectNameParam, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> schemas.CommonResourceRead:
     return await service.common_resource(session, tenant, _element_ids(runtime), name)
 
@@ -467,7 +477,11 @@ async def get_common_resource(
     openapi_extra=json_body(schemas.RenameCommonResource),
 )
 async def rename_common_resource(
-    name: str, request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+    name: ObjectNameParam,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    tenant: TenantDep,
 ) -> schemas.CommonResourceRead:
     body = await read_json(request, schemas.RenameCommonResource)
     await service.rename_common_resource(session, tenant, name, body.name)
@@ -479,7 +493,7 @@ async def rename_common_resource(
     "/common-resources/{name}", response_model_exclude_none=True, response_model=schemas.Deleted
 )
 async def delete_common_resource(
-    name: str, session: SessionDep, tenant: TenantDep
+    name: ObjectNameParam, session: SessionDep, tenant: TenantDep
 ) -> schemas.Deleted:
     await service.delete_common_resource(session, tenant, name)
     await session.commit()
@@ -492,7 +506,7 @@ async def delete_common_resource(
     response_model=schemas.UsagesRead,
 )
 async def common_resource_usages(
-    name: str, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
+    name: ObjectNameParam, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> schemas.UsagesRead:
     """Formulas that use the resource: none until formulas exist."""
     await service.common_resource(session, tenant, _element_ids(runtime), name)

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import Select, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
+from hubgate.kit.errors import HubgateError
 from hubgate.transformations.mapping import Level
 from hubgate.transformations.models import ObjectDefinition, StoredTransformation
 
@@ -72,7 +74,14 @@ class TransformationRepository:
 
     async def add(self, row: Row) -> None:
         self.session.add(row)
-        await self.session.flush()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write pending changes; a name another request took meanwhile is a 409."""
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise HubgateError(409, "An object of that name already exists at that level") from None
 
     async def remove(self, rows: Sequence[Row]) -> None:
         for model in (ObjectDefinition, StoredTransformation):

@@ -48,6 +48,20 @@ def check_name(name: str) -> None:
         )
 
 
+def check_storable(value: Any, where: str) -> None:
+    """PostgreSQL's JSONB cannot hold a NUL character: refuse it as bad input, not a 500."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise bad_request(f"{where} contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_storable(key, where)
+            check_storable(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            check_storable(item, f"{where}[{n}]")
+
+
 # ------------------------------------------------------------------------------ definitions
 
 
@@ -65,6 +79,7 @@ def _definition_fields(fields: Sequence[schemas.DefinitionField]) -> list[Json]:
             raise bad_request(f"fields[{n}].path: {field.path!r} is defined twice")
         seen.add(field.path)
         stored.append(field.model_dump(exclude_none=True))
+    check_storable(stored, "fields")
     return stored
 
 
@@ -97,7 +112,7 @@ async def replace_definition(
 ) -> ObjectDefinition:
     row = await get_definition(session, place, name)
     row.fields = _definition_fields(body.fields)
-    await session.flush()
+    await TransformationRepository(session).flush()
     return row
 
 
@@ -150,7 +165,7 @@ async def rename_definition(session: AsyncSession, place: Place, name: str, new_
     row.object_name = new_name
     for t in moving:
         t.object_name = new_name
-    await session.flush()
+    await repo.flush()
 
 
 # ------------------------------------------------------------------------------ transformations
@@ -167,6 +182,7 @@ def _stored_body(body: schemas.TransformationBody, level: Level) -> Json:
     stored["fields"] = [
         {k: v for k, v in f.items() if k != "level"} for f in stored.get("fields", [])
     ]
+    check_storable(stored, "transformation")
     try:
         parse_transformation(stored, level)
     except TransformationError as error:
@@ -276,7 +292,7 @@ async def save_transformation(
         await repo.add(row)
     else:
         row.body = stored
-        await session.flush()
+        await repo.flush()
         await session.refresh(row)
     return await get_transformation(session, place, element_key, name)
 
@@ -394,6 +410,7 @@ async def put_common_resource(
 ) -> None:
     """Upsert the definitions of every level the body names; rename ``changedFields``."""
     check_name(body.name)
+    check_storable(body.model_dump(by_alias=True), "common resource")
     levels: dict[tuple[Level, int | None], list[schemas.DefinitionField]] = {}
     for field in body.fields:
         key = (field.associated_level, field.associated_id)
@@ -420,7 +437,7 @@ async def put_common_resource(
                 for f in t.body.get("fields", [])
             ]
             t.body = {**t.body, "fields": renamed}
-    await session.flush()
+    await repo.flush()
 
 
 async def rename_common_resource(
@@ -441,7 +458,7 @@ async def rename_common_resource(
     ]
     for row in rows:
         row.object_name = new_name
-    await session.flush()
+    await repo.flush()
 
 
 async def delete_common_resource(session: AsyncSession, tenant: Tenant, name: str) -> None:
