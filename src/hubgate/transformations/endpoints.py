@@ -25,7 +25,6 @@ from hubgate.transformations.repository import Place
 
 router = APIRouter(tags=["common resources"])
 
-Json = dict[str, Any]
 PlaceOf = Callable[..., Awaitable[Place]]
 InstanceOf = Callable[..., Awaitable[Instance]]
 # Names as stored (no NUL, which PostgreSQL refuses); a bad one is a D9 400.
@@ -358,7 +357,8 @@ router.include_router(instance_transformation_routes(token_instance), prefix="/i
 async def element_default_transformations(
     key_or_id: str, runtime: RuntimeDep, tenant: TenantDep
 ) -> TransformationMap:
-    """The transformations an element ships with (none yet), keyed by object name."""
+    """The transformations an element ships with (none yet), keyed by object name; the
+    caller must be a user (``tenant``), as for the rest of the catalog's routes here."""
     _element_key(runtime, key_or_id)
     return {}
 

@@ -121,14 +121,6 @@ class TransformationRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def transformations_at(
-        self, place: Place, element_key: str
-    ) -> Sequence[StoredTransformation]:
-        stmt = _at(StoredTransformation, place).where(
-            StoredTransformation.element_key == element_key
-        )
-        return await self._all(stmt.order_by(StoredTransformation.object_name))
-
     async def transformations_from(
         self, place: Place, name: str | None = None
     ) -> Sequence[StoredTransformation]:
