@@ -25,6 +25,7 @@ from hubgate.observability.endpoints import router as operations_router
 from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
 from hubgate.settings import Settings, reveal
+from hubgate.transformations.endpoints import router as transformations_router
 
 API_PREFIX = "/elements/api-v2"
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(instances_router)
     api.include_router(elements_router)
     api.include_router(events_router)
+    api.include_router(transformations_router)
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)

@@ -13,11 +13,13 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.app import create_app
 from hubgate.settings import Settings
+from hubgate.tenants.models import User
 from hubgate.testing.twilio_sim import TwilioSimulator
-from tests.conftest import API, Api, twilio_instance_body
+from tests.conftest import API, Api, TenantCredentials, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 
 DOCUMENT = create_app(Settings(), database_url="postgresql://unused/doc").openapi()
@@ -61,9 +63,17 @@ ENORMOUS_PAGE_SIZES = ["999999999", "2147483647", "9" * 5000]
 
 
 @pytest.fixture
-async def target(api: Api, sim: TwilioSimulator) -> dict[str, Any]:
+async def target(
+    api: Api, sim: TwilioSimulator, tenant: TenantCredentials, db_session: AsyncSession
+) -> dict[str, Any]:
     created = (await api.post("instances", json=twilio_instance_body(sim))).body
-    return {"instance": created, "element": api.with_auth(f"Element {created['token']}")}
+    user = await db_session.get(User, tenant.user_id)
+    assert user is not None
+    return {
+        "instance": created,
+        "element": api.with_auth(f"Element {created['token']}"),
+        "account_id": user.account_id,
+    }
 
 
 def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
@@ -75,6 +85,8 @@ def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
         "event_id": "00000000-0000-4000-8000-000000000000",
         "hub": "messaging",
         "name": "messages",
+        "object_name": "churros",
+        "account_id": str(target["account_id"]),
         # A resource that takes the method, so that the body is read at all.
         "rest": "messages/SM00000000000000000000000000000000" if method == "PATCH" else "messages",
     }
@@ -82,10 +94,10 @@ def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
 
 
 def token_scoped(method: str, path: str) -> bool:
-    """Routes whose instance is the Element token's: the hub, and changes to /instances
-    without an id (a POST there creates one, as a user)."""
+    """Routes whose instance is the Element token's: the hub, and routes under /instances
+    without an id (but a POST to /instances itself creates one, as a user)."""
     on_token = path.startswith(f"{API}/instances") and "{instance_id}" not in path
-    return "/hubs/" in path or (on_token and method != "POST")
+    return "/hubs/" in path or (on_token and (method, path) != ("POST", f"{API}/instances"))
 
 
 @pytest.mark.parametrize(("method", "path"), WITH_CREDENTIALS)

@@ -50,6 +50,7 @@ def steer(case: Case, world: World, data: st.DataObject) -> None:
     steer_path(case, "hub", ["messaging"], data)
     steer_path(case, "element_key", ["twiliov2"], data)
     steer_path(case, "name", ["messages", "calls", "media"], data)
+    steer_path(case, "object_name", ["messages", "churros"], data)
     encoded = [base64.b64encode(str(i).encode()).decode() for i in sorted(a.ids | b.ids)]
     steer_path(case, "encoded_id", encoded, data)
     steer_path(case, "rest", ["messages", "ping", "accounts", *world.message_paths()], data)

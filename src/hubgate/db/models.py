@@ -8,6 +8,7 @@ from hubgate.events.models import Event, EventAttempt, EventPoller, SeenObject
 from hubgate.hub.models import AuditLog, HubLog
 from hubgate.instances.models import Instance
 from hubgate.tenants.models import Account, Organization, User
+from hubgate.transformations.models import ObjectDefinition, StoredTransformation
 
 metadata = Base.metadata
 
@@ -20,8 +21,10 @@ __all__ = [
     "EventPoller",
     "HubLog",
     "Instance",
+    "ObjectDefinition",
     "Organization",
     "SeenObject",
+    "StoredTransformation",
     "User",
     "metadata",
 ]
