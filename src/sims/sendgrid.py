@@ -131,6 +131,9 @@ class ApiKey:
     scopes: tuple[str, ...]
 
 
+API_KEY = web.RequestKey("api_key", ApiKey)
+
+
 @dataclass
 class Message:
     """One recipient's copy of a send, as the Email Activity API and the webhook know it."""
@@ -550,7 +553,7 @@ class SendGridSimulator(SimServer):
             if failure is not None:
                 message = "too many requests" if failure.status == 429 else "simulated failure"
                 raise SendGridError(failure.status, message)
-            request["key"] = self._authenticate(request)
+            request[API_KEY] = self._authenticate(request)
             response = await handler(request)
         except SendGridError as error:
             response = error.response()
@@ -581,7 +584,7 @@ class SendGridSimulator(SimServer):
 
     @staticmethod
     def _need(request: web.Request, scope: str) -> ApiKey:
-        key: ApiKey = request["key"]
+        key = request[API_KEY]
         if scope not in key.scopes:
             raise SendGridError(403, "access forbidden")
         return key
@@ -598,7 +601,7 @@ class SendGridSimulator(SimServer):
         app.router.add_delete("/v3/suppression/bounces/{email}", self._delete_bounce)
 
     async def _scopes(self, request: web.Request) -> web.Response:
-        return web.json_response({"scopes": list(request["key"].scopes)})
+        return web.json_response({"scopes": list(request[API_KEY].scopes)})
 
     async def _send(self, request: web.Request) -> web.Response:
         key = self._need(request, "mail.send")
