@@ -90,7 +90,8 @@ async def test_a_send_answers_202_with_the_message_id_header_only(
     assert (status, answer) == (202, None)
     x_message_id = headers["X-Message-Id"]
     assert len(x_message_id) == 22
-    assert headers["X-RateLimit-Remaining"] != "0" and headers["X-RateLimit-Reset"].isdigit()
+    assert headers["X-RateLimit-Remaining"] != "0"
+    assert headers["X-RateLimit-Reset"].isdigit()
     # One message per recipient, each id starting with the header's value.
     query = {"query": f'msg_id LIKE "{x_message_id}%"'}
     status, found, _ = await call(http, sendgrid, "GET", "/v3/messages", params=query)
@@ -106,7 +107,8 @@ async def test_a_send_answers_202_with_the_message_id_header_only(
     msg_id = found["messages"][0]["msg_id"]
     status, detail, _ = await call(http, sendgrid, "GET", f"/v3/messages/{msg_id}")
     assert status == 200
-    assert detail["subject"] == "Hello" and detail["categories"] == ["orders"]
+    assert detail["subject"] == "Hello"
+    assert detail["categories"] == ["orders"]
     assert detail["api_key_id"] == sendgrid.api_key.split(".")[1]
     assert detail["events"] == []
 
@@ -149,7 +151,8 @@ async def test_a_bad_send_gets_sendgrids_error_body(
     assert status == 400
     (error,) = answer["errors"]
     assert set(error) == {"message", "field", "help"}
-    assert error["field"] == field and error["help"] is None
+    assert error["field"] == field
+    assert error["help"] is None
     assert message in error["message"]
     assert sendgrid.messages == {}
 
@@ -162,7 +165,8 @@ async def test_a_template_stands_in_for_subject_and_content(
     x_message_id = await send(http, sendgrid, {**body, "template_id": template["id"]})
 
     (sent,) = sendgrid.sent(x_message_id)
-    assert sent["subject"] == "Your receipt" and sent["template_id"] == template["id"]
+    assert sent["subject"] == "Your receipt"
+    assert sent["template_id"] == template["id"]
 
 
 async def test_the_activity_query_joins_predicates_with_and_and_honours_limit(
@@ -195,7 +199,8 @@ async def test_the_activity_query_joins_predicates_with_and_and_honours_limit(
     # The most recent first: the last send is the one a limit of 1 keeps.
     assert await subjects('subject LIKE "%"', limit="1") == ["Invoice 1"]
     status, everything, _ = await call(http, sendgrid, "GET", "/v3/messages")
-    assert status == 200 and len(everything["messages"]) == 3
+    assert status == 200
+    assert len(everything["messages"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -233,7 +238,8 @@ async def test_keys_are_checked_and_scopes_answer_the_credential_check(
     sendgrid: SendGridSimulator, http: aiohttp.ClientSession
 ) -> None:
     status, scopes, _ = await call(http, sendgrid, "GET", "/v3/scopes")
-    assert status == 200 and "mail.send" in scopes["scopes"]
+    assert status == 200
+    assert "mail.send" in scopes["scopes"]
 
     status, answer, _ = await call(http, sendgrid, "GET", "/v3/scopes", key=None)
     assert (status, answer["errors"][0]["message"]) == (401, "authorization required")
@@ -262,7 +268,8 @@ async def test_429_on_demand_with_the_rate_limit_headers(
     sendgrid: SendGridSimulator, http: aiohttp.ClientSession
 ) -> None:
     async with http.post(f"{sendgrid.url}/_sim/fail", json={"status": 429, "count": 2}) as r:
-        assert r.status == 200 and (await r.json()) == {"pending": 2}
+        assert r.status == 200
+        assert (await r.json()) == {"pending": 2}
     for _ in range(2):
         status, answer, headers = await call(http, sendgrid, "GET", "/v3/scopes")
         assert status == 429
@@ -292,13 +299,15 @@ async def test_templates_list_by_generation_in_pages_and_get_one(
     legacy = sendgrid.add_template("Old", generation="legacy")
 
     status, page, _ = await call(http, sendgrid, "GET", "/v3/templates", params={"page_size": "2"})
-    assert status == 200 and [t["id"] for t in page["result"]] == [legacy["id"]]
+    assert status == 200
+    assert [t["id"] for t in page["result"]] == [legacy["id"]]
 
     seen: list[str] = []
     params = {"generations": "dynamic", "page_size": "2"}
     while True:
         status, page, _ = await call(http, sendgrid, "GET", "/v3/templates", params=params)
-        assert status == 200 and page["_metadata"]["count"] == 5
+        assert status == 200
+        assert page["_metadata"]["count"] == 5
         seen += [t["id"] for t in page["result"]]
         if "next" not in page["_metadata"]:
             break
@@ -310,7 +319,8 @@ async def test_templates_list_by_generation_in_pages_and_get_one(
     assert seen == [t["id"] for t in made]
 
     status, template, _ = await call(http, sendgrid, "GET", f"/v3/templates/{made[1]['id']}")
-    assert status == 200 and template["versions"][0]["subject"] == "S1"
+    assert status == 200
+    assert template["versions"][0]["subject"] == "S1"
     assert template["versions"][0]["html_content"] == "<p>Hello</p>"
     status, answer, _ = await call(http, sendgrid, "GET", "/v3/templates/d-missing")
     assert (status, answer["errors"][0]["field"]) == (404, "template_id")
@@ -331,11 +341,13 @@ async def test_bounces_list_get_and_delete(
     assert set(bounces[0]) == {"created", "email", "reason", "status"}
     params = {"limit": "1", "offset": "1"}
     status, one, _ = await call(http, sendgrid, "GET", "/v3/suppression/bounces", params=params)
-    assert status == 200 and len(one) == 1
+    assert status == 200
+    assert len(one) == 1
 
     path = "/v3/suppression/bounces/away@example.com"
     status, found, _ = await call(http, sendgrid, "GET", path)
-    assert status == 200 and found[0]["reason"] == "550 mailbox full"
+    assert status == 200
+    assert found[0]["reason"] == "550 mailbox full"
     status, answer, _ = await call(http, sendgrid, "DELETE", path)
     assert (status, answer) == (204, None)
     status, answer, _ = await call(http, sendgrid, "DELETE", path)
@@ -382,7 +394,8 @@ async def test_events_are_posted_signed_with_the_printed_public_key(
     assert [e["event"] for e in second.json()] == ["open"]
 
     status, detail, _ = await call(http, sendgrid, "GET", f"/v3/messages/{msg_id}")
-    assert status == 200 and detail["status"] == "delivered"
+    assert status == 200
+    assert detail["status"] == "delivered"
     assert [e["event_name"] for e in detail["events"]] == ["processed", "delivered", "opened"]
     query = {"query": f'msg_id="{msg_id}"'}
     _, listed, _ = await call(http, sendgrid, "GET", "/v3/messages", params=query)
@@ -398,9 +411,11 @@ async def test_a_bounce_is_an_event_an_activity_status_and_a_suppression(
     msg_id = message["msg_id"]
 
     events, delivery = await sendgrid.advance(msg_id, "bounce")
-    assert delivery is not None and delivery.status == 200
+    assert delivery is not None
+    assert delivery.status == 200
     assert [e["event"] for e in events] == ["processed", "bounce"]
-    assert events[1]["type"] == "bounce" and events[1]["status"] == "5.1.1"
+    assert events[1]["type"] == "bounce"
+    assert events[1]["status"] == "5.1.1"
     verify(sendgrid.public_key, receiver.requests[0].headers, receiver.requests[0].body)
 
     _, detail, _ = await call(http, sendgrid, "GET", f"/v3/messages/{msg_id}")
@@ -428,7 +443,8 @@ async def test_without_a_webhook_url_events_are_recorded_and_not_posted(
     x_message_id = await send(http, sendgrid, mail("ada@example.com"))
     (message,) = sendgrid.sent(x_message_id)
     events, delivery = await sendgrid.advance(message["msg_id"], "processed")
-    assert delivery is None and [e["event"] for e in events] == ["processed"]
+    assert delivery is None
+    assert [e["event"] for e in events] == ["processed"]
     assert sendgrid.deliveries == []
 
 
@@ -440,9 +456,11 @@ async def test_the_controls_list_themselves_and_seed_state(
     assert {"/_sim/fail", "/_sim/webhook", "/_sim/messages/{msg_id}/events"} <= paths
     async with http.get(f"{sendgrid.url}/_sim/health") as answer:
         health = await answer.json()
-    assert health["apiKey"] == sendgrid.api_key and health["publicKey"] == sendgrid.public_key
+    assert health["apiKey"] == sendgrid.api_key
+    assert health["publicKey"] == sendgrid.public_key
     async with http.post(f"{sendgrid.url}/_sim/templates", json={"name": "Hi"}) as answer:
-        assert answer.status == 201 and (await answer.json())["id"].startswith("d-")
+        assert answer.status == 201
+        assert (await answer.json())["id"].startswith("d-")
     async with http.post(f"{sendgrid.url}/_sim/templates", json={}) as answer:
         assert answer.status == 400
     async with http.post(f"{sendgrid.url}/_sim/bounces", json={"email": "x@example.com"}) as r:
