@@ -115,24 +115,51 @@ async def test_a_send_answers_202_with_the_message_id_header_only(
 
 BAD_BODIES: list[tuple[str, Any, str | None, str]] = [
     ("not-json", b"{", None, "Bad Request"),
-    ("no-personalizations", {**mail("a@example.com"), "personalizations": []}, "personalizations",
-     "at least one personalization"),
-    ("no-to", {**mail("a@example.com"), "personalizations": [{"subject": "x"}]},
-     "personalizations.0.to", "The to array is required"),
-    ("bad-address", mail("not-an-address"), "personalizations.0.to.0.email",
-     "Does not contain a valid address."),
-    ("no-from", {k: v for k, v in mail("a@example.com").items() if k != "from"}, "from.email",
-     "The email parameter is required."),
+    (
+        "no-personalizations",
+        {**mail("a@example.com"), "personalizations": []},
+        "personalizations",
+        "at least one personalization",
+    ),
+    (
+        "no-to",
+        {**mail("a@example.com"), "personalizations": [{"subject": "x"}]},
+        "personalizations.0.to",
+        "The to array is required",
+    ),
+    (
+        "bad-address",
+        mail("not-an-address"),
+        "personalizations.0.to.0.email",
+        "Does not contain a valid address.",
+    ),
+    (
+        "no-from",
+        {k: v for k, v in mail("a@example.com").items() if k != "from"},
+        "from.email",
+        "The email parameter is required.",
+    ),
     ("no-subject", mail("a@example.com", subject=None), "subject", "The subject is required."),
-    ("no-content", {k: v for k, v in mail("a@example.com").items() if k != "content"},
-     "content", "the content parameter is required"),
-    ("empty-value", mail("a@example.com", content=[{"type": "text/plain", "value": ""}]),
-     "content.0.value", "at least one character"),
-    ("duplicate", mail("a@example.com", "A@example.com"), "personalizations.0.to",
-     "should be unique"),
-    ("unknown-template", mail("a@example.com", template_id="d-0"), "template_id",
-     "valid GUID"),
-]  # fmt: skip
+    (
+        "no-content",
+        {k: v for k, v in mail("a@example.com").items() if k != "content"},
+        "content",
+        "the content parameter is required",
+    ),
+    (
+        "empty-value",
+        mail("a@example.com", content=[{"type": "text/plain", "value": ""}]),
+        "content.0.value",
+        "at least one character",
+    ),
+    (
+        "duplicate",
+        mail("a@example.com", "A@example.com"),
+        "personalizations.0.to",
+        "should be unique",
+    ),
+    ("unknown-template", mail("a@example.com", template_id="d-0"), "template_id", "valid GUID"),
+]
 
 
 @pytest.mark.parametrize(

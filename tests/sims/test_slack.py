@@ -82,8 +82,13 @@ async def consent(
     http: aiohttp.ClientSession, sim: SlackSimulator, button: str, **query: str
 ) -> dict[str, list[str]]:
     """Open the authorize page, press a button, return the redirect's query."""
-    params = {"client_id": sim.client_id, "redirect_uri": CALLBACK, "state": "s-1",
-              "scope": "chat:write,channels:read", **query}  # fmt: skip
+    params = {
+        "client_id": sim.client_id,
+        "redirect_uri": CALLBACK,
+        "state": "s-1",
+        "scope": "chat:write,channels:read",
+        **query,
+    }
     async with http.get(sim.authorize_url, params=params) as page:
         assert page.status == 200
         assert page.content_type == "text/html"
@@ -283,7 +288,7 @@ async def test_post_update_and_delete_a_message(
         slack,
         "chat.update",
         token,
-        form={"channel": general, "ts": ts, "text": "hi", "blocks": blocks},  # fmt: skip
+        form={"channel": general, "ts": ts, "text": "hi", "blocks": blocks},
     )
     assert updated["ok"] is True
     assert (updated["ts"], updated["text"]) == (ts, "hi")
@@ -292,8 +297,9 @@ async def test_post_update_and_delete_a_message(
     assert history["messages"][0]["text"] == "hi"
     assert history["messages"][0]["edited"]["user"] == slack.bot_user.id
 
-    _, deleted, _ = await api(http, slack, "chat.delete", token, form={"channel": general,
-                                                                        "ts": ts})  # fmt: skip
+    _, deleted, _ = await api(
+        http, slack, "chat.delete", token, form={"channel": general, "ts": ts}
+    )
     assert deleted == {"ok": True, "channel": general, "ts": ts}
     _, history, _ = await api(http, slack, "conversations.history", token, get={"channel": general})
     assert history["messages"] == []
