@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import string
 import time
 import uuid
 from collections.abc import Iterable
@@ -94,6 +95,7 @@ ACTIVITY_NAMES = {
     "open": "opened",
     "bounce": "bounced",
 }
+ALPHANUMERIC = string.ascii_letters + string.digits
 ORIGINATING_IP = "127.0.0.1"
 OUTBOUND_IP = "192.0.2.25"  # TEST-NET-1: the simulator delivers nothing anywhere
 
@@ -416,7 +418,8 @@ class SendGridSimulator(SimServer):
 
     def add_key(self, key: str | None = None, scopes: Iterable[str] = ALL_SCOPES) -> str:
         """Another API key (`SG.<id>.<secret>`) with these scopes; returns the key."""
-        key = key or f"SG.{random_text(22)}.{random_text(43)}"
+        # The key id is alphanumeric: Email Activity's `api_key_id` pattern requires it.
+        key = key or f"SG.{random_text(22, ALPHANUMERIC)}.{random_text(43)}"
         parts = key.split(".")
         if len(parts) != 3 or parts[0] != "SG":
             raise ValueError("a SendGrid API key looks like SG.<id>.<secret>")
