@@ -45,7 +45,7 @@ class Delivery:
 
     status: int
     body: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
 
     def as_json(self) -> JsonObject:
         return {"status": self.status, "body": self.body, "headers": self.headers}
@@ -144,7 +144,9 @@ class SimServer:
                 session.post(url, data=body, headers=headers, allow_redirects=False) as answer,
             ):
                 text = await answer.text()
-                return Delivery(answer.status, text, dict(answer.headers))
+                return Delivery(
+                    answer.status, text, {k.lower(): v for k, v in answer.headers.items()}
+                )
         except (aiohttp.ClientError, TimeoutError) as error:
             return Delivery(0, f"{type(error).__name__}: {error}", {})
 

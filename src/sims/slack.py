@@ -334,7 +334,7 @@ class SlackSimulator(SimServer):
             ok = 200 <= delivery.status < 300
             if ok and len(attempts) > duplicates:
                 break
-            if not ok and delivery.headers.get("X-Slack-No-Retry") == "1":
+            if not ok and delivery.headers.get("x-slack-no-retry") == "1":
                 break
             reason = "http_timeout" if ok else RETRY_REASONS.get(delivery.status, "http_error")
         return attempts

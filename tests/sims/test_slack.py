@@ -580,3 +580,25 @@ async def test_the_controls_list_themselves_and_refuse_bad_input(
         assert (await answer.json())["name"] == "ops"
     async with http.post(f"{slack.url}/_sim/users", json={"name": "eve"}) as answer:
         assert (await answer.json())["name"] == "eve"
+
+
+async def test_x_slack_no_retry_stops_the_retries(slack: SlackSimulator) -> None:
+    tries: list[str | None] = []
+
+    async def refuse(request: web.Request) -> web.Response:
+        tries.append(request.headers.get("X-Slack-Retry-Num"))
+        return web.Response(status=503, headers={"X-Slack-No-Retry": "1"})
+
+    app = web.Application()
+    app.router.add_post("/events", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        slack.request_url = f"http://127.0.0.1:{port}/events"
+        _, deliveries = await slack.send_event(slack.channel_named("general"), text="once")
+    finally:
+        await runner.cleanup()
+    assert [d.status for d in deliveries] == [503]
+    assert tries == [None]
