@@ -637,7 +637,7 @@ class SlackSimulator(SimServer):
     async def _api(self, request: web.Request) -> web.Response:
         name = request.match_info["method"]
         if request.method not in ("GET", "POST"):
-            raise SlackError("method_not_supported_for_channel_type", 405)
+            raise SlackError("method_not_allowed", 405)
         params = await self._params(request)
         if name == "oauth.v2.access":
             return web.json_response(await self._oauth_access(request, params))

@@ -251,6 +251,8 @@ async def test_web_api_auth_errors_are_http_200_with_ok_false(
     assert answer["ok"] is True
     status, answer, _ = await api(http, slack, "no.suchMethod", token)
     assert (status, answer) == (404, {"ok": False, "error": "unknown_method"})
+    async with http.put(f"{slack.api_url}/auth.test") as put:
+        assert (put.status, await put.json()) == (405, {"ok": False, "error": "method_not_allowed"})
 
 
 async def test_ratelimited_is_a_429_with_retry_after(
