@@ -268,5 +268,36 @@ def sim_twilio(
     run_simulator(host=host, port=port)
 
 
+@sim.command("sendgrid")
+def sim_sendgrid(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8091,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Where the signed Event Webhook posts events.")
+    ] = None,
+) -> None:
+    """Run the SendGrid simulator: prints an API key and the Event Webhook's public key."""
+    from sims.sendgrid import main as run_simulator
+
+    run_simulator(host=host, port=port, webhook_url=webhook_url)
+
+
+@sim.command("slack")
+def sim_slack(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 8092,
+    token_lifetime: Annotated[
+        float | None, typer.Option(help="Seconds an access token lives (default 12 h).")
+    ] = None,
+    request_url: Annotated[
+        str | None, typer.Option(help="The Events API Request URL events are posted to.")
+    ] = None,
+) -> None:
+    """Run the Slack simulator: prints the app's client id and secrets and the URLs to use."""
+    from sims.slack import main as run_simulator
+
+    run_simulator(host=host, port=port, token_lifetime=token_lifetime, request_url=request_url)
+
+
 def main() -> None:
     app()

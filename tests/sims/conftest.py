@@ -1,0 +1,48 @@
+"""Fixtures for the vendor simulators: each runs on a free loopback port for one test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest_asyncio
+
+from hubgate.testing.receiver import CallbackReceiver
+from sims.sendgrid import SendGridSimulator
+from sims.slack import SlackSimulator
+
+
+@pytest_asyncio.fixture
+async def sendgrid() -> AsyncIterator[SendGridSimulator]:
+    simulator = SendGridSimulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest_asyncio.fixture
+async def slack() -> AsyncIterator[SlackSimulator]:
+    simulator = SlackSimulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[CallbackReceiver]:
+    hook = CallbackReceiver()
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
