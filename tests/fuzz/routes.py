@@ -72,7 +72,8 @@ OPENAPI = frozenset(
         "GET /elements/api-v2/objects/{name}/metadata",
         "DELETE /elements/api-v2/accounts/elements/{key_or_id}/transformations/{object_name}",
         "DELETE /elements/api-v2/accounts/objects/{object_name}/definitions",
-        "DELETE /elements/api-v2/accounts/{account_id}/elements/{key_or_id}/transformations/{object_name}",
+        "DELETE /elements/api-v2/accounts/{account_id}/elements/{key_or_id}"
+        "/transformations/{object_name}",
         "DELETE /elements/api-v2/accounts/{account_id}/objects/{object_name}/definitions",
         "DELETE /elements/api-v2/common-resources/{name}",
         "DELETE /elements/api-v2/instances/transformations/{object_name}",
@@ -85,7 +86,8 @@ OPENAPI = frozenset(
         "GET /elements/api-v2/accounts/elements/{key_or_id}/transformations/{object_name}",
         "GET /elements/api-v2/accounts/objects/{object_name}/definitions",
         "GET /elements/api-v2/accounts/{account_id}/elements/{key_or_id}/transformations",
-        "GET /elements/api-v2/accounts/{account_id}/elements/{key_or_id}/transformations/{object_name}",
+        "GET /elements/api-v2/accounts/{account_id}/elements/{key_or_id}"
+        "/transformations/{object_name}",
         "GET /elements/api-v2/accounts/{account_id}/objects/{object_name}/definitions",
         "GET /elements/api-v2/common-resources",
         "GET /elements/api-v2/common-resources/{name}",
@@ -107,7 +109,8 @@ OPENAPI = frozenset(
         "PATCH /elements/api-v2/organizations/objects/{object_name}",
         "POST /elements/api-v2/accounts/elements/{key_or_id}/transformations/{object_name}",
         "POST /elements/api-v2/accounts/objects/{object_name}/definitions",
-        "POST /elements/api-v2/accounts/{account_id}/elements/{key_or_id}/transformations/{object_name}",
+        "POST /elements/api-v2/accounts/{account_id}/elements/{key_or_id}"
+        "/transformations/{object_name}",
         "POST /elements/api-v2/accounts/{account_id}/objects/{object_name}/definitions",
         "POST /elements/api-v2/instances/transformations/{object_name}",
         "POST /elements/api-v2/instances/{instance_id}/objects/{object_name}/definitions",
@@ -118,7 +121,8 @@ OPENAPI = frozenset(
         "POST /elements/api-v2/transformations/{object_name}/execute",
         "PUT /elements/api-v2/accounts/elements/{key_or_id}/transformations/{object_name}",
         "PUT /elements/api-v2/accounts/objects/{object_name}/definitions",
-        "PUT /elements/api-v2/accounts/{account_id}/elements/{key_or_id}/transformations/{object_name}",
+        "PUT /elements/api-v2/accounts/{account_id}/elements/{key_or_id}"
+        "/transformations/{object_name}",
         "PUT /elements/api-v2/accounts/{account_id}/objects/{object_name}/definitions",
         "PUT /elements/api-v2/common-resources",
         "PUT /elements/api-v2/instances/transformations/{object_name}",
