@@ -281,7 +281,7 @@ class _Step:
 async def _run_hook(step: _Step) -> HubResult:
     name = step.matched.operation.hook or ""
     element = step.instance.element
-    hook: Callable[[_Step], Any] | None = getattr(element.hooks, name, None)
+    hook = element.hooks.operations.get(name)
     if hook is None:
         raise HubgateError(500, f"Element {element.key} has no hook {name}")
     body = await hook(step)

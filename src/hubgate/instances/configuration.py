@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubgate.elements.manifest import Manifest
+from hubgate.elements.sdk import Configuration as Configuration
 from hubgate.events.changes import entry_problem
 from hubgate.kit.errors import HubgateError, bad_request
 
@@ -25,8 +26,6 @@ _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 # Bidirectional embeddings, overrides and isolates: they make a name read differently from
 # what it holds (the marks LRM and RLM only steer neutral characters and are kept).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-Configuration = dict[str, str | None]
 
 
 def secret_keys(manifest: Manifest) -> frozenset[str]:
