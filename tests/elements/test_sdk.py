@@ -90,7 +90,7 @@ def test_the_built_in_element_is_registered_by_its_entry_point() -> None:
 # --- the vendor-webhook hook: the raw request in, the verified changes and the answer out ---
 
 URL = "https://hubgate.example.test/elements/api-v2/events/twiliov2/MQ"
-TOKEN = "auth-token-of-the-instance"  # noqa: S105 - a test value
+TOKEN = "auth-token-of-the-instance"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 

@@ -17,8 +17,9 @@ from hubgate.kit.errors import HubgateError, bad_request
 MASK = "********"
 MAX_VALUE_LENGTH = 10_000
 MAX_POLL_MINUTES = 10_080  # a week
-# Keys that are secret for every element, whatever its manifest says (D14).
-ALWAYS_SECRET = frozenset({"password", "event.notification.signature.key"})
+# Hubgate's own secret, the same key for every element whatever its manifest says (D14, D29);
+# the vendor's secrets are the ones each manifest flags ``secret`` (D274).
+ALWAYS_SECRET = frozenset({"event.notification.signature.key"})
 _BOOLEAN_KEYS = frozenset({"event.notification.enabled", "filter.response.nulls"})
 # An HTML tag, comment or declaration starts with "<" and a letter, "/", "!" or "?": "a < b > c"
 # is text, not a tag, and stays as written (D17, D204).
