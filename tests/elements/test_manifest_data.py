@@ -20,7 +20,7 @@ TWILIO_JSON = json.loads(
 
 
 def _without(*path: str) -> dict[str, Any]:
-    data = json.loads(json.dumps(TWILIO_JSON))
+    data: dict[str, Any] = json.loads(json.dumps(TWILIO_JSON))
     holder = data
     for key in path[:-1]:
         holder = holder[key]
