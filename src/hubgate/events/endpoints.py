@@ -271,7 +271,7 @@ def _called_url(request: Request, runtime: Runtime) -> str:
     response_class=Response,
     responses={
         200: {
-            "description": "The vendor's acknowledgement (Twilio: empty TwiML)",
+            "description": "The acknowledgement the element gives (Twilio: empty TwiML)",
             "content": {"application/xml": {}},
         },
         403: {"description": "The vendor's signature does not match (D31)"},
