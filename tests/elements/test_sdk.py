@@ -37,8 +37,9 @@ def _connector_folders() -> list[Path]:
     return sorted(p for p in ELEMENTS.iterdir() if (p / "__init__.py").is_file())
 
 
-def test_there_are_connector_folders_to_check() -> None:
-    assert [p.name for p in _connector_folders()] == ["twiliov2"]
+def test_the_walk_finds_the_connector_folders() -> None:
+    # Guards the parametrized check below against passing by finding nothing to walk.
+    assert "twiliov2" in [p.name for p in _connector_folders()]
 
 
 @pytest.mark.parametrize("folder", _connector_folders(), ids=lambda p: p.name)
