@@ -39,16 +39,18 @@ class CheckCall(_Model):
 
 
 class VendorAuth(_Model):
+    """Basic auth: the configuration keys that hold the vendor's user name and password."""
+
     type: Literal["basic"] = "basic"
-    username: str = "username"
-    password: str = "password"  # noqa: S105 - the configuration key, not a secret
+    username: str
+    password: str
 
 
 class ErrorFormat(_Model):
     """Where the vendor's error body keeps its code and message."""
 
-    code: str = "code"
-    message: str = "message"
+    code: str
+    message: str
 
 
 class Hub(_Model):
@@ -136,6 +138,18 @@ class ResourceField(_Model):
     vendor_native_type: str | None = Field(default=None, alias="vendorNativeType")
 
 
+class PollerDefaults(_Model):
+    """How the poller (D28) treats a resource it polls, whatever the instance configures."""
+
+    # The field stamped when the vendor made the object: a poller's first poll reports the
+    # objects made since events were enabled by it (D131).
+    created_field: str | None = Field(default=None, alias="createdField")
+    # True: the poller takes the vendor's filters as final instead of re-checking each record
+    # (Twilio's day-granular ``DateSent``: a poll's ``DateSent>='${date}'`` then reads the
+    # whole day, as Open Connectors does, and the seen-set removes what it repeats) (D273).
+    vendor_filters_final: bool = Field(default=False, alias="vendorFiltersFinal")
+
+
 class Resource(_Model):
     """A hub resource: ``path`` is relative to ``/hubs/{hub}``, e.g. ``messages/{id}/media``."""
 
@@ -147,9 +161,7 @@ class Resource(_Model):
     operations: dict[HubMethod, Operation]
     # Response fields that are secrets (Twilio's account ``auth_token``): masked in trace logs.
     secret_fields: tuple[str, ...] = Field(default=(), alias="secretFields")
-    # The field stamped when the vendor made the object: a poller's first poll reports the
-    # objects made since events were enabled by it (D131).
-    created_field: str | None = Field(default=None, alias="createdField")
+    poller: PollerDefaults = PollerDefaults()
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -167,10 +179,10 @@ class Pagination(_Model):
     page's URL in ``nextField`` of the envelope (relative URLs resolve against the base URL)."""
 
     type: Literal["page"] = "page"
-    page_param: str = Field(default="Page", alias="pageParam")
-    size_param: str = Field(default="PageSize", alias="sizeParam")
-    next_field: str = Field(default="next_page_uri", alias="nextField")
-    default_size: int = Field(default=200, alias="defaultSize")
+    page_param: str = Field(alias="pageParam")
+    size_param: str = Field(alias="sizeParam")
+    next_field: str = Field(alias="nextField")
+    default_size: int = Field(alias="defaultSize", gt=0)
 
 
 class Manifest(_Model):
@@ -185,11 +197,11 @@ class Manifest(_Model):
     configuration: tuple[ConfigEntry, ...]
     base_url_key: str = Field(default="base.url", alias="baseUrlKey")
     check: CheckCall
-    auth: VendorAuth = VendorAuth()
-    errors: ErrorFormat = ErrorFormat()
+    auth: VendorAuth
+    errors: ErrorFormat
     event_methods: tuple[str, ...] = Field(default=("polling",), alias="eventMethods")
     resources: tuple[Resource, ...] = ()
-    pagination: Pagination = Pagination()
+    pagination: Pagination
     # Sent with the caller's Idempotency-Key so the vendor itself drops a repeated write.
     idempotency_header: str | None = Field(default=None, alias="idempotencyHeader")
 

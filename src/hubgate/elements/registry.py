@@ -1,16 +1,17 @@
-"""The catalog of elements: the built-in ones plus any a package registers.
+"""The catalog of elements: every one a package registers, the built-in ones included.
 
-Third-party elements register under the ``hubgate.elements`` entry point group, each
-pointing at an :class:`Element` object, so adding a connector never edits Hubgate.
+Elements register under the ``hubgate.elements`` entry point group, each pointing at an
+:class:`Element` object, so adding a connector never edits Hubgate; Hubgate's own register in
+its pyproject.toml the same way (D272).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
-from hubgate.elements.manifest import Hub, Manifest
+from hubgate.elements.manifest import Hub
+from hubgate.elements.sdk import Element as Element
 from hubgate.kit.errors import HubgateError
 
 HUBS: dict[str, Hub] = {
@@ -21,21 +22,6 @@ HUBS: dict[str, Hub] = {
         description="Send and receive SMS, MMS and calls through one API, whatever the vendor.",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Element:
-    manifest: Manifest
-    # Python escape hatches for what the manifest cannot say in data; None when unneeded.
-    hooks: object = field(default=None)
-
-    @property
-    def key(self) -> str:
-        return self.manifest.key
-
-    @property
-    def id(self) -> int:
-        return self.manifest.id
 
 
 class ElementRegistry:
@@ -86,9 +72,4 @@ def discover() -> ElementRegistry:
         if not isinstance(element, Element):
             raise TypeError(f"entry point {entry.name} is not a hubgate Element")
         found[element.key] = element
-    if "twiliov2" not in found:
-        # An uninstalled source tree (no package metadata) still knows its own elements.
-        from hubgate.elements.twiliov2 import element as twilio
-
-        found[twilio.key] = twilio
     return ElementRegistry(list(found.values()))

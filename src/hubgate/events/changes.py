@@ -6,7 +6,6 @@ a poller URL, telling CREATED from UPDATED against the seen-set, and batching ch
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,25 +14,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit
 
+# Changes and their fingerprints are part of the connector SDK: element webhooks make them.
+from hubgate.elements.sdk import CREATED as CREATED
+from hubgate.elements.sdk import UPDATED as UPDATED
+from hubgate.elements.sdk import Change as Change
+from hubgate.elements.sdk import digest as digest
 from hubgate.kit.javadate import fill_template
 
-CREATED: Final = "CREATED"
-UPDATED: Final = "UPDATED"
 # D29: at most this many object events in one notification.
 BATCH_SIZE: Final = 10
 # D28: the floor of event.poller.refresh_interval, in minutes.
 MIN_INTERVAL_MINUTES: Final = 1
 # The longest pollDelay, in seconds: meant for a vendor's minutes of lag, a day bounds it.
 MAX_DELAY: Final = 86_400
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    object_type: str
-    object_id: str
-    event_type: str
-    raw: dict[str, Any]
-    digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +44,6 @@ class PollerSpec:
     created_field: str | None = None
     # Why this entry cannot run (written before entries were checked on write), else None.
     problem: str | None = None
-
-
-def digest(obj: Mapping[str, Any]) -> str:
-    """A stable fingerprint of an object's content: key order and spacing do not matter."""
-    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _json_object(value: str | None) -> dict[str, Any]:

@@ -7,18 +7,17 @@ import binascii
 import logging
 import uuid
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep
+from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
 from hubgate.events import service, tasks
 from hubgate.events.models import Event
 from hubgate.events.repository import EventRepository
 from hubgate.events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_json
-from hubgate.events.webhooks import webhook_for
 from hubgate.hub.paging import page_numbers
 from hubgate.instances.service import by_token, decrypt_configuration, get_owned
 from hubgate.kit.errors import HubgateError
@@ -272,7 +271,7 @@ def _called_url(request: Request, runtime: Runtime) -> str:
     response_class=Response,
     responses={
         200: {
-            "description": "The vendor's acknowledgement (Twilio: empty TwiML)",
+            "description": "The acknowledgement the element gives (Twilio: empty TwiML)",
             "content": {"application/xml": {}},
         },
         403: {"description": "The vendor's signature does not match (D31)"},
@@ -284,7 +283,7 @@ async def vendor_webhook(
     repo = EventRepository(session)
     instance = await repo.instance(_instance_id(encoded_id))
     element = runtime.registry.find(element_key)
-    hook = webhook_for(element) if element is not None else None
+    hook = element.hooks.webhook if element is not None else None
     if instance is None or hook is None or instance.element_key != element_key:
         raise HubgateError(404, NO_RECEIVER)
     configuration = decrypt_configuration(runtime.keyring, instance)
@@ -296,25 +295,14 @@ async def vendor_webhook(
         # The same answer as for an instance that does not exist: the route takes no
         # credentials, so any difference would tell a stranger which instance ids are real.
         raise HubgateError(404, NO_RECEIVER)
-    body = await request.body()
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    params: list[tuple[str, str]] = []
-    if media_type == "application/x-www-form-urlencoded":
-        try:
-            params = parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=1000)
-        except (UnicodeDecodeError, ValueError):
-            raise HubgateError(400, "Malformed form body") from None
     headers = {k.lower(): v for k, v in request.headers.items()}
-    if not hook.verify(
-        url=_called_url(request, runtime),
-        params=params,
-        body=body,
-        headers=headers,
-        configuration=configuration,
-    ):
-        raise HubgateError(403, "The webhook signature does not match")
+    vendor_request = VendorRequest(_called_url(request, runtime), headers, await request.body())
+    try:
+        answer = hook.receive(vendor_request, configuration)
+    except WebhookRefusedError as refused:
+        raise HubgateError(403, str(refused)) from None
     created = await service.record_vendor_changes(
-        session, runtime, instance, hook.changes(params), service.utcnow()
+        session, runtime, instance, answer.changes, service.utcnow()
     )
     await session.commit()
     for event_id in created:
@@ -323,4 +311,4 @@ async def vendor_webhook(
         except Exception:
             # Committed events are safe: the sweep defers what has no job.
             log.exception("deferring the delivery of event %s failed", event_id)
-    return Response(content=hook.acknowledgement, media_type=hook.media_type)
+    return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type)

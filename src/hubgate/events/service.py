@@ -282,7 +282,7 @@ def created_field_of(runtime: Runtime, instance: Instance, url: str) -> str | No
         matched = routing.match(element.manifest, "GET", parse_hub_path("GET", url).segments)
     except HubgateError:
         return None
-    return matched.resource.created_field
+    return matched.resource.poller.created_field
 
 
 def _new_events(

@@ -67,13 +67,13 @@ async def defer_delivery(
 async def hub_fetch(
     runtime: Runtime, instance: Instance, path_and_query: str
 ) -> list[dict[str, Any]]:
-    """The poller's way into the hub pipeline (D28): all pages, vendor filters taken as
-    final (Twilio's DateSent is day-granular; the seen-set removes what it repeats)."""
+    """The poller's way into the hub pipeline (D28): all pages, vendor filters taken as final
+    where the element's manifest says so for the resource (its poller defaults, D273)."""
     return await fetch_all(
         runtime,
         instance,
         path_and_query,
-        vendor_filters_final=True,
+        vendor_filters_final=None,
         max_records=runtime.settings.events_max_records_per_poll,
     )
 

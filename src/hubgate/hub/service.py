@@ -178,21 +178,23 @@ async def fetch_all(
     instance: Instance,
     path_and_query: str,
     *,
-    vendor_filters_final: bool = False,
+    vendor_filters_final: bool | None = False,
     max_records: int = 10_000,
 ) -> list[dict[str, Any]]:
     """Every record of a hub list GET (``/hubs/messaging/messages?where=...``), all pages.
 
     Runs the same pipeline as an HTTP hub call, for ``instance`` and without a token. With
-    ``vendor_filters_final`` the predicates sent to the vendor are taken as final (the poller
-    relies on Twilio's day-granular ``DateSent`` as Open Connectors does); the others are still
-    checked here. Stops after ``max_records``. Vendor failures raise ``HubgateError``.
+    ``vendor_filters_final`` the predicates sent to the vendor are taken as final, None: as the
+    resource's poller defaults say (Twilio's day-granular ``DateSent``, D273); the others are
+    still checked here. Stops after ``max_records``. Vendor failures raise ``HubgateError``.
     """
     resolved = resolved_from(runtime, instance)
     call = parse_hub_path("GET", path_and_query)
     matched = routing.match(resolved.element.manifest, "GET", call.segments)
     if matched.operation.list_key is None:
         raise bad_request(f"{path_and_query} is not a list")
+    if vendor_filters_final is None:
+        vendor_filters_final = matched.resource.poller.vendor_filters_final
     url, query = _vendor_target(resolved, matched, call)
     query_plan = _query_plan(matched, call, vendor_filters_final)
     records = await _collect(
@@ -281,7 +283,7 @@ class _Step:
 async def _run_hook(step: _Step) -> HubResult:
     name = step.matched.operation.hook or ""
     element = step.instance.element
-    hook: Callable[[_Step], Any] | None = getattr(element.hooks, name, None)
+    hook = element.hooks.operations.get(name)
     if hook is None:
         raise HubgateError(500, f"Element {element.key} has no hook {name}")
     body = await hook(step)

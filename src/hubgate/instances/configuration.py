@@ -10,14 +10,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hubgate.elements.manifest import Manifest
+from hubgate.elements.sdk import Configuration as Configuration
 from hubgate.events.changes import entry_problem
 from hubgate.kit.errors import HubgateError, bad_request
 
 MASK = "********"
 MAX_VALUE_LENGTH = 10_000
 MAX_POLL_MINUTES = 10_080  # a week
-# Keys that are secret for every element, whatever its manifest says (D14).
-ALWAYS_SECRET = frozenset({"password", "event.notification.signature.key"})
+# Hubgate's own secret, the same key for every element whatever its manifest says (D14, D29);
+# the vendor's secrets are the ones each manifest flags ``secret`` (D274).
+ALWAYS_SECRET = frozenset({"event.notification.signature.key"})
 _BOOLEAN_KEYS = frozenset({"event.notification.enabled", "filter.response.nulls"})
 # An HTML tag, comment or declaration starts with "<" and a letter, "/", "!" or "?": "a < b > c"
 # is text, not a tag, and stays as written (D17, D204).
@@ -25,8 +27,6 @@ _TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 # Bidirectional embeddings, overrides and isolates: they make a name read differently from
 # what it holds (the marks LRM and RLM only steer neutral characters and are kept).
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-Configuration = dict[str, str | None]
 
 
 def secret_keys(manifest: Manifest) -> frozenset[str]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubgate.elements.manifest import load_manifest
-from hubgate.elements.registry import Element
+from hubgate.elements.sdk import Element, Hooks
 from hubgate.elements.twiliov2 import hooks
+from hubgate.elements.twiliov2.webhooks import TwilioWebhook
 
-element = Element(manifest=load_manifest(Path(__file__).with_name("manifest.json")), hooks=hooks)
+element = Element(
+    manifest=load_manifest(Path(__file__).with_name("manifest.json")),
+    hooks=Hooks(operations={"ping": hooks.ping}, webhook=TwilioWebhook()),
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.hub.model import HookContext
+from hubgate.elements.sdk import HookContext
 
 
 async def ping(ctx: HookContext) -> Any:

@@ -13,9 +13,18 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit, urlunsplit
 
-from hubgate.events.changes import CREATED, UPDATED, Change, digest
+from hubgate.elements.sdk import (
+    CREATED,
+    UPDATED,
+    Change,
+    VendorRequest,
+    WebhookAnswer,
+    WebhookRefusedError,
+    digest,
+)
+from hubgate.kit.errors import HubgateError
 
 SIGNATURE_HEADER = "x-twilio-signature"
 # Twilio expects TwiML back from a message webhook; an empty Response sends no reply.
@@ -87,27 +96,32 @@ def changes(params: Params) -> list[Change]:
     return []
 
 
+def form_params(request: VendorRequest) -> list[tuple[str, str]]:
+    """The POST parameters of a form body; none for any other body (a JSON one is signed by
+    ``bodySHA256`` instead)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        return []
+    try:
+        return parse_qsl(request.body.decode(), keep_blank_values=True, max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError):
+        raise HubgateError(400, "Malformed form body") from None
+
+
 class TwilioWebhook:
-    """What the events package needs to accept Twilio's webhooks for a ``twiliov2`` instance."""
+    """Twilio's message and call webhooks for a ``twiliov2`` instance, signed with its Auth
+    Token; acknowledged with empty TwiML."""
 
-    media_type = "application/xml"
-    acknowledgement = EMPTY_TWIML
-
-    def verify(
-        self,
-        *,
-        url: str,
-        params: Params,
-        body: bytes,
-        headers: Mapping[str, str],
-        configuration: Mapping[str, str | None],
-    ) -> bool:
+    def receive(
+        self, request: VendorRequest, configuration: Mapping[str, str | None]
+    ) -> WebhookAnswer:
+        params = form_params(request)
         # Signatures made with a SharedKey (HMAC-SHA256) need a secret Hubgate is not given.
-        settings = headers.get("x-twilio-webhooks-signature-settings", "")
-        if "HMAC_SHA256" in settings.upper():
-            return False
+        settings = request.headers.get("x-twilio-webhooks-signature-settings", "")
         token = configuration.get("password") or ""
-        return verify(url, params, body, headers.get(SIGNATURE_HEADER), token)
-
-    def changes(self, params: Params) -> list[Change]:
-        return changes(params)
+        signed = request.headers.get(SIGNATURE_HEADER)
+        if "HMAC_SHA256" in settings.upper() or not verify(
+            request.url, params, request.body, signed, token
+        ):
+            raise WebhookRefusedError("The webhook signature does not match")
+        return WebhookAnswer(changes(params), EMPTY_TWIML, "application/xml")
