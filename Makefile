@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha1sum | cut -c1-12)
 PRISM := tools/node_modules/.bin/prism
 CHROMIUM := /usr/bin/chromium
+POSTGRESQL := /usr/lib/postgresql
 
 .PHONY: serve test lint typecheck unit soak sim lock tools clean bench-proxy reliability
 
@@ -34,6 +35,11 @@ $(CHROMIUM):
 
 tools: $(PRISM) $(CHROMIUM)
 
+# Debian's PostgreSQL server: the production-topology test (tests/ops/test_topology.py) runs
+# it as operators do, from its binaries (initdb, pg_ctl) on a port of its own.
+$(POSTGRESQL):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -54,7 +60,7 @@ test: lint typecheck unit
 # is kept so that the page is written whatever happened. The tests' temporary folders are the
 # run's own: other pytest runs on the machine prune /tmp/pytest-of-<user>.
 RELIABILITY := build/reliability
-reliability: $(STAMP) tools
+reliability: $(STAMP) tools $(POSTGRESQL)
 	rm -rf $(RELIABILITY) && mkdir -p $(RELIABILITY)
 	HUBGATE_FUZZ_EXAMPLES=$${HUBGATE_FUZZ_EXAMPLES-100} HUBGATE_RELIABILITY_RESULTS=$(RELIABILITY) \
 		$(BIN)/pytest -p no:cacheprovider -m "not soak" --junitxml=$(RELIABILITY)/junit.xml \
