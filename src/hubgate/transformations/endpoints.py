@@ -18,12 +18,14 @@ from hubgate.instances.endpoints import InstanceRefDep, instance_ref
 from hubgate.instances.models import Instance
 from hubgate.instances.service import by_token, get_owned
 from hubgate.kit.errors import HubgateError, bad_request
-from hubgate.openapi_doc import json_body, ok
+from hubgate.openapi_doc import ERROR_TEXT, json_body, ok
 from hubgate.runtime import Runtime
 from hubgate.transformations import schemas, service
 from hubgate.transformations.repository import Place
 
 router = APIRouter(tags=["common resources"])
+# Writes meet a name already taken, or a definition a transformation still uses (D250-D259).
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"description": ERROR_TEXT[409]}}
 
 PlaceOf = Callable[..., Awaitable[Place]]
 InstanceOf = Callable[..., Awaitable[Instance]]
@@ -79,6 +81,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         response_model_exclude_none=True,
         response_model=schemas.DefinitionRead,
         openapi_extra=json_body(schemas.DefinitionBody),
+        responses=CONFLICT,
     )
     async def create_definition(
         object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
@@ -99,6 +102,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         response_model_exclude_none=True,
         response_model=schemas.DefinitionRead,
         openapi_extra=json_body(schemas.DefinitionBody),
+        responses=CONFLICT,
     )
     async def replace_definition(
         object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
@@ -108,7 +112,9 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         await session.commit()
         return service.definition_read(row)
 
-    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
+    @routes.delete(
+        one, response_model_exclude_none=True, response_model=schemas.Deleted, responses=CONFLICT
+    )
     async def delete_definition(
         object_name: ObjectNameParam, session: SessionDep, place: PlaceDep
     ) -> schemas.Deleted:
@@ -121,6 +127,7 @@ def definition_routes(place_of: PlaceOf) -> APIRouter:
         response_model_exclude_none=True,
         response_model=schemas.DefinitionRead,
         openapi_extra=json_body(schemas.RenameObject),
+        responses=CONFLICT,
     )
     async def rename_definition(
         object_name: ObjectNameParam, request: Request, session: SessionDep, place: PlaceDep
@@ -148,6 +155,7 @@ OrganizationDep = Annotated[Place, Depends(organization_place)]
     response_model_exclude_none=True,
     response_model=DefinitionMap,
     openapi_extra=json_body(schemas.DefinitionsBody),
+    responses=CONFLICT,
 )
 async def create_definitions(
     request: Request, session: SessionDep, place: OrganizationDep
@@ -172,6 +180,7 @@ async def list_definitions(session: SessionDep, place: OrganizationDep) -> Defin
     "/organizations/objects/definitions",
     response_model_exclude_none=True,
     response_model=schemas.Deleted,
+    responses=CONFLICT,
 )
 async def delete_definitions(session: SessionDep, place: OrganizationDep) -> schemas.Deleted:
     """Every organization definition; a 409 while a transformation uses one."""
@@ -220,6 +229,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
         openapi_extra=body,
         response_model=schemas.TransformationRead,
         response_model_exclude_none=True,
+        responses=CONFLICT,
     )
     async def create_transformation(
         key_or_id: str,
@@ -248,6 +258,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
         openapi_extra=body,
         response_model=schemas.TransformationRead,
         response_model_exclude_none=True,
+        responses=CONFLICT,
     )
     async def replace_transformation(
         key_or_id: str,
@@ -260,7 +271,9 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
         key = _element_key(runtime, key_or_id)
         return await _save(request, session, place, key, object_name, create=False)
 
-    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
+    @routes.delete(
+        one, response_model_exclude_none=True, response_model=schemas.Deleted, responses=CONFLICT
+    )
     async def delete_transformation(
         key_or_id: str,
         object_name: ObjectNameParam,
@@ -296,6 +309,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
         openapi_extra=body,
         response_model=schemas.TransformationRead,
         response_model_exclude_none=True,
+        responses=CONFLICT,
     )
     async def create_transformation(
         object_name: ObjectNameParam, request: Request, session: SessionDep, instance: InstanceDep
@@ -317,6 +331,7 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
         openapi_extra=body,
         response_model=schemas.TransformationRead,
         response_model_exclude_none=True,
+        responses=CONFLICT,
     )
     async def replace_transformation(
         object_name: ObjectNameParam, request: Request, session: SessionDep, instance: InstanceDep
@@ -325,7 +340,9 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
             request, session, place(instance), instance.element_key, object_name, create=False
         )
 
-    @routes.delete(one, response_model_exclude_none=True, response_model=schemas.Deleted)
+    @routes.delete(
+        one, response_model_exclude_none=True, response_model=schemas.Deleted, responses=CONFLICT
+    )
     async def delete_transformation(
         object_name: ObjectNameParam, session: SessionDep, instance: InstanceDep
     ) -> schemas.Deleted:
@@ -368,6 +385,7 @@ async def element_default_transformations(
     openapi_extra=json_body(schemas.TransformationUpsert),
     response_model=schemas.TransformationRead,
     response_model_exclude_none=True,
+    responses=CONFLICT,
 )
 async def upsert_transformation(
     request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
@@ -447,6 +465,7 @@ async def list_common_resources(
     response_model=schemas.CommonResourceRead,
     response_model_exclude_none=True,
     openapi_extra=json_body(schemas.CommonResourceBody),
+    responses=CONFLICT,
 )
 async def put_common_resource(
     request: Request, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
@@ -475,6 +494,7 @@ async def get_common_resource(
     response_model=schemas.CommonResourceRead,
     response_model_exclude_none=True,
     openapi_extra=json_body(schemas.RenameCommonResource),
+    responses=CONFLICT,
 )
 async def rename_common_resource(
     name: ObjectNameParam,
@@ -490,7 +510,10 @@ async def rename_common_resource(
 
 
 @router.delete(
-    "/common-resources/{name}", response_model_exclude_none=True, response_model=schemas.Deleted
+    "/common-resources/{name}",
+    response_model_exclude_none=True,
+    response_model=schemas.Deleted,
+    responses=CONFLICT,
 )
 async def delete_common_resource(
     name: ObjectNameParam, session: SessionDep, tenant: TenantDep
