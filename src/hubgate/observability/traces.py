@@ -133,7 +133,7 @@ def trace_statements(engine: AsyncEngine) -> None:
 
     The text is the statement as compiled, with its placeholders: the values (tokens, names,
     vendor credentials in their encrypted form) travel apart as parameters and are never read.
-    Statements outside any span (pool pings, start-up) are not traced: a trace of one
+    Statements outside any span (start-up, migrations) are not traced: a trace of one
     statement tells nobody anything.
     """
     if _state.tracer is None:
