@@ -8,7 +8,9 @@ dependencies, so routes that other packages add get it too:
 
 - the D9 error body for the statuses the route can answer (never FastAPI's unused 422);
 - ``Elements-Request-Id`` on every response (D9);
-- the ``Authorization`` header of D5 as a security scheme, on routes that read credentials.
+- the ``Authorization`` header of D5 as a security scheme, on routes that read credentials;
+- optional query parameters as the values they can be: a query string has no null (a
+  parameter left out is simply absent), so FastAPI's ``anyOf [X, null]`` is documented as X.
 """
 
 from __future__ import annotations
@@ -197,6 +199,21 @@ def _document(app: FastAPI, schema: dict[str, Any], prefix: str) -> None:
                     )
             if "401" in responses:
                 operation.setdefault("security", [{SECURITY_SCHEME: []}])
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query":
+                    parameter["schema"] = _without_null(parameter["schema"])
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf [X, {type: null}]`` as X, with the title and description kept."""
+    choices = schema.get("anyOf")
+    if not isinstance(choices, list):
+        return schema
+    values = [choice for choice in choices if choice != {"type": "null"}]
+    if len(values) != 1 or len(values) == len(choices):
+        return schema
+    rest = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**values[0], **rest}
 
 
 def install(app: FastAPI, *, prefix: str) -> None:

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from hubgate.testing.twilio_sim import TwilioSimulator
-from tests.conftest import Api, twilio_instance_body
+from tests.conftest import API, Api, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
+from tests.logwatch import remember_secret
 
 
 @pytest.mark.parametrize("key_or_id", ["³", "٣", "9" * 5000])
@@ -157,3 +158,45 @@ async def test_more_concurrent_creates_than_pool_connections_all_succeed(
     body = twilio_instance_body(sim)
     answers = await asyncio.gather(*(api.post("instances", json=body) for _ in range(60)))
     assert [a.status for a in answers] == [200] * 60
+
+
+def test_query_parameters_are_documented_as_they_travel() -> None:
+    # A query string cannot carry null: FastAPI's `anyOf [string, null]` for an optional
+    # parameter made the fuzzer send a list or an object for `searchText` that reached the
+    # server as a valid string, and report the 200 as invalid data accepted.
+    from tests.fuzz.test_openapi_fuzz import DOCUMENT
+
+    parameters = {
+        (method, path, parameter["name"]): parameter["schema"]
+        for path, item in DOCUMENT["paths"].items()
+        for method, operation in item.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    }
+    assert not [key for key, schema in parameters.items() if "null" in str(schema)]
+    search = parameters[("get", f"{API}/instances", "searchText")]
+    assert (search["type"], search["maxLength"]) == ("string", 200)
+
+
+async def test_a_search_beside_an_element_token_alone_is_not_a_search(
+    api: Api, sim: TwilioSimulator
+) -> None:
+    # The request `make reliability` reported (D47): with the Element token alone the answer
+    # is that token's instance, whatever list filters come with it; the same filters with
+    # User and Organization are a search that finds nothing, a 404. Both are valid requests.
+    created = await api.post("instances", json=twilio_instance_body(sim))
+    assert created.status == 200, created.text
+    remember_secret(created.body["token"])
+    reported = [("tags[]", "232242519"), ("searchText", "")]
+    alone = api.with_auth(f"Element {created.body['token']}")
+    answer = await alone.get("instances", params=reported)
+    assert answer.status == 200, answer.text
+    assert answer.body["id"] == created.body["id"]
+    searched = await api.get("instances", params=reported)
+    assert searched.status == 404, searched.text
+    assert_d9(searched.body, searched.headers)
+    # What the document forbids is refused whoever asks.
+    for caller in (alone, api):
+        too_long = await caller.get("instances", params=[("searchText", "x" * 201)])
+        assert too_long.status == 400, too_long.text
+        assert_d9(too_long.body, too_long.headers)

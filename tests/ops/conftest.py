@@ -14,6 +14,10 @@ from hubgate.app import create_app
 from hubgate.kit.crypto import Keyring
 from hubgate.settings import Settings
 from tests.conftest import free_port, serve_in_loop
+
+# Real worker processes on a database of their own, with the events tests' API and callback
+# receiver: the stopping tests drive deliveries through them.
+from tests.events.conftest import cluster, cluster_api, receiver  # noqa: F401
 from tests.faults.conftest import PrivateDatabase
 
 

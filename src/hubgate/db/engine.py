@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from hubgate.observability import traces
+
 
 def sqlalchemy_url(url: str) -> str:
     """Accept the plain ``postgresql://`` form people write and pick the psycopg 3 driver."""
@@ -30,7 +32,7 @@ CONNECT_TIMEOUT = 5
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size * 2,
@@ -40,6 +42,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # a 503 (errors_http) after this many seconds instead.
         connect_args={"connect_timeout": CONNECT_TIMEOUT},
     )
+    traces.trace_statements(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

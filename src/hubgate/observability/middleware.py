@@ -34,7 +34,9 @@ class RequestMetrics:
         started = time.perf_counter()
         labels = context.begin(scope.get("state", {}).get("request_id", ""))
         if traces.enabled():
-            with traces.span(f"{scope['method']} request", {}, SpanKind.SERVER) as span:
+            # A caller that traces sends its span as ``traceparent``: the request continues it.
+            parent = traces.incoming(scope["headers"])
+            with traces.span(f"{scope['method']} request", {}, SpanKind.SERVER, parent) as span:
                 await self._observe(scope, receive, send, labels, started, span)
         else:
             await self._observe(scope, receive, send, labels, started, None)
