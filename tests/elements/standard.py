@@ -17,8 +17,29 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from hubgate.elements.sdk import Element, ResolvedInstance
 from hubgate.testing.twilio_sim import TwilioSimulator
 from sims.sendgrid import SendGridSimulator
+
+
+def resolved(element: Element, **config: str) -> ResolvedInstance:
+    """An instance as the pipeline sees it, made without a database: the element's defaults
+    overlaid by ``config``."""
+    return ResolvedInstance(
+        id=7,
+        organization_id=1,
+        account_id=1,
+        token_hash="x",
+        version=1,
+        disabled=False,
+        element=element,
+        config={**element.manifest.defaults(), **config},
+        caching_enabled=False,
+        cache_time_to_live=0,
+        max_cache_size=0,
+        trace_logging_enabled=False,
+    )
+
 
 # A vendor's webhook call as it would arrive: body and headers.
 Signed = tuple[bytes, dict[str, str]]
