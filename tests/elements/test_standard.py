@@ -159,7 +159,10 @@ async def test_docs_are_generated_and_valid(standard: Standard) -> None:
     validate(response.body)
     paths = response.body["paths"]
     for resource in standard.manifest.resources:
-        assert f"/hubs/{standard.manifest.hub}/{resource.path}" in paths
+        documented = paths[f"/hubs/{standard.manifest.hub}/{resource.path}"]
+        for method, operation in resource.operations.items():
+            if operation.body != "none":
+                assert "requestBody" in documented[method.lower()], f"{method} {resource.path}"
 
 
 async def test_the_credential_check_maps_200_401_429(standard: Standard) -> None:
