@@ -8,17 +8,19 @@ What an element may add to its manifest's data (all optional, gathered in :class
 
 - operation hooks: a coroutine that answers a hub operation instead of its vendor call, named by
   the operation's ``hook`` (Twilio's ``/ping``); it gets a :class:`HookContext`;
+- request hooks: a function that shapes a write's body before it is sent, named by the
+  operation's ``requestHook`` (SendGrid's default sender);
 - a vendor webhook (D31): it gets the raw request as the vendor sent it and answers with the
   verified changes and the acknowledgement the vendor expects (D271);
-- a credential check and the OAuth 2.0 code exchange and refresh, declared here so that the
-  SendGrid and Slack elements of issue 10 have their shape; nothing calls them yet.
+- a credential check run after the manifest's check call, with the instance's vendor session;
+- the OAuth 2.0 code exchange and refresh (the Slack element's).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -87,11 +89,6 @@ class ResolvedInstance:
         return (self.config.get(self.element.manifest.base_url_key) or "").rstrip("/")
 
     @property
-    def auth(self) -> tuple[str, str]:
-        auth = self.element.manifest.auth
-        return self.config.get(auth.username) or "", self.config.get(auth.password) or ""
-
-    @property
     def remove_nulls(self) -> bool:
         return self.config.get("filter.response.nulls") != "false"
 
@@ -100,6 +97,30 @@ class ResolvedInstance:
         if value is None or not (value.isascii() and value.isdigit() and len(value) <= 9):
             return default
         return int(value)
+
+
+class VendorCalls(Protocol):
+    """The instance's vendor session as a hook sees it: the same URL filler, auth, retries and
+    error map as every other vendor call of Hubgate (D282)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def url(self, path: str, values: Mapping[str, str | None] | None = None) -> str:
+        """The vendor URL of a manifest-style path (``/v3/templates/{id}``)."""
+        ...
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        values: Mapping[str, str | None] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One vendor call; the parsed JSON answer (None for an empty one), or a HubgateError."""
+        ...
 
 
 class HookContext(Protocol):
@@ -114,12 +135,19 @@ class HookContext(Protocol):
     @property
     def matched(self) -> Matched: ...
 
+    @property
+    def session(self) -> VendorCalls: ...
+
     async def vendor(self) -> Any:
         """Send the operation's vendor request; the parsed JSON answer, or a HubgateError."""
         ...
 
 
 OperationHook = Callable[[HookContext], Awaitable[Any]]
+# The caller's JSON body and the instance's configuration → the body the vendor is sent (the
+# pipeline then encodes it as the operation's ``body`` says); raise a HubgateError (400) for a
+# body the vendor could never take.
+RequestHook = Callable[[Any, Mapping[str, str | None]], Any]
 
 
 # --- vendor webhooks (D31, D271) ---------------------------------------------------------------
@@ -178,12 +206,13 @@ class VendorWebhook(Protocol):
         ...
 
 
-# --- declared for issue 10's SendGrid and Slack elements; nothing calls them yet ---------------
+# --- credentials, and OAuth for issue 10's Slack element --------------------------------------
 
 
 class CredentialCheck(Protocol):
-    async def __call__(self, configuration: Mapping[str, str | None]) -> None:
-        """Prove the credentials before an instance is saved; raise a HubgateError if not."""
+    async def __call__(self, session: VendorCalls) -> None:
+        """What the manifest's check call cannot prove (SendGrid: the key may send mail), run
+        after it succeeded; raise a HubgateError (400) to refuse the credentials."""
         ...
 
 
@@ -215,6 +244,7 @@ class Hooks:
     """The Python an element adds where its manifest's data cannot say enough (D19)."""
 
     operations: Mapping[str, OperationHook] = field(default_factory=dict)
+    requests: Mapping[str, RequestHook] = field(default_factory=dict)
     webhook: VendorWebhook | None = None
     credential_check: CredentialCheck | None = None
     oauth: OAuthFlow | None = None

@@ -121,9 +121,12 @@ def _operation(element: Element, resource: Resource, method: str, operation: Ope
             "504": error,
         },
     }
-    if operation.body == "form":
+    if operation.body != "none":
+        # A form field is text (or repeated text); a JSON field is whatever the vendor takes.
         properties: Json = {
-            name: {"type": "array", "items": {"type": "string"}}
+            name: {}
+            if operation.body == "json"
+            else {"type": "array", "items": {"type": "string"}}
             if name in _ARRAY_FIELDS
             else {"type": "string"}
             for name in operation.fields

@@ -86,8 +86,7 @@ def _apply_flags(instance: Instance, flags: InstanceFlags) -> None:
 
 def _credentials_changed(element: Element, old: cfg.Configuration, new: cfg.Configuration) -> bool:
     manifest = element.manifest
-    keys = {manifest.auth.username, manifest.auth.password, manifest.base_url_key}
-    return any(old.get(k) != new.get(k) for k in keys)
+    return any(old.get(k) != new.get(k) for k in manifest.credential_keys)
 
 
 CALLBACK_URL_KEY = "event.notification.callback.url"
@@ -127,7 +126,7 @@ async def provision(
     name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
     # Without tags the name is the one tag (D48), cut to clean_tags' length cap (D210).
     tags = cfg.clean_tags(body.tags) if body.tags else cfg.clean_tags([name[:100]])
-    await check_credentials(runtime.egress, manifest, config)
+    await check_credentials(runtime.egress, runtime.settings, element, config)
 
     repo = InstanceRepository(session)
     instance_id = await repo.next_id()
@@ -241,7 +240,7 @@ async def update(
     name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name
     tags = cfg.clean_tags(body.tags) if body.tags is not None else ([] if replace else None)
     if _credentials_changed(element, current, config):
-        await check_credentials(runtime.egress, manifest, config)
+        await check_credentials(runtime.egress, runtime.settings, element, config)
     instance.name = name
     if tags is not None:
         instance.tags = tags
