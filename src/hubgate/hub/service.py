@@ -22,6 +22,7 @@ from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
 from hubgate.hub.normalize import drop_nulls, form_fields
 from hubgate.hub.repository import LogRepository
+from hubgate.instances import oauth
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.service import decrypt_configuration, ensure_enabled, ensure_owner
@@ -122,7 +123,7 @@ async def handle(
         if cached is not None:
             return HubResult(cached.body, headers=dict(cached.headers))
     with traces.span("hub pipeline", {"hubgate.element": instance.element.manifest.key}) as stage:
-        result = await execute(runtime, instance, call)
+        result = await oauth.with_token(runtime, instance, lambda i: execute(runtime, i, call))
         if stage is not None:
             stage.set_attribute("hubgate.resource", context.current().resource)
     if responses is not None:
@@ -197,8 +198,10 @@ async def fetch_all(
         vendor_filters_final = matched.resource.poller.vendor_filters_final
     url, query = _vendor_target(resolved, matched, call)
     query_plan = _query_plan(matched, call, vendor_filters_final)
-    records = await _collect(
-        runtime, resolved, matched.operation, url, query, query_plan, max_records
+    records = await oauth.with_token(
+        runtime,
+        resolved,
+        lambda i: _collect(runtime, i, matched.operation, url, query, query_plan, max_records),
     )
     return [_shape(resolved, record, query_plan.fields) for record in records]
 
