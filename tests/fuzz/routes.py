@@ -21,6 +21,7 @@ OPENAPI = frozenset(
         "GET /elements/api-v2/elements/{key_or_id}/instances",
         "POST /elements/api-v2/elements/{key_or_id}/instances",
         "GET /elements/api-v2/elements/{key_or_id}/metadata",
+        "GET /elements/api-v2/elements/{key_or_id}/oauth/url",
         "POST /elements/api-v2/events/{element_key}/{encoded_id}",
         "GET /elements/api-v2/hubs",
         "GET /elements/api-v2/hubs/keys",
