@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from hubgate.hub import vendor
 from hubgate.hub.service import resolved_from
+from hubgate.hub.vendor import VendorSession
 from hubgate.instances.models import Instance
 from hubgate.kit.egress import EgressClient, EgressTimeouts
 from hubgate.kit.errors import HubgateError
@@ -106,7 +106,7 @@ async def test_timeout_is_504_and_unreachable_is_502(
         instance.account.sim.set_latency(0.5)
         try:
             with pytest.raises(HubgateError) as timed_out:
-                await vendor.send(egress, settings, resolved, "GET", url)
+                await VendorSession.of(egress, settings, resolved).send("GET", url)
         finally:
             instance.account.sim.set_latency(0)
         assert timed_out.value.status == 504
@@ -115,5 +115,7 @@ async def test_timeout_is_504_and_unreachable_is_502(
             config={**resolved.config, "base.url": f"http://127.0.0.1:{free_port()}/x"},
         )
         with pytest.raises(HubgateError) as unreachable:
-            await vendor.send(egress, settings, closed, "GET", f"{closed.base_url}/y.json")
+            await VendorSession.of(egress, settings, closed).send(
+                "GET", f"{closed.base_url}/y.json"
+            )
         assert unreachable.value.status == 502

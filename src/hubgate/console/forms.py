@@ -211,7 +211,7 @@ def errors_from(manifest: Manifest, error: HubgateError) -> FormErrors:
         detail = f"{manifest.vendor_name} says: {provider}" if provider else error.message
         if code is not None:
             detail += f" (code {code})"
-        found.fields[manifest.auth.password] = f"{error.message}. {detail}"
+        found.fields[manifest.auth.keys[-1]] = f"{error.message}. {detail}"
     elif error.status in (502, 504):
         found.fields[manifest.base_url_key] = error.message
     elif mentioned := _mentioned_key(shown, error.message):

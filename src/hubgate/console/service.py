@@ -16,7 +16,7 @@ from hubgate.console import forms
 from hubgate.console.sections import load_sections
 from hubgate.db.tenancy import Tenant
 from hubgate.elements.manifest import Manifest
-from hubgate.elements.registry import HUBS, Element
+from hubgate.elements.registry import Element, hub_of
 from hubgate.hub.docs import API_PREFIX as DOCS_API_PREFIX
 from hubgate.hub.docs import element_openapi
 from hubgate.instances import configuration as cfg
@@ -53,7 +53,7 @@ class CatalogEntry:
 
 
 def catalog_entry(manifest: Manifest) -> CatalogEntry:
-    hub = HUBS[manifest.hub]
+    hub = hub_of(manifest)
     return CatalogEntry(
         key=manifest.key,
         name=manifest.name,

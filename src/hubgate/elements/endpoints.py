@@ -8,7 +8,6 @@ from fastapi import APIRouter, Header, Query, Request
 
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep
 from hubgate.elements.manifest import Manifest
-from hubgate.elements.registry import HUBS
 from hubgate.elements.schemas import (
     ConfigEntryRead,
     ElementMetadataRead,
@@ -119,30 +118,30 @@ async def list_hubs(
 ) -> list[dict[str, Any]]:
     return [
         hub_json(h, resources=_hub_resources(runtime, h.key) if hydrate else None)
-        for h in HUBS.values()
+        for h in runtime.registry.hubs.values()
     ]
 
 
 @router.get("/hubs/keys")
-async def hub_keys() -> list[str]:
-    return list(HUBS)
+async def hub_keys(runtime: RuntimeDep) -> list[str]:
+    return list(runtime.registry.hubs)
 
 
-def _hub(key: str) -> Any:
-    hub = HUBS.get(key)
+def _hub(runtime: Runtime, key: str) -> Any:
+    hub = runtime.registry.hubs.get(key)
     if hub is None:
         raise HubgateError(404, f"No hub found with key {key}")
     return hub
 
 
 @router.get("/hubs/{key}", response_model=None, responses=ok(HubRead))
-async def get_hub(key: str) -> dict[str, Any]:
-    return hub_json(_hub(key), full=True)
+async def get_hub(key: str, runtime: RuntimeDep) -> dict[str, Any]:
+    return hub_json(_hub(runtime, key), full=True)
 
 
 @router.get("/hubs/{key}/elements", response_model=None, responses=ok(list[ElementRead]))
 async def hub_elements(key: str, runtime: RuntimeDep) -> list[dict[str, Any]]:
-    return [element_full(e.manifest) for e in runtime.registry.in_hub(_hub(key).key)]
+    return [element_full(e.manifest) for e in runtime.registry.in_hub(_hub(runtime, key).key)]
 
 
 # Discovery (D50): the objects of the Element token's instance. The hub segment of the

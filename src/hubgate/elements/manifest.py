@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Model(BaseModel):
@@ -38,19 +40,109 @@ class CheckCall(_Model):
     reject_statuses: tuple[int, ...] = Field(default=(401, 403), alias="rejectStatuses")
 
 
-class VendorAuth(_Model):
-    """Basic auth: the configuration keys that hold the vendor's user name and password."""
+class BasicAuth(_Model):
+    """HTTP basic auth: the configuration keys that hold the vendor's user name and password."""
 
-    type: Literal["basic"] = "basic"
+    type: Literal["basic"]
     username: str
     password: str
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.username, self.password)
+
+    def headers(self, config: Mapping[str, str | None]) -> dict[str, str]:
+        pair = f"{config.get(self.username) or ''}:{config.get(self.password) or ''}"
+        # UTF-8, as RFC 7617 lets a server ask for; ASCII credentials read the same either way.
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
+
+class BearerAuth(_Model):
+    """``Authorization: Bearer <token>``, the token read from the configuration key ``token``
+    (SendGrid's API key)."""
+
+    type: Literal["bearer"]
+    token: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def headers(self, config: Mapping[str, str | None]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {config.get(self.token) or ''}"}
+
+
+class HeaderAuth(_Model):
+    """A vendor header of its own (``X-Api-Key: <value>``), ``prefix`` written before it."""
+
+    type: Literal["header"]
+    header: str = Field(min_length=1)
+    value: str
+    prefix: str = ""
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.value,)
+
+    def headers(self, config: Mapping[str, str | None]) -> dict[str, str]:
+        return {self.header: f"{self.prefix}{config.get(self.value) or ''}"}
+
+
+class OAuth2Auth(_Model):
+    """OAuth 2.0: the access token the provisioning obtained (and refreshes) is kept under the
+    configuration key ``token`` and sent as a Bearer token; ``keys`` are what proves the
+    instance (the client's key and secret are not sent on hub calls)."""
+
+    type: Literal["oauth2"]
+    token: str = "oauth.user.token"  # noqa: S105 - a configuration key, not a secret
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def headers(self, config: Mapping[str, str | None]) -> dict[str, str]:
+        return {"Authorization": f"Bearer {config.get(self.token) or ''}"}
+
+
+VendorAuth = Annotated[
+    BasicAuth | BearerAuth | HeaderAuth | OAuth2Auth, Field(discriminator="type")
+]
+
+
+class ErrorWhen(_Model):
+    """A success status whose body still says failure (Slack's ``{"ok": false}``, D57): the
+    answer is an error when the value at ``path`` equals ``equals``."""
+
+    path: str
+    equals: str | int | bool | None
+
 
 class ErrorFormat(_Model):
-    """Where the vendor's error body keeps its code and message."""
+    """Where the vendor's error body keeps its code and message: dotted paths into the JSON
+    (``errors.0.message``: the first item's ``message``); ``when`` makes a 2xx answer an error,
+    which is then answered as HTTP ``status``, or as ``codeStatuses[code]`` for a known code."""
 
-    code: str
+    code: str | None = None
     message: str
+    when: ErrorWhen | None = None
+    status: int = Field(default=400, ge=400, le=599)
+    code_statuses: dict[str, int] = Field(default_factory=dict, alias="codeStatuses")
+
+
+class IdFrom(_Model):
+    """Where a write's answer keeps the new object's id when its body does not: a response
+    ``header`` (SendGrid's ``X-Message-Id``) or a dotted ``path`` of the body (Slack's
+    ``ts``); the id is answered as the field ``field``."""
+
+    header: str | None = None
+    path: str | None = None
+    field: str = "id"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> IdFrom:
+        if (self.header is None) == (self.path is None):
+            raise ValueError("idFrom takes exactly one of header or path")
+        return self
 
 
 class Hub(_Model):
@@ -58,6 +150,7 @@ class Hub(_Model):
     key: str
     name: str
     description: str = ""
+    active: bool = True
 
 
 HubMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -102,6 +195,44 @@ class Parameter(_Model):
     description: str = ""
 
 
+class Pagination(_Model):
+    """How the vendor pages (D22, D58).
+
+    ``page``: a page number in ``pageParam`` (the first is ``pagination.page.startindex`` of
+    the configuration); ``offset``: the first record's index in ``offsetParam``; ``cursor``:
+    the vendor's next cursor, read at the dotted ``cursorField`` of the envelope and sent back
+    in ``cursorParam``. Whatever the style, a next page's URI at ``nextField`` (relative URLs
+    resolve against the base URL) wins; without one, the next page exists while the total at
+    ``totalField`` is not reached, or, with no total, while a page comes back full.
+    """
+
+    type: Literal["page", "offset", "cursor"] = "page"
+    page_param: str | None = Field(default=None, alias="pageParam")
+    offset_param: str | None = Field(default=None, alias="offsetParam")
+    cursor_param: str | None = Field(default=None, alias="cursorParam")
+    cursor_field: str | None = Field(default=None, alias="cursorField")
+    size_param: str = Field(alias="sizeParam")
+    next_field: str | None = Field(default=None, alias="nextField")
+    total_field: str | None = Field(default=None, alias="totalField")
+    default_size: int = Field(alias="defaultSize", gt=0)
+    # The first page's number, unless the configuration's ``pagination.page.startindex`` says.
+    start_index: int = Field(default=0, alias="startIndex", ge=0)
+
+    @model_validator(mode="after")
+    def _style_complete(self) -> Pagination:
+        needs = {
+            "page": ("pageParam", self.page_param),
+            "offset": ("offsetParam", self.offset_param),
+            "cursor": ("cursorParam", self.cursor_param),
+        }
+        name, value = needs[self.type]
+        if value is None:
+            raise ValueError(f"{self.type} paging needs {name}")
+        if self.type == "cursor" and self.cursor_field is None and self.next_field is None:
+            raise ValueError("cursor paging needs cursorField or nextField")
+        return self
+
+
 class Operation(_Model):
     """One method of one hub resource and the vendor call that serves it."""
 
@@ -110,11 +241,20 @@ class Operation(_Model):
     # Appended to the instance's base URL; ``{configuration key}``, ``{id}``, ``{subId}`` and
     # path parameters are filled in, each value quoted as one path segment.
     vendor_path: str = Field(alias="vendorPath")
-    # A list operation: the key of the vendor envelope's array (None: the answer is one object).
+    # A list operation: the dotted path of the records in the vendor's envelope (None: the
+    # answer is one object; a bare array answer is taken as the records whatever it says).
     list_key: str | None = Field(default=None, alias="listKey")
     # False for lists the vendor does not page; Hubgate then pages over the whole answer.
     paged: bool = True
-    body: Literal["none", "form"] = "none"
+    # How this list pages, when not as the element's ``pagination`` says (SendGrid pages each
+    # API its own way).
+    pagination: Pagination | None = None
+    body: Literal["none", "form", "json"] = "none"
+    # A single object's dotted path in the vendor's envelope (Slack's ``channel``); None: the
+    # whole answer is the object.
+    object_path: str | None = Field(default=None, alias="objectPath")
+    # Where a write's answer keeps the id when its body does not (an empty 202).
+    id_from: IdFrom | None = Field(default=None, alias="idFrom")
     # The request fields documented for this operation (OpenAPI), in the vendor's spelling.
     fields: tuple[str, ...] = ()
     required_fields: tuple[str, ...] = Field(default=(), alias="requiredFields")
@@ -174,17 +314,6 @@ class Resource(_Model):
         return next((s for s in reversed(self.segments) if not s.startswith("{")), self.path)
 
 
-class Pagination(_Model):
-    """How the vendor pages (D22): ``page`` style with a start index and a size cap, the next
-    page's URL in ``nextField`` of the envelope (relative URLs resolve against the base URL)."""
-
-    type: Literal["page"] = "page"
-    page_param: str = Field(alias="pageParam")
-    size_param: str = Field(alias="sizeParam")
-    next_field: str = Field(alias="nextField")
-    default_size: int = Field(alias="defaultSize", gt=0)
-
-
 class Manifest(_Model):
     id: int
     key: str
@@ -199,6 +328,9 @@ class Manifest(_Model):
     check: CheckCall
     auth: VendorAuth
     errors: ErrorFormat
+    # The hub, when it is not one Hubgate knows (``elements/hubs.json``): a third-party
+    # element brings its own.
+    hub_definition: Hub | None = Field(default=None, alias="hubDefinition")
     event_methods: tuple[str, ...] = Field(default=("polling",), alias="eventMethods")
     resources: tuple[Resource, ...] = ()
     pagination: Pagination
@@ -212,6 +344,14 @@ class Manifest(_Model):
     @property
     def secret_keys(self) -> frozenset[str]:
         return frozenset(e.key for e in self.configuration if e.secret)
+
+    @property
+    def credential_keys(self) -> tuple[str, ...]:
+        """The configuration keys whose change must be proven with the vendor again."""
+        return (*self.auth.keys, self.base_url_key)
+
+    def pagination_of(self, operation: Operation) -> Pagination:
+        return operation.pagination or self.pagination
 
     def entry(self, key: str) -> ConfigEntry | None:
         for candidate in self.configuration:

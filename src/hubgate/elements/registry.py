@@ -7,35 +7,59 @@ its pyproject.toml the same way (D272).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from importlib.metadata import entry_points
+import json
+from collections.abc import Iterator, Sequence
+from importlib.metadata import distributions, entry_points
+from pathlib import Path
 
-from hubgate.elements.manifest import Hub
+from hubgate.elements.manifest import Hub, Manifest
 from hubgate.elements.sdk import Element as Element
 from hubgate.kit.errors import HubgateError
 
-HUBS: dict[str, Hub] = {
-    "messaging": Hub(
-        id=1,
-        key="messaging",
-        name="Messaging",
-        description="Send and receive SMS, MMS and calls through one API, whatever the vendor.",
-    ),
-}
+
+def _known_hubs() -> dict[str, Hub]:
+    path = Path(__file__).with_name("hubs.json")
+    return {
+        hub.key: hub
+        for hub in (Hub.model_validate(h) for h in json.loads(path.read_text(encoding="utf-8")))
+    }
+
+
+# The hubs Hubgate knows by name; an element of another hub declares it in its manifest.
+KNOWN_HUBS: dict[str, Hub] = _known_hubs()
+
+
+def hub_of(manifest: Manifest) -> Hub:
+    """The hub an element belongs to, as its manifest declares it or Hubgate knows it."""
+    if manifest.hub_definition is not None:
+        return manifest.hub_definition
+    hub = KNOWN_HUBS.get(manifest.hub)
+    if hub is None:
+        raise ValueError(
+            f"element {manifest.key} names the hub {manifest.hub}, which Hubgate does not know;"
+            " declare it as the manifest's hubDefinition"
+        )
+    return hub
 
 
 class ElementRegistry:
     def __init__(self, elements: list[Element]) -> None:
         self._by_key: dict[str, Element] = {}
         self._by_id: dict[int, Element] = {}
+        self._hubs: dict[str, Hub] = {}
         for element in elements:
             self.add(element)
 
     def add(self, element: Element) -> None:
         if element.key in self._by_key or element.id in self._by_id:
             raise ValueError(f"element {element.key} ({element.id}) is registered twice")
-        if element.manifest.hub not in HUBS:
-            raise ValueError(f"element {element.key} names an unknown hub {element.manifest.hub}")
+        hub = hub_of(element.manifest)
+        if hub.key != element.manifest.hub:
+            raise ValueError(f"element {element.key}: its hubDefinition is not hub {hub.key}")
+        known = self._hubs.get(hub.key)
+        if known is not None and known != hub:
+            raise ValueError(f"element {element.key} declares hub {hub.key} unlike another element")
+        self._hubs[hub.key] = hub
         self._by_key[element.key] = element
         self._by_id[element.id] = element
 
@@ -60,14 +84,24 @@ class ElementRegistry:
             raise HubgateError(404, f"No element found with key or id {key_or_id}")
         return element
 
+    @property
+    def hubs(self) -> dict[str, Hub]:
+        """The hubs of the registered elements, by key, in the order of their ids."""
+        return dict(sorted(self._hubs.items(), key=lambda item: item[1].id))
+
     def in_hub(self, hub: str) -> list[Element]:
         return [e for e in self if e.manifest.hub == hub]
 
 
-def discover() -> ElementRegistry:
-    """Every element whose package declares a ``hubgate.elements`` entry point."""
+def discover(paths: Sequence[Path] = ()) -> ElementRegistry:
+    """Every element whose package declares a ``hubgate.elements`` entry point: the installed
+    ones, and those of the packages installed into ``paths`` (folders that hold their
+    ``.dist-info``, as a site-packages folder does)."""
     found: dict[str, Element] = {}
-    for entry in entry_points(group="hubgate.elements"):
+    points = list(entry_points(group="hubgate.elements"))
+    for dist in distributions(path=[str(p) for p in paths]):
+        points.extend(e for e in dist.entry_points if e.group == "hubgate.elements")
+    for entry in points:
         element = entry.load()
         if not isinstance(element, Element):
             raise TypeError(f"entry point {entry.name} is not a hubgate Element")

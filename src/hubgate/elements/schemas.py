@@ -197,7 +197,7 @@ def hub_json(hub: Hub, *, full: bool = False, resources: list[str] | None = None
         "description": hub.description,
     }
     if full:
-        body["active"] = True
+        body["active"] = hub.active
     if resources is not None:
         body["resources"] = resources
     return body

@@ -89,11 +89,6 @@ class ResolvedInstance:
         return (self.config.get(self.element.manifest.base_url_key) or "").rstrip("/")
 
     @property
-    def auth(self) -> tuple[str, str]:
-        auth = self.element.manifest.auth
-        return self.config.get(auth.username) or "", self.config.get(auth.password) or ""
-
-    @property
     def remove_nulls(self) -> bool:
         return self.config.get("filter.response.nulls") != "false"
 

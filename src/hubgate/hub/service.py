@@ -12,16 +12,17 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hubgate.elements.manifest import Operation, Pushable, PushParam, Resource
+from hubgate.elements.manifest import IdFrom, Operation, Pagination, Pushable, PushParam, Resource
 from hubgate.hub import paging, routing, vendor
 from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
 from hubgate.hub.normalize import drop_nulls, form_fields
 from hubgate.hub.repository import LogRepository
+from hubgate.hub.vendor import VendorSession
 from hubgate.instances import oauth
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
@@ -42,8 +43,10 @@ from hubgate.kit.ceql import (
     sort_records,
 )
 from hubgate.kit.ceql_check import CeqlFieldError, check_fields, field_type
+from hubgate.kit.egress import EgressResponse
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.kit.jsonbody import parse_json_body
+from hubgate.kit.jsonpath import dig
 from hubgate.observability import context, metrics, traces
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
@@ -150,28 +153,51 @@ async def execute(
     matched = routing.match(manifest, call.method, call.segments)
     context.note_call(manifest.key, matched.resource.path, instance.organization_id, instance.id)
     operation = matched.operation
-    url, query = _vendor_target(instance, matched, call)
+    session = VendorSession.of(runtime.egress, runtime.settings, instance)
+    url, query = _vendor_target(session, matched, call)
+    step = _Step(runtime, instance, session, call, matched, url, query)
     if operation.hook is not None:
-        return await _run_hook(_Step(runtime, instance, call, matched, url, query))
+        return await _run_hook(step)
     if operation.list_key is not None:
-        return await _list(
-            _Step(runtime, instance, call, matched, url, query), vendor_filters_final
-        )
-    data = form_fields(_json_body(call)) if operation.body == "form" else None
-    response = await vendor.send(
-        runtime.egress,
-        runtime.settings,
-        instance,
+        return await _list(step, vendor_filters_final)
+    sent: Any = None
+    data: list[tuple[str, str]] | None = None
+    if operation.body == "form":
+        sent = data = form_fields(_json_body(call))
+    elif operation.body == "json":
+        sent = _json_body(call)
+    response = await session.send(
         operation.vendor_method or call.method,
         url,
         params=query or None,
         data=data,
+        json=sent if operation.body == "json" else None,
         idempotency_key=call.idempotency_key,
     )
-    body = vendor.parse_json(manifest, response)
+    body = session.parse_json(response)
+    if operation.object_path is not None and body is not None:
+        body = dig(body, operation.object_path)
+    if operation.id_from is not None:
+        body = _with_id(operation.id_from, response, body, sent)
     if body is None:
         body = {}  # a vendor's 204 (delete) answers {} as Hubgate's own deletes do (D103)
-    return _result(instance, matched, url, data, body)
+    return _result(instance, matched, url, sent, body)
+
+
+def _with_id(id_from: IdFrom, response: EgressResponse, body: Json, sent: Json) -> Json:
+    """A write's answer with the new object's id where the manifest says the vendor puts it.
+
+    A vendor that answers a write with no body (SendGrid's 202) is answered with what was
+    written, so the caller sees the object it made, with its id (D280)."""
+    if id_from.header is not None:
+        found: Any = response.headers.get(id_from.header)
+    else:
+        found = dig(body, id_from.path or "")
+    if body is None or body == {}:
+        body = dict(sent) if isinstance(sent, dict) else {}
+    if found is not None and isinstance(body, dict):
+        body[id_from.field] = found
+    return body
 
 
 async def fetch_all(
@@ -196,12 +222,23 @@ async def fetch_all(
         raise bad_request(f"{path_and_query} is not a list")
     if vendor_filters_final is None:
         vendor_filters_final = matched.resource.poller.vendor_filters_final
-    url, query = _vendor_target(resolved, matched, call)
+    session = VendorSession.of(runtime.egress, runtime.settings, resolved)
+    url, query = _vendor_target(session, matched, call)
     query_plan = _query_plan(matched, call, vendor_filters_final)
+    # The session is made per attempt: it carries the access token a refresh replaces.
     records = await oauth.with_token(
         runtime,
         resolved,
-        lambda i: _collect(runtime, i, matched.operation, url, query, query_plan, max_records),
+        lambda i: _collect(
+            runtime,
+            i,
+            VendorSession.of(runtime.egress, runtime.settings, i),
+            matched.operation,
+            url,
+            query,
+            query_plan,
+            max_records,
+        ),
     )
     return [_shape(resolved, record, query_plan.fields) for record in records]
 
@@ -219,10 +256,10 @@ def parse_hub_path(method: str, path_and_query: str) -> HubCall:
 
 
 def _vendor_target(
-    instance: ResolvedInstance, matched: Matched, call: HubCall
+    session: VendorSession, matched: Matched, call: HubCall
 ) -> tuple[str, list[tuple[str, str]]]:
     """The vendor URL of the operation and the query its declared parameters give."""
-    values: dict[str, str | None] = {**instance.config, **matched.path_values}
+    values: dict[str, str | None] = dict(matched.path_values)
     query: list[tuple[str, str]] = []
     for parameter in matched.operation.parameters:
         value = call.param(parameter.name) or parameter.default
@@ -233,7 +270,7 @@ def _vendor_target(
             values[parameter.name] = value
         elif value is not None:
             query.append((parameter.vendor_name or parameter.name, value))
-    return instance.base_url + routing.fill(matched.operation.vendor_path, values), query
+    return session.url(matched.operation.vendor_path, values), query
 
 
 def _json_body(call: HubCall) -> Json:
@@ -265,6 +302,7 @@ class _Step:
 
     runtime: Runtime
     instance: ResolvedInstance
+    session: VendorSession
     call: HubCall
     matched: Matched
     url: str
@@ -272,15 +310,10 @@ class _Step:
 
     async def vendor(self) -> Any:
         operation = self.matched.operation
-        response = await vendor.send(
-            self.runtime.egress,
-            self.runtime.settings,
-            self.instance,
-            operation.vendor_method or self.call.method,
-            self.url,
-            params=self.query or None,
+        response = await self.session.send(
+            operation.vendor_method or self.call.method, self.url, params=self.query or None
         )
-        return vendor.parse_json(self.instance.element.manifest, response)
+        return self.session.parse_json(response)
 
 
 async def _run_hook(step: _Step) -> HubResult:
@@ -406,37 +439,96 @@ def _page_size_max(runtime: Runtime, instance: ResolvedInstance) -> int:
 
 
 async def _vendor_page(
-    runtime: Runtime,
-    instance: ResolvedInstance,
+    session: VendorSession,
     operation: Operation,
     url: str,
     params: list[tuple[str, str]] | None,
+    start_index: int,
 ) -> tuple[list[Json], str | None]:
-    """One vendor page: its records and the absolute URL of the next page, if any."""
-    manifest = instance.element.manifest
-    response = await vendor.send(
-        runtime.egress, runtime.settings, instance, "GET", url, params=params
-    )
-    envelope = vendor.parse_json(manifest, response)
+    """One vendor page: its records and the absolute URL of the next page, if any (D58)."""
+    manifest = session.manifest
+    response = await session.send("GET", url, params=params)
+    envelope = session.parse_json(response)
     if isinstance(envelope, list):
-        return envelope, None
-    if not isinstance(envelope, dict):
+        records: Any = envelope
+    elif isinstance(envelope, dict):
+        records = dig(envelope, operation.list_key or "")
+        if not isinstance(records, list):
+            raise HubgateError(
+                502, f"{manifest.vendor_name} answered a list without {operation.list_key}"
+            )
+    else:
         raise HubgateError(502, f"{manifest.vendor_name} answered a list with something else")
-    records = envelope.get(operation.list_key or "")
-    if not isinstance(records, list):
-        raise HubgateError(
-            502, f"{manifest.vendor_name} answered a list without {operation.list_key}"
-        )
-    following = envelope.get(manifest.pagination.next_field) if operation.paged else None
-    next_url = (
-        urljoin(instance.base_url, following) if isinstance(following, str) and following else None
+    if not operation.paged:
+        return records, None
+    return records, _next_url(
+        session, manifest.pagination_of(operation), envelope, records, url, params, start_index
     )
-    return records, next_url
+
+
+def _next_url(
+    session: VendorSession,
+    pagination: Pagination,
+    envelope: Any,
+    records: list[Json],
+    url: str,
+    params: list[tuple[str, str]] | None,
+    start_index: int,
+) -> str | None:
+    """Where the vendor's next page is: its own next URI, else the request with the next
+    cursor, offset or page number, while the total or a full page says there is more."""
+    if pagination.next_field is not None:
+        following = dig(envelope, pagination.next_field)
+        if isinstance(following, str) and following:
+            return urljoin(session.base_url, following)
+        if pagination.type != "cursor" or pagination.cursor_field is None:
+            return None
+    if pagination.type == "cursor":
+        cursor = dig(envelope, pagination.cursor_field or "")
+        if not isinstance(cursor, str | int) or cursor == "":
+            return None
+        return _with_param(url, params, pagination.cursor_param or "", str(cursor))
+    size = _int(_param(url, params, pagination.size_param), pagination.default_size)
+    total = dig(envelope, pagination.total_field) if pagination.total_field else None
+    if pagination.type == "offset":
+        name = pagination.offset_param or ""
+        start = _int(_param(url, params, name), 0)
+        step = start + len(records)
+    else:
+        name = pagination.page_param or ""
+        number = _int(_param(url, params, name), start_index)
+        step = number + 1
+        start = (number - start_index) * size
+    reached = start + len(records)
+    more = reached < total if isinstance(total, int) else len(records) >= size > 0
+    return _with_param(url, params, name, str(step)) if more and records else None
+
+
+def _int(text: str | None, default: int) -> int:
+    return int(text) if text is not None and text.isascii() and text.isdigit() else default
+
+
+def _param(url: str, params: list[tuple[str, str]] | None, name: str) -> str | None:
+    found = None
+    for key, value in [*parse_qsl(urlsplit(url).query, keep_blank_values=True), *(params or ())]:
+        if key == name:
+            found = value
+    return found
+
+
+def _with_param(url: str, params: list[tuple[str, str]] | None, name: str, value: str) -> str:
+    """``url`` with ``params`` folded into its query and ``name`` set to ``value``."""
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *(params or ())]
+    query = [(k, v) for k, v in query if k != name]
+    query.append((name, value))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 async def _collect(
     runtime: Runtime,
     instance: ResolvedInstance,
+    session: VendorSession,
     operation: Operation,
     url: str,
     query: list[tuple[str, str]],
@@ -445,19 +537,16 @@ async def _collect(
 ) -> list[dict[str, Any]]:
     """Every vendor page of a list, filtered by the residual, up to ``limit`` records."""
     params = [*query, *query_plan.vendor_query]
+    pagination = session.manifest.pagination_of(operation)
     if operation.paged:
-        params.append(
-            (
-                instance.element.manifest.pagination.size_param,
-                str(_page_size_max(runtime, instance)),
-            )
-        )
+        params.append((pagination.size_param, str(_page_size_max(runtime, instance))))
+    start_index = instance.int_config("pagination.page.startindex", pagination.start_index)
     kept: list[dict[str, Any]] = []
     next_url: str | None = url
     first = True
     while next_url is not None and len(kept) < limit:
         records, following = await _vendor_page(
-            runtime, instance, operation, next_url, params if first else None
+            session, operation, next_url, params if first else None, start_index
         )
         first = False
         kept.extend(r for r in records if _keep(query_plan, r))
@@ -475,9 +564,9 @@ def _check_cursor_url(instance: ResolvedInstance, url: str) -> None:
 
 async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
     runtime, instance, call, matched = step.runtime, step.instance, step.call, step.matched
-    url, query = step.url, step.query
+    session, url, query = step.session, step.url, step.query
     operation = matched.operation
-    manifest = instance.element.manifest
+    pagination = instance.element.manifest.pagination_of(operation)
     query_plan = _query_plan(matched, call, vendor_filters_final)
     resource_path = "/".join(call.segments)
     page = paging.page_request(
@@ -487,14 +576,17 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
         page=call.param("page"),
         page_size=call.param("pageSize"),
         next_page=call.param("nextPage"),
-        default_size=manifest.pagination.default_size,
+        default_size=pagination.default_size,
         max_size=_page_size_max(runtime, instance),
     )
     next_cursor: paging.Cursor | None = None
-    if query_plan.order or not operation.paged:
+    start_index = instance.int_config("pagination.page.startindex", pagination.start_index)
+    # A cursor cannot jump to page N: Hubgate reads up to it and pages itself.
+    cursor_jump = pagination.type == "cursor" and page.page > 1 and page.cursor is None
+    if query_plan.order or not operation.paged or cursor_jump:
         # The vendor cannot sort (or page): Hubgate reads the whole list and pages it itself.
         everything = await _collect(
-            runtime, instance, operation, url, query, query_plan, MAX_LOCAL_RECORDS + 1
+            runtime, instance, session, operation, url, query, query_plan, MAX_LOCAL_RECORDS + 1
         )
         if len(everything) > MAX_LOCAL_RECORDS:
             raise bad_request(
@@ -514,16 +606,14 @@ async def _list(step: _Step, vendor_filters_final: bool) -> HubResult:
             _check_cursor_url(instance, page.cursor.url)
             vendor_url, params = page.cursor.url, None
         else:
-            start_index = instance.int_config("pagination.page.startindex", 0)
-            pagination = manifest.pagination
-            params = [
-                *query,
-                *query_plan.vendor_query,
-                (pagination.page_param, str(page.page - 1 + start_index)),
-                (pagination.size_param, str(page.size)),
-            ]
+            params = [*query, *query_plan.vendor_query]
+            if pagination.type == "page":
+                params.append((pagination.page_param or "", str(page.page - 1 + start_index)))
+            elif pagination.type == "offset":
+                params.append((pagination.offset_param or "", str((page.page - 1) * page.size)))
+            params.append((pagination.size_param, str(page.size)))
             vendor_url = url
-        records, following = await _vendor_page(runtime, instance, operation, vendor_url, params)
+        records, following = await _vendor_page(session, operation, vendor_url, params, start_index)
         rows = [r for r in records if _keep(query_plan, r)]
         if following is not None:
             next_cursor = paging.Cursor(url=following)

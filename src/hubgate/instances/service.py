@@ -68,8 +68,7 @@ def _apply_flags(instance: Instance, flags: InstanceFlags) -> None:
 
 def _credentials_changed(element: Element, old: cfg.Configuration, new: cfg.Configuration) -> bool:
     manifest = element.manifest
-    keys = {manifest.auth.username, manifest.auth.password, manifest.base_url_key}
-    return any(old.get(k) != new.get(k) for k in keys)
+    return any(old.get(k) != new.get(k) for k in manifest.credential_keys)
 
 
 CALLBACK_URL_KEY = "event.notification.callback.url"
@@ -112,7 +111,7 @@ async def provision(
     if element.hooks.oauth is not None:
         code = body.provider_data.code if body.provider_data is not None else None
         config = await oauth.obtain_tokens(runtime, element, config, code)
-    await check_credentials(runtime.egress, manifest, config)
+    await check_credentials(runtime.egress, runtime.settings, manifest, config)
 
     repo = InstanceRepository(session)
     instance_id = await repo.next_id()
@@ -228,7 +227,7 @@ async def update(
     name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name
     tags = cfg.clean_tags(body.tags) if body.tags is not None else ([] if replace else None)
     if _credentials_changed(element, current, config):
-        await check_credentials(runtime.egress, manifest, config)
+        await check_credentials(runtime.egress, runtime.settings, manifest, config)
     instance.name = name
     if tags is not None:
         instance.tags = tags
