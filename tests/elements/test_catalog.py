@@ -20,8 +20,8 @@ async def test_twilio_element(api: Api, authorized: bool) -> None:
             "Twilio V2",
             "messaging",
         )
-    assert (await client.get("elements/keys")).body == ["twiliov2"]
-    assert [e["key"] for e in (await client.get("elements")).body] == ["twiliov2"]
+    assert (await client.get("elements/keys")).body == ["twiliov2", "slack"]
+    assert [e["key"] for e in (await client.get("elements")).body] == ["twiliov2", "slack"]
 
 
 async def test_configuration_entries(api: Api) -> None:
@@ -58,7 +58,7 @@ async def test_hubs(api: Api) -> None:
     hubs = (await api.get("hubs")).body
     assert hubs[0]["key"] == "messaging"
     assert hubs[0]["id"] == 1
-    assert (await api.get("hubs/keys")).body == ["messaging"]
+    assert (await api.get("hubs/keys")).body == ["messaging", "collaboration"]
     hub = (await api.get("hubs/messaging")).body
     assert hub == {
         "id": 1,
