@@ -87,8 +87,16 @@ async def provision(
     back = await consent(http, sim, await oauth_url(api, sim))
     answer = await api.post("instances", json=instance_body(sim, back["code"], **configuration))
     assert answer.status == 200, answer.text
+    watch_secrets(sim)
     instance: dict[str, Any] = answer.body
     return instance
+
+
+def watch_secrets(sim: SlackSimulator) -> None:
+    """The app's secrets and every token it gave: none may appear in any log of the run."""
+    from tests.logwatch import remember_secret  # a plugin: imported once pytest loaded it
+
+    remember_secret(sim.client_secret, sim.signing_secret, *sim.tokens, *sim.refresh_tokens)
 
 
 def element_auth(api: Api, instance: dict[str, Any]) -> Api:

@@ -7,6 +7,7 @@ and Slack's ``{"ok": false}`` errors.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,6 +29,7 @@ from tests.elements.slack_flow import (
     instance_body,
     oauth_url,
     provision,
+    watch_secrets,
 )
 
 
@@ -155,6 +157,24 @@ async def test_an_expired_token_is_refreshed_mid_use_without_the_caller_noticing
     slack.expire_token(second)
     assert (await hub.get("hubs/collaboration/channels")).status == 200
     assert (await api.get(f"instances/{instance['id']}")).body["valid"] is True
+    watch_secrets(slack)
+
+
+async def test_concurrent_calls_with_an_expired_token_refresh_it_once(
+    api: Api, http: aiohttp.ClientSession, slack: SlackSimulator
+) -> None:
+    instance = await provision(api, http, slack)
+    hub = element_auth(api, instance)
+    [first] = live_tokens(slack)
+    slack.expire_token(first)
+    # Slack's refresh tokens work once: a second refresh with the same one would be refused
+    # and mark the instance invalid. The row lock lets one call refresh; the others use its
+    # token.
+    answers = await asyncio.gather(*(hub.get("hubs/collaboration/users") for _ in range(6)))
+    assert [a.status for a in answers] == [200] * 6, [a.text for a in answers]
+    assert len(slack.tokens) == 2
+    assert (await api.get(f"instances/{instance['id']}")).body["valid"] is True
+    watch_secrets(slack)
 
 
 async def test_a_token_near_its_expiry_is_refreshed_before_it_is_used(
@@ -168,6 +188,7 @@ async def test_a_token_near_its_expiry_is_refreshed_before_it_is_used(
     # Refreshed once, before the call: a second token, the first one's refresh token spent.
     assert len(slack.tokens) == 2
     assert [t for t in live_tokens(slack) if t != first]
+    watch_secrets(slack)
 
 
 async def test_a_refused_refresh_marks_the_instance_invalid_with_the_reason(

@@ -142,6 +142,7 @@ CONSOLE = frozenset(
         "GET /catalog",
         "GET /catalog/{key}",
         "POST /catalog/{key}",
+        "GET /catalog/{key}/callback",
         "GET /instances",
         "GET /instances/{instance_id}",
         "GET /instances/{instance_id}/api-docs",

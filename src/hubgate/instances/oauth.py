@@ -196,10 +196,12 @@ async def refresh(runtime: Runtime, instance: ResolvedInstance, *, force: bool) 
         if row is None:
             raise HubgateError(404, f"No instance found with id {instance.id}")
         config = decrypt_configuration(runtime.keyring, row)
+        version = row.version  # read now: a rollback expires the row
         changed = config.get(cfg.OAUTH_TOKEN) != instance.config.get(cfg.OAUTH_TOKEN)
         if changed or not (force or _due(config, time.time())):
+            # Another process refreshed while this one waited for the lock: its tokens serve.
             await session.rollback()
-            return dataclasses.replace(instance, config=config, version=row.version)
+            return dataclasses.replace(instance, config=config, version=version)
         if config.get(cfg.OAUTH_FAILURE):
             await session.rollback()
             raise _refused(dataclasses.replace(instance, config=config))
