@@ -10,15 +10,15 @@ What an element may add to its manifest's data (all optional, gathered in :class
   the operation's ``hook`` (Twilio's ``/ping``); it gets a :class:`HookContext`;
 - a vendor webhook (D31): it gets the raw request as the vendor sent it and answers with the
   verified changes and the acknowledgement the vendor expects (D271);
-- a credential check, and the OAuth 2.0 code exchange and refresh (D56) that
-  :mod:`hubgate.instances.oauth` drives for elements whose authentication is ``oauth2``.
+- a credential check run after the manifest's check call, with the instance's vendor session;
+- the OAuth 2.0 code exchange and refresh (D56) that :mod:`hubgate.instances.oauth` drives.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -99,6 +99,30 @@ class ResolvedInstance:
         return int(value)
 
 
+class VendorCalls(Protocol):
+    """The instance's vendor session as a hook sees it: the same URL filler, auth, retries and
+    error map as every other vendor call of Hubgate (D282)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def url(self, path: str, values: Mapping[str, str | None] | None = None) -> str:
+        """The vendor URL of a manifest-style path (``/v3/templates/{id}``)."""
+        ...
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        values: Mapping[str, str | None] | None = None,
+        params: Sequence[tuple[str, str]] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """One vendor call; the parsed JSON answer (None for an empty one), or a HubgateError."""
+        ...
+
+
 class HookContext(Protocol):
     """What an operation hook gets: the instance, the call, and the operation's vendor call."""
 
@@ -110,6 +134,9 @@ class HookContext(Protocol):
 
     @property
     def matched(self) -> Matched: ...
+
+    @property
+    def session(self) -> VendorCalls: ...
 
     async def vendor(self) -> Any:
         """Send the operation's vendor request; the parsed JSON answer, or a HubgateError."""
@@ -179,8 +206,9 @@ class VendorWebhook(Protocol):
 
 
 class CredentialCheck(Protocol):
-    async def __call__(self, configuration: Mapping[str, str | None]) -> None:
-        """Prove the credentials before an instance is saved; raise a HubgateError if not."""
+    async def __call__(self, session: VendorCalls) -> None:
+        """What the manifest's check call cannot prove (SendGrid: the key may send mail), run
+        after it succeeded; raise a HubgateError (400) to refuse the credentials."""
         ...
 
 

@@ -111,7 +111,7 @@ async def provision(
     if element.hooks.oauth is not None:
         code = body.provider_data.code if body.provider_data is not None else None
         config = await oauth.obtain_tokens(runtime, element, config, code)
-    await check_credentials(runtime.egress, runtime.settings, manifest, config)
+    await check_credentials(runtime.egress, runtime.settings, element, config)
 
     repo = InstanceRepository(session)
     instance_id = await repo.next_id()
@@ -227,7 +227,7 @@ async def update(
     name = cfg.clean_text(body.name, "name") if body.name is not None else instance.name
     tags = cfg.clean_tags(body.tags) if body.tags is not None else ([] if replace else None)
     if _credentials_changed(element, current, config):
-        await check_credentials(runtime.egress, runtime.settings, manifest, config)
+        await check_credentials(runtime.egress, runtime.settings, element, config)
     instance.name = name
     if tags is not None:
         instance.tags = tags

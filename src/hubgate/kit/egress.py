@@ -21,7 +21,7 @@ import json as _json
 import re
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeAlias
@@ -37,12 +37,14 @@ __all__ = [
     "EgressDenied",
     "EgressError",
     "EgressPolicy",
+    "EgressRequest",
     "EgressResponse",
     "EgressTimeout",
     "EgressTimeouts",
     "EgressTooLarge",
     "EgressUnreachable",
     "GuardedResolver",
+    "Transport",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -322,6 +324,22 @@ class EgressResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
+@dataclass(frozen=True, slots=True)
+class EgressRequest:
+    """A request as it would leave: the policy-checked URL with its query, the headers, the
+    encoded body. What a :data:`Transport` gets."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+
+
+# The seam tests replace (httpx's transport, in spirit): given, the client sends nothing over
+# the network and asks this instead; the policy check and the encoding stay the client's.
+Transport: TypeAlias = Callable[[EgressRequest], Awaitable[EgressResponse]]
+
+
 def _safe_target(url: URL) -> str:
     """scheme://host:port/path for messages: no user info, no query, no fragment."""
     host = url.raw_host or ""
@@ -346,6 +364,7 @@ class EgressClient:
         timeouts: EgressTimeouts = EgressTimeouts(5, 30),  # frozen: one shared default is safe
         resolver: AbstractResolver | None = None,
         limit: int = 100,
+        transport: Transport | None = None,
     ) -> None:
         if max_response_bytes < 0:
             raise ValueError("max_response_bytes must be >= 0")
@@ -357,6 +376,7 @@ class EgressClient:
         self._resolver = GuardedResolver(policy, resolver)
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._transport = transport
 
     @property
     def policy(self) -> EgressPolicy:
@@ -371,7 +391,7 @@ class EgressClient:
         return self._max
 
     async def start(self) -> None:
-        if self._session is not None:
+        if self._session is not None or self._transport is not None:
             return
         connector = aiohttp.TCPConnector(
             resolver=self._resolver,
@@ -421,7 +441,7 @@ class EgressClient:
         timeout: EgressTimeouts | None = None,  # noqa: ASYNC109 - a policy object, not a deadline
     ) -> EgressResponse:
         session = self._session
-        if session is None:
+        if session is None and self._transport is None:
             raise RuntimeError("EgressClient is not started")
         target = self._policy.check_url(url)
         client_timeout = self._default_timeout if timeout is None else self._timeout_for(timeout)
@@ -434,6 +454,9 @@ class EgressClient:
             # aiohttp deprecates BasicAuth objects; a ready header is also cheaper.
             basic = aiohttp.encode_basic_auth(auth[0], auth[1])
             headers = {**headers, "Authorization": basic} if headers else {"Authorization": basic}
+        if self._transport is not None:
+            return await self._through_transport(method, target, params, headers, data, json)
+        assert session is not None
         started = time.perf_counter()
         try:
             async with session.request(
@@ -479,6 +502,37 @@ class EgressClient:
             raise EgressError(
                 f"{method} {_safe_target(target)}: request failed ({type(exc).__name__})"
             ) from None
+
+    async def _through_transport(
+        self,
+        method: str,
+        target: URL,
+        params: Params | None,
+        headers: Mapping[str, str] | None,
+        data: Data | None,
+        json: object,
+    ) -> EgressResponse:
+        assert self._transport is not None
+        if params:
+            pairs = params.items() if isinstance(params, Mapping) else params
+            target = target.extend_query(list(pairs))
+        sent = dict(headers or {})
+        body: bytes | None
+        if json is not None:
+            body = _json.dumps(json).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif isinstance(data, str):
+            body = data.encode()
+        elif data is None or isinstance(data, bytes):
+            body = data
+        else:
+            body = urlencode(list(data)).encode()
+        response = await self._transport(EgressRequest(method, str(target), sent, body))
+        if len(response.body) > self._max:
+            raise EgressTooLarge(
+                f"{method} {_safe_target(target)}: response exceeds the {self._max}-byte cap"
+            )
+        return response
 
     def _timeout_for(self, timeouts: EgressTimeouts) -> aiohttp.ClientTimeout:
         cached = self._timeout_cache.get(timeouts)
