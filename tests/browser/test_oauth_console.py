@@ -126,3 +126,19 @@ async def test_a_denied_or_foreign_return_saves_nothing(
     await page.get_by_role("button", name="Cancel").click()
     await expect(page.get_by_text("Slack did not grant access (access_denied)")).to_be_visible()
     assert (await api.get("instances")).body == []
+
+
+async def test_sendgrids_form_asks_for_its_api_key_and_webhook_public_key(
+    tab: Watched, tenant: TenantCredentials
+) -> None:
+    page = tab.page
+    await sign_in(tab, tenant)
+    await page.goto("/catalog/sendgrid")
+    await expect(page.get_by_role("heading", name="Authenticate SendGrid")).to_be_visible()
+    # Up front, not folded away: the key as a secret field, the public key as text.
+    api_key = page.get_by_label(re.compile("^API key"))
+    await expect(api_key).to_be_visible()
+    await expect(api_key).to_have_attribute("type", "password")
+    public_key = page.get_by_label(re.compile("^Event Webhook public key"))
+    await expect(public_key).to_be_visible()
+    await expect(public_key).to_have_attribute("type", "text")

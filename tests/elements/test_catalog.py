@@ -20,8 +20,9 @@ async def test_twilio_element(api: Api, authorized: bool) -> None:
             "Twilio V2",
             "messaging",
         )
-    assert (await client.get("elements/keys")).body == ["twiliov2", "slack"]
-    assert [e["key"] for e in (await client.get("elements")).body] == ["twiliov2", "slack"]
+    keys = ["sendgrid", "twiliov2", "slack"]
+    assert (await client.get("elements/keys")).body == keys
+    assert [e["key"] for e in (await client.get("elements")).body] == keys
 
 
 async def test_configuration_entries(api: Api) -> None:
@@ -67,5 +68,8 @@ async def test_hubs(api: Api) -> None:
         "description": hub["description"],
         "active": True,
     }
-    assert [e["key"] for e in (await api.get("hubs/messaging/elements")).body] == ["twiliov2"]
+    assert [e["key"] for e in (await api.get("hubs/messaging/elements")).body] == [
+        "sendgrid",
+        "twiliov2",
+    ]
     assert (await api.get("hubs/nosuch")).status == 404

@@ -167,6 +167,10 @@ class PushParam(_Model):
 
     param: str
     format: ValueFormat = "text"
+    # A query-language vendor: the predicate as a clause of one parameter, ``{value}`` filled
+    # in with ``"`` and ``\`` escaped by ``\`` (SendGrid's ``to_email="{value}"``); the
+    # clauses of one parameter are joined with `` AND `` (D283).
+    clause: str | None = None
 
 
 class Pushable(_Model):
@@ -262,6 +266,8 @@ class Operation(_Model):
     parameters: tuple[Parameter, ...] = ()
     # The name of a function of the element's hooks that answers instead of the vendor call.
     hook: str | None = None
+    # The name of a request hook of the element that shapes the body before it is sent.
+    request_hook: str | None = Field(default=None, alias="requestHook")
 
 
 FieldType = Literal["string", "number", "boolean", "date", "object", "array"]

@@ -8,6 +8,8 @@ What an element may add to its manifest's data (all optional, gathered in :class
 
 - operation hooks: a coroutine that answers a hub operation instead of its vendor call, named by
   the operation's ``hook`` (Twilio's ``/ping``); it gets a :class:`HookContext`;
+- request hooks: a function that shapes a write's body before it is sent, named by the
+  operation's ``requestHook`` (SendGrid's default sender);
 - a vendor webhook (D31): it gets the raw request as the vendor sent it and answers with the
   verified changes and the acknowledgement the vendor expects (D271);
 - a credential check run after the manifest's check call, with the instance's vendor session;
@@ -144,6 +146,10 @@ class HookContext(Protocol):
 
 
 OperationHook = Callable[[HookContext], Awaitable[Any]]
+# The caller's JSON body and the instance's configuration → the body the vendor is sent (the
+# pipeline then encodes it as the operation's ``body`` says); raise a HubgateError (400) for a
+# body the vendor could never take.
+RequestHook = Callable[[Any, Mapping[str, str | None]], Any]
 
 
 # --- vendor webhooks (D31, D271) ---------------------------------------------------------------
@@ -258,6 +264,7 @@ class Hooks:
     """The Python an element adds where its manifest's data cannot say enough (D19)."""
 
     operations: Mapping[str, OperationHook] = field(default_factory=dict)
+    requests: Mapping[str, RequestHook] = field(default_factory=dict)
     webhook: VendorWebhook | None = None
     credential_check: CredentialCheck | None = None
     oauth: OAuthFlow | None = None

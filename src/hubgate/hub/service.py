@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hubgate.elements.manifest import IdFrom, Operation, Pagination, Pushable, PushParam, Resource
+from hubgate.elements.sdk import RequestHook
 from hubgate.hub import paging, routing, vendor
 from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
@@ -162,10 +163,14 @@ async def execute(
         return await _list(step, vendor_filters_final)
     sent: Any = None
     data: list[tuple[str, str]] | None = None
-    if operation.body == "form":
-        sent = data = form_fields(_json_body(call))
-    elif operation.body == "json":
-        sent = _json_body(call)
+    if operation.body != "none":
+        given = _json_body(call)
+        if operation.request_hook is not None:
+            given = _request_hook(instance, operation.request_hook)(given, instance.config)
+        if operation.body == "form":
+            sent = data = form_fields(given)
+        else:
+            sent = given
     response = await session.send(
         operation.vendor_method or call.method,
         url,
@@ -314,6 +319,14 @@ class _Step:
             operation.vendor_method or self.call.method, self.url, params=self.query or None
         )
         return self.session.parse_json(response)
+
+
+def _request_hook(instance: ResolvedInstance, name: str) -> RequestHook:
+    element = instance.element
+    hook = element.hooks.requests.get(name)
+    if hook is None:
+        raise HubgateError(500, f"Element {element.key} has no request hook {name}")
+    return hook
 
 
 async def _run_hook(step: _Step) -> HubResult:

@@ -67,13 +67,21 @@ def pushed_params(
     query: list[tuple[str, str]] = []
     sent: list[Comparison] = []
     used: set[str] = set()
+    clauses: dict[str, list[str]] = {}
     for comparison in pushed:
         push = params[fold(comparison.field)][comparison.op]
+        value = format_value(comparison.value, push)
+        if push.clause is not None:
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            clauses.setdefault(push.param, []).append(push.clause.replace("{value}", escaped))
+            sent.append(comparison)
+            continue
         if push.param in used:
             continue
         used.add(push.param)
-        query.append((push.param, format_value(comparison.value, push)))
+        query.append((push.param, value))
         sent.append(comparison)
+    query.extend((param, " AND ".join(parts)) for param, parts in clauses.items())
     return query, sent
 
 
