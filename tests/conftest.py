@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -312,14 +313,13 @@ class RunningPrism:
         return f"{self.url}/2010-04-01/Accounts"
 
 
-@pytest.fixture(scope="session")
-async def prism(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningPrism]:
-    """Prism serving Twilio's own OpenAPI file: a Twilio stand-in we did not write."""
-    spec = shared_file("twilio/twilio_api_v2010.json")
+@asynccontextmanager
+async def running_prism(spec: Path, folder: Path) -> AsyncIterator[str]:
+    """Prism mocking one of a vendor's own OpenAPI files; yields its URL."""
     if not PRISM.exists():
         pytest.fail(f"{PRISM} is missing: `make test` installs it (cd tools && npm ci)")
     port = free_port()
-    log = tmp_path_factory.mktemp("prism") / "prism.log"
+    log = folder / f"prism-{spec.stem}.log"
     with log.open("wb") as sink:
         process = await asyncio.create_subprocess_exec(
             str(PRISM),
@@ -333,15 +333,23 @@ async def prism(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Runni
             stderr=asyncio.subprocess.STDOUT,
         )
     try:
-        for _ in range(600):
+        for _ in range(1200):
             if "Prism is listening" in log.read_text(errors="replace"):
                 break
             if process.returncode is not None:
                 pytest.fail(f"Prism exited: {log.read_text(errors='replace')[-2000:]}")
             await asyncio.sleep(0.05)
         else:
-            pytest.fail("Prism did not start within 30 s")
-        yield RunningPrism(url=f"http://127.0.0.1:{port}")
+            pytest.fail("Prism did not start within 60 s")
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         await process.wait()
+
+
+@pytest.fixture(scope="session")
+async def prism(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningPrism]:
+    """Prism serving Twilio's own OpenAPI file: a Twilio stand-in we did not write."""
+    spec = shared_file("twilio/twilio_api_v2010.json")
+    async with running_prism(spec, tmp_path_factory.mktemp("prism")) as url:
+        yield RunningPrism(url=url)

@@ -13,7 +13,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from hubgate.elements.registry import discover
-from hubgate.elements.sdk import Element, HubCall, ResolvedInstance
+from hubgate.elements.sdk import HubCall, ResolvedInstance
 from hubgate.hub import paging, service
 from hubgate.instances.credentials import check_credentials
 from hubgate.kit.crypto import Keyring
@@ -28,6 +28,7 @@ from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from tests.elements.loopback import SITE
+from tests.elements.standard import resolved
 
 REGISTRY = discover([SITE])
 VENDOR = "https://vendor.example"
@@ -69,21 +70,7 @@ def runtime_with(vendor: Handler, *, allow: str = "vendor.example") -> Runtime:
 
 
 def instance_of(key: str, **config: str) -> ResolvedInstance:
-    element: Element = REGISTRY.get(key)
-    return ResolvedInstance(
-        id=7,
-        organization_id=1,
-        account_id=1,
-        token_hash="x",
-        version=1,
-        disabled=False,
-        element=element,
-        config={**element.manifest.defaults(), "base.url": VENDOR, **config},
-        caching_enabled=False,
-        cache_time_to_live=0,
-        max_cache_size=0,
-        trace_logging_enabled=False,
-    )
+    return resolved(REGISTRY.get(key), **{"base.url": VENDOR, **config})
 
 
 def twilio() -> ResolvedInstance:

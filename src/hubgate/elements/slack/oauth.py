@@ -71,7 +71,12 @@ class SlackOAuth:
             configuration.get("oauth.api.secret") or "",
         )
         response = await http.request("POST", url, data=form, auth=client)
-        if response.status == 429 or response.status >= 500:
+        if response.status == 429:
+            error = HubgateError(429, f"Slack is rate limiting {what}; try again later")
+            wait = response.headers.get("Retry-After", "1")
+            error.headers["Retry-After"] = wait if wait.isascii() and wait.isdigit() else "1"
+            raise error
+        if response.status >= 500:
             # Slack's trouble, not a refusal: nothing is decided about the instance.
             raise HubgateError(502, f"Slack could not answer {what} (HTTP {response.status})")
         try:
