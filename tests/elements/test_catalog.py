@@ -20,8 +20,9 @@ async def test_twilio_element(api: Api, authorized: bool) -> None:
             "Twilio V2",
             "messaging",
         )
-    assert (await client.get("elements/keys")).body == ["sendgrid", "twiliov2"]
-    assert [e["key"] for e in (await client.get("elements")).body] == ["sendgrid", "twiliov2"]
+    keys = ["sendgrid", "twiliov2", "slack"]
+    assert (await client.get("elements/keys")).body == keys
+    assert [e["key"] for e in (await client.get("elements")).body] == keys
 
 
 async def test_configuration_entries(api: Api) -> None:
@@ -58,7 +59,7 @@ async def test_hubs(api: Api) -> None:
     hubs = (await api.get("hubs")).body
     assert hubs[0]["key"] == "messaging"
     assert hubs[0]["id"] == 1
-    assert (await api.get("hubs/keys")).body == ["messaging"]
+    assert (await api.get("hubs/keys")).body == ["messaging", "collaboration"]
     hub = (await api.get("hubs/messaging")).body
     assert hub == {
         "id": 1,

@@ -61,7 +61,9 @@ def test_twilio_states_its_own_names() -> None:
 
 
 def test_secrets_come_from_the_manifests_flags() -> None:
-    assert secret_keys(twilio.manifest) == {"password", "event.notification.signature.key"}
+    # Hubgate's own: the notification signature key and the tokens an OAuth element obtains.
+    own = {"event.notification.signature.key", "oauth.user.token", "oauth.user.refresh_token"}
+    assert secret_keys(twilio.manifest) == {"password", *own}
     # An element whose vendor secret has another name: that name is masked, "password" is not.
     data = json.loads(json.dumps(TWILIO_JSON))
     for entry in data["configuration"]:
@@ -69,7 +71,7 @@ def test_secrets_come_from_the_manifests_flags() -> None:
             entry["key"] = "api.key"
     data["auth"]["password"] = "api.key"
     other = Manifest.model_validate(data)
-    assert secret_keys(other) == {"api.key", "event.notification.signature.key"}
+    assert secret_keys(other) == {"api.key", *own}
 
 
 def test_poller_defaults_are_per_resource() -> None:

@@ -139,7 +139,7 @@ def test_hubs_are_data_and_an_unknown_one_must_be_declared() -> None:
 
 
 async def test_the_hubs_catalog_lists_a_declared_hub(api: Api, registry: ElementRegistry) -> None:
-    assert (await api.get("hubs/keys")).body == ["messaging", "notebooks"]
+    assert (await api.get("hubs/keys")).body == ["messaging", "collaboration", "notebooks"]
     hub = await api.get("hubs/notebooks")
     assert hub.status == 200, hub.text
     assert hub.body["name"] == "Notebooks"

@@ -53,7 +53,7 @@ async def test_metadata_carries_polling_defaults_and_expands(api: Api) -> None:
     # Every element at once, with or without credentials.
     everything = await api.with_auth(None).get("elements/metadata", params={"expand": "true"})
     assert everything.status == 200, everything.text
-    assert [m["key"] for m in everything.body] == ["sendgrid", "twiliov2"]
+    assert [m["key"] for m in everything.body] == ["sendgrid", "twiliov2", "slack"]
     assert everything.body[1] == body
     assert (await api.get("elements/metadata")).body[1] == plain
     assert (await api.get("elements/nosuch/metadata")).status == 404

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from openapi_spec_validator import validate
 
-from hubgate.elements.manifest import BasicAuth, Manifest
+from hubgate.elements.manifest import BasicAuth, Manifest, OAuth2Auth
 from hubgate.elements.registry import discover
 from hubgate.elements.sdk import Element
-from hubgate.instances.configuration import secret_keys
+from hubgate.instances.configuration import ALWAYS_SECRET, secret_keys
 from tests.conftest import Api, RunningHubgate
 from tests.elements.standard import BUILT_IN, CaseFactory, StandardCase
 from tests.logwatch import remember_secret, run_log
@@ -46,7 +46,7 @@ CASES: dict[str, CaseFactory] = {**BUILT_IN, **_installed_cases()}
 
 
 def test_the_suite_covers_every_registered_element() -> None:
-    assert {"twiliov2", "sendgrid", "loopback"} <= set(KEYS)
+    assert {"twiliov2", "sendgrid", "slack", "loopback"} <= set(KEYS)
     missing = sorted(set(KEYS) - set(CASES))
     assert not missing, f"no StandardCase for {missing}: add one (tests/elements/standard.py)"
 
@@ -62,17 +62,22 @@ class Standard:
     def manifest(self) -> Manifest:
         return self.element.manifest
 
+    def create(self, name: str, configuration: dict[str, Any]) -> dict[str, Any]:
+        """A create request; an OAuth element's carries the code its case obtained."""
+        body: dict[str, Any] = {
+            "element": {"key": self.element.key},
+            "name": name,
+            "configuration": configuration,
+        }
+        provider = self.case.provider_data()
+        if provider is not None:
+            body["providerData"] = provider
+        return body
+
     async def provision(self, *, expect: int = 200, **extra: Any) -> dict[str, Any]:
         configuration = {**self.case.configuration(), **extra}
-        response = await self.api.post(
-            "instances",
-            json={
-                "element": {"key": self.element.key},
-                "name": f"standard {self.element.key}",
-                "traceLoggingEnabled": True,
-                "configuration": configuration,
-            },
-        )
+        request = self.create(f"standard {self.element.key}", configuration)
+        response = await self.api.post("instances", json={**request, "traceLoggingEnabled": True})
         assert response.status == expect, response.text
         body: dict[str, Any] = response.body
         if response.status == 200:
@@ -127,6 +132,11 @@ def test_manifest_lint(key: str) -> None:
         if entry.secret:
             assert entry.default_value is None, f"secret {entry.key} has a default"
     for name in credentials:
+        if isinstance(manifest.auth, OAuth2Auth):
+            # The token the provisioning obtains is Hubgate's to keep, secret and in no
+            # answer, not an entry a caller sets (D290).
+            assert name in ALWAYS_SECRET, f"OAuth token {name} is not kept secret"
+            continue
         assert name in entries, f"auth names {name}, which is not configuration"
         assert entries[name].secret, f"{name} carries a credential but is not secret"
     # A check call whose placeholders the configuration fills.
@@ -169,23 +179,13 @@ async def test_the_credential_check_maps_200_401_429(standard: Standard) -> None
     created = await standard.provision()
     assert created["element"]["key"] == standard.element.key
     refused = await standard.api.post(
-        "instances",
-        json={
-            "element": {"key": standard.element.key},
-            "name": "refused",
-            "configuration": standard.case.refused_configuration(),
-        },
+        "instances", json=standard.create("refused", standard.case.refused_configuration())
     )
     assert refused.status == 400, refused.text
     assert "providerMessage" in refused.body
     standard.case.rate_limit_next()
     limited = await standard.api.post(
-        "instances",
-        json={
-            "element": {"key": standard.element.key},
-            "name": "limited",
-            "configuration": standard.case.configuration(),
-        },
+        "instances", json=standard.create("limited", standard.case.configuration())
     )
     assert limited.status == 429, limited.text
     assert limited.headers["Retry-After"].isdigit()

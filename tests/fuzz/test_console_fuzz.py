@@ -78,7 +78,8 @@ def fuzz_route(
             choice = st.one_of(st.sampled_from(ids), st.integers(0, 2**70))
             return str(data.draw(choice, label=name))
         if name == "key":
-            return data.draw(st.one_of(st.sampled_from(["twiliov2", "503"]), text), label=name)
+            keys = st.sampled_from(["twiliov2", "503", "slack"])
+            return data.draw(st.one_of(keys, text), label=name)
         return data.draw(text, label=name)
 
     @FUZZ_SETTINGS
@@ -87,7 +88,8 @@ def fuzz_route(
         path = _PARAMETER.sub(
             lambda m: requests.utils.quote(value_for(m.group(1), data), safe=""), template
         )
-        query = data.draw(st.dictionaries(st.sampled_from(["next", "q", "page"]), text, max_size=2))
+        names = st.sampled_from(["next", "q", "page", "code", "state", "error"])
+        query = data.draw(st.dictionaries(names, text, max_size=2))
         form: dict[str, Any] = data.draw(st.dictionaries(form_keys, text, max_size=5))
         token = data.draw(st.sampled_from([csrf, "forged", None]), label="csrf")
         if token is not None:

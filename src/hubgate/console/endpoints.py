@@ -245,9 +245,8 @@ async def authenticate_form(
     key: str, request: Request, runtime: RuntimeDep, user: UserDep
 ) -> Response:
     found = known_element(runtime, key)
-    return _authenticate_page(
-        request, user, found, forms.FormState(values=found.manifest.defaults())
-    )
+    values = service.oauth_form_values(runtime, found)
+    return _authenticate_page(request, user, found, forms.FormState(values=values))
 
 
 @router.post("/catalog/{key}")
@@ -261,12 +260,113 @@ async def authenticate(
 ) -> Response:
     found = known_element(runtime, key)
     submitted = forms.parse(found.manifest, form)
+    if found.hooks.oauth is not None:
+        return _consent(request, runtime, user, found, submitted)
     outcome = await service.authenticate(session, runtime, user.tenant, found, submitted)
     if outcome.instance is None:
         state = forms.resubmitted(found.manifest, submitted, outcome.errors)
         return _authenticate_page(request, user, found, state, status=400)
     await session.commit()
     return redirect(f"/instances/{outcome.instance.id}?done=created")
+
+
+OAUTH_COOKIE = "hubgate_oauth"
+
+
+def _oauth_cookie_path(key: str) -> str:
+    return f"/catalog/{key}/callback"
+
+
+def _consent(
+    request: Request,
+    runtime: Runtime,
+    user: ConsoleUser,
+    found: Element,
+    submitted: forms.Submitted,
+) -> Response:
+    """Send the person to the vendor's consent page, the form kept for the way back.
+
+    A page that moves on by itself rather than a redirect: the console's CSP allows forms to
+    post only to itself, which browsers also apply to where a form's answer redirects.
+    """
+    nonce = new_nonce()
+    try:
+        url = service.consent_url(runtime, found, submitted, nonce)
+    except HubgateError as exc:
+        state = forms.resubmitted(found.manifest, submitted, forms.errors_from(found.manifest, exc))
+        return _authenticate_page(request, user, found, state, status=400)
+    pending = service.PendingOAuth(nonce, submitted)
+    response = render(
+        request,
+        "consent.html",
+        {
+            "title": "Continue to " + found.manifest.vendor_name,
+            "nav": "catalog",
+            "url": url,
+            "vendor_name": found.manifest.vendor_name,
+        },
+        user=user,
+    )
+    response.set_cookie(
+        OAUTH_COOKIE,
+        service.seal_pending(runtime, user.id_hash, found.key, pending),
+        max_age=service.OAUTH_PENDING_SECONDS,
+        httponly=True,
+        # Lax: sent when the vendor's page sends the browser back (a top-level GET).
+        samesite="lax",
+        secure=secure_cookies(request, runtime),
+        path=_oauth_cookie_path(found.key),
+    )
+    return response
+
+
+@router.get("/catalog/{key}/callback")
+async def oauth_callback(
+    key: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user: UserDep,
+    code: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[str | None, Query(max_length=200)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The vendor's redirect back (D56): the code is exchanged and the instance saved."""
+    found = known_element(runtime, key)
+    sealed = request.cookies.get(OAUTH_COOKIE)
+    pending = service.open_pending(runtime, user.id_hash, found.key, sealed)
+    name = found.manifest.vendor_name
+    if pending is None or not token_matches(pending.state, state):
+        problem = forms.FormErrors(
+            summary=f"This return from {name} does not match an authentication started here"
+            " in the last ten minutes. Start again."
+        )
+        values = service.oauth_form_values(runtime, found)
+        response = _authenticate_page(
+            request, user, found, forms.FormState(values=values, errors=problem), status=400
+        )
+    elif error is not None or not code:
+        problem = forms.FormErrors(summary=f"{name} did not grant access ({error or 'no code'}).")
+        shown = forms.resubmitted(found.manifest, pending.submitted, problem)
+        response = _authenticate_page(request, user, found, shown, status=400)
+    else:
+        outcome = await service.authenticate(
+            session, runtime, user.tenant, found, pending.submitted, code=code
+        )
+        if outcome.instance is None:
+            shown = forms.resubmitted(found.manifest, pending.submitted, outcome.errors)
+            response = _authenticate_page(request, user, found, shown, status=400)
+        else:
+            await session.commit()
+            response = redirect(f"/instances/{outcome.instance.id}?done=created")
+    response.delete_cookie(
+        OAUTH_COOKIE,
+        path=_oauth_cookie_path(found.key),
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(request, runtime),
+    )
+    return response
 
 
 # -- instances ----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,11 +19,14 @@ from hubgate.elements.manifest import Manifest
 from hubgate.elements.registry import Element, hub_of
 from hubgate.hub.docs import API_PREFIX as DOCS_API_PREFIX
 from hubgate.hub.docs import element_openapi
+from hubgate.instances import configuration as cfg
+from hubgate.instances import oauth
 from hubgate.instances import service as instances
 from hubgate.instances.models import Instance
 from hubgate.instances.presenter import instance_json
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.schemas import InstanceCreate, InstancePatch
+from hubgate.kit.crypto import DecryptionError
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
 
@@ -87,17 +92,21 @@ async def authenticate(
     tenant: Tenant,
     found: Element,
     submitted: forms.Submitted,
+    *,
+    code: str | None = None,
 ) -> Outcome:
-    """Provision through the same service the API uses, so every rule applies unchanged."""
+    """Provision through the same service the API uses, so every rule applies unchanged;
+    ``code`` is an OAuth element's, from the vendor's redirect (D56)."""
+    request: dict[str, Any] = {
+        "element": {"key": found.key},
+        "name": submitted.name or None,
+        "tags": submitted.tags,
+        "configuration": forms.for_create(submitted),
+    }
+    if code is not None:
+        request["providerData"] = {"code": code}
     try:
-        body = InstanceCreate.model_validate(
-            {
-                "element": {"key": found.key},
-                "name": submitted.name or None,
-                "tags": submitted.tags,
-                "configuration": forms.for_create(submitted),
-            }
-        )
+        body = InstanceCreate.model_validate(request)
     except ValidationError as exc:
         return Outcome(None, forms.errors_from_validation(exc))
     try:
@@ -261,3 +270,85 @@ async def instance_list(
     else:
         chosen = everything
     return InstanceList(rows=[_row(runtime, i) for i in chosen], elements=elements, tags=tags)
+
+
+# -- OAuth elements: the consent round trip (D56) -------------------------------------------
+
+# A round trip left unfinished for longer than this starts again.
+OAUTH_PENDING_SECONDS = 600
+
+
+def oauth_callback_url(runtime: Runtime, key: str) -> str:
+    """Where the vendor sends the person back to the console: the Redirect URL to register."""
+    return f"{runtime.settings.base_url}/catalog/{key}/callback"
+
+
+def oauth_form_values(runtime: Runtime, found: Element) -> dict[str, str | None]:
+    values = found.manifest.defaults()
+    if found.hooks.oauth is not None:
+        values[oauth.CALLBACK_URL] = oauth_callback_url(runtime, found.key)
+    return values
+
+
+def consent_url(runtime: Runtime, found: Element, submitted: forms.Submitted, state: str) -> str:
+    """The vendor's consent page for what the form says; a HubgateError for a form that
+    cannot work (its errors go beside the fields, as a provisioning's do)."""
+    manifest = found.manifest
+    given = cfg.normalize(manifest, forms.for_create(submitted))
+    config = cfg.merged(manifest, manifest.defaults(), given)
+    cfg.validate(manifest, config, poll_floor=runtime.settings.poll_interval_floor)
+    query = {
+        "apiKey": config.get(oauth.API_KEY) or "",
+        "apiSecret": config.get(oauth.API_SECRET) or "",
+        "callbackUrl": config.get(oauth.CALLBACK_URL) or "",
+        "scope": config.get(oauth.SCOPE) or "",
+        "state": state,
+    }
+    for key in oauth.URL_OVERRIDES:
+        query[key] = config.get(key) or ""
+    return oauth.authorize_url(runtime, found, {k: v for k, v in query.items() if v})["oauthUrl"]
+
+
+@dataclass(frozen=True)
+class PendingOAuth:
+    """A submitted form waiting for the vendor's code, and the state that must come back."""
+
+    state: str
+    submitted: forms.Submitted
+
+
+def _pending_aad(user_id_hash: str, key: str) -> str:
+    # Bound to the signed-in session and the element: another person's cookie opens nothing.
+    return f"console:oauth:{user_id_hash}:{key}"
+
+
+def seal_pending(runtime: Runtime, user_id_hash: str, key: str, pending: PendingOAuth) -> str:
+    """The pending form as a cookie value, encrypted (it holds the client secret)."""
+    payload = {
+        "state": pending.state,
+        "expires": int(time.time()) + OAUTH_PENDING_SECONDS,
+        "name": pending.submitted.name,
+        "tags": pending.submitted.tags,
+        "configuration": pending.submitted.configuration,
+    }
+    return runtime.keyring.encrypt(json.dumps(payload), _pending_aad(user_id_hash, key))
+
+
+def open_pending(
+    runtime: Runtime, user_id_hash: str, key: str, sealed: str | None
+) -> PendingOAuth | None:
+    """The pending form of this person and element; None when missing, foreign or stale."""
+    if not sealed:
+        return None
+    try:
+        payload = json.loads(runtime.keyring.decrypt(sealed, _pending_aad(user_id_hash, key)))
+    except (DecryptionError, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("expires", 0) < time.time():
+        return None
+    submitted = forms.Submitted(
+        name=str(payload.get("name") or ""),
+        tags=[str(t) for t in payload.get("tags") or []],
+        configuration=dict(payload.get("configuration") or {}),
+    )
+    return PendingOAuth(str(payload.get("state") or ""), submitted)

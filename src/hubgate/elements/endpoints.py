@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep
 from hubgate.elements.manifest import Manifest
@@ -13,6 +13,7 @@ from hubgate.elements.schemas import (
     ElementMetadataRead,
     ElementRead,
     HubRead,
+    OAuthUrlRead,
     ObjectEntry,
     ObjectMetadataRead,
     ObjectRead,
@@ -24,6 +25,7 @@ from hubgate.elements.schemas import (
     object_metadata,
     objects_of,
 )
+from hubgate.instances import oauth
 from hubgate.instances.service import by_token
 from hubgate.kit.errors import HubgateError
 from hubgate.openapi_doc import ok
@@ -74,6 +76,32 @@ async def element_metadata_route(
     key_or_id: str, runtime: RuntimeDep, expand: ExpandQuery = False
 ) -> dict[str, Any]:
     return element_metadata(runtime.registry.get(key_or_id).manifest, expand=expand)
+
+
+@router.get("/elements/{key_or_id}/oauth/url", response_model=None, responses=ok(OAuthUrlRead))
+async def oauth_url(
+    key_or_id: str,
+    request: Request,
+    runtime: RuntimeDep,
+    api_key: Annotated[str | None, Query(alias="apiKey", max_length=500)] = None,
+    api_secret: Annotated[str | None, Query(alias="apiSecret", max_length=500)] = None,
+    callback_url: Annotated[str | None, Query(alias="callbackUrl", max_length=2000)] = None,
+    scope: Annotated[str | None, Query(max_length=2000)] = None,
+    state: Annotated[str | None, Query(max_length=2000)] = None,
+) -> dict[str, str]:
+    """Where a person consents to an OAuth element's access (D56); the URL overrides
+    ``base.url``, ``oauth.authorization.url`` and ``oauth.token.url`` may be given too."""
+    given = {
+        "apiKey": api_key,
+        "apiSecret": api_secret,
+        "callbackUrl": callback_url,
+        "scope": scope,
+        "state": state,
+    }
+    for key in oauth.URL_OVERRIDES:
+        given[key] = request.query_params.get(key)
+    query = {k: v for k, v in given.items() if v}
+    return oauth.authorize_url(runtime, runtime.registry.get(key_or_id), query)
 
 
 def _hub_resources(runtime: Runtime, hub: str) -> list[str]:

@@ -320,3 +320,10 @@ class ObjectFieldRead(BaseModel):
 
 class ObjectMetadataRead(BaseModel):
     fields: list[ObjectFieldRead]
+
+
+class OAuthUrlRead(BaseModel):
+    """``GET /elements/{keyOrId}/oauth/url`` (D56)."""
+
+    oauth_url: str = Field(alias="oauthUrl")
+    element: str

@@ -13,7 +13,7 @@ What an element may add to its manifest's data (all optional, gathered in :class
 - a vendor webhook (D31): it gets the raw request as the vendor sent it and answers with the
   verified changes and the acknowledgement the vendor expects (D271);
 - a credential check run after the manifest's check call, with the instance's vendor session;
-- the OAuth 2.0 code exchange and refresh (the Slack element's).
+- the OAuth 2.0 code exchange and refresh (D56) that :mod:`hubgate.instances.oauth` drives.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from hubgate.elements.manifest import Manifest, Operation, Resource
+from hubgate.kit.egress import EgressClient
 from hubgate.kit.errors import bad_request
 
 # An instance's configuration, decrypted: key to value (None: set to nothing).
@@ -32,6 +33,7 @@ Configuration = dict[str, str | None]
 
 CREATED: Final = "CREATED"
 UPDATED: Final = "UPDATED"
+DELETED: Final = "DELETED"
 
 
 # --- what a hub operation hook sees ------------------------------------------------------------
@@ -206,7 +208,7 @@ class VendorWebhook(Protocol):
         ...
 
 
-# --- credentials, and OAuth for issue 10's Slack element --------------------------------------
+# --- credential checks and OAuth 2.0 (D56) ---------------------------------------------------
 
 
 class CredentialCheck(Protocol):
@@ -218,22 +220,40 @@ class CredentialCheck(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class OAuthTokens:
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     # Seconds from now; None: the token does not expire.
     expires_in: int | None
 
 
 class OAuthFlow(Protocol):
-    def authorize_url(self, client_id: str, callback_url: str, scope: str, state: str) -> str: ...
+    """An element's OAuth 2.0 authorization code flow. Hubgate keeps the tokens; the element
+    knows how its vendor spells the requests and the answers. ``configuration`` holds the
+    instance's ``oauth.*`` entries (client id and secret, callback URL, scope and the token
+    URL, overrides included)."""
+
+    # Vendor error codes that mean the access token has expired: a call refused with one is
+    # sent once more after a refresh.
+    expired_codes: frozenset[str]
+
+    def authorize_url(
+        self, authorization_url: str, client_id: str, callback_url: str, scope: str, state: str
+    ) -> str:
+        """Where the person's browser goes to consent."""
+        ...
 
     async def exchange(
-        self, configuration: Mapping[str, str | None], code: str, callback_url: str
-    ) -> OAuthTokens: ...
+        self, http: EgressClient, configuration: Mapping[str, str | None], code: str
+    ) -> OAuthTokens:
+        """Trade the code the callback got for tokens; a HubgateError (400, the provider's
+        fields) when the vendor refuses."""
+        ...
 
     async def refresh(
-        self, configuration: Mapping[str, str | None], refresh_token: str
-    ) -> OAuthTokens: ...
+        self, http: EgressClient, configuration: Mapping[str, str | None], refresh_token: str
+    ) -> OAuthTokens:
+        """New tokens for the refresh token; a HubgateError with the vendor's reason if not."""
+        ...
 
 
 # --- the element -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
 from hubgate.hub.normalize import drop_nulls, form_fields
 from hubgate.hub.repository import LogRepository
 from hubgate.hub.vendor import VendorSession
+from hubgate.instances import oauth
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.service import decrypt_configuration, ensure_enabled, ensure_owner
@@ -126,7 +127,7 @@ async def handle(
         if cached is not None:
             return HubResult(cached.body, headers=dict(cached.headers))
     with traces.span("hub pipeline", {"hubgate.element": instance.element.manifest.key}) as stage:
-        result = await execute(runtime, instance, call)
+        result = await oauth.with_token(runtime, instance, lambda i: execute(runtime, i, call))
         if stage is not None:
             stage.set_attribute("hubgate.resource", context.current().resource)
     if responses is not None:
@@ -229,8 +230,20 @@ async def fetch_all(
     session = VendorSession.of(runtime.egress, runtime.settings, resolved)
     url, query = _vendor_target(session, matched, call)
     query_plan = _query_plan(matched, call, vendor_filters_final)
-    records = await _collect(
-        runtime, resolved, session, matched.operation, url, query, query_plan, max_records
+    # The session is made per attempt: it carries the access token a refresh replaces.
+    records = await oauth.with_token(
+        runtime,
+        resolved,
+        lambda i: _collect(
+            runtime,
+            i,
+            VendorSession.of(runtime.egress, runtime.settings, i),
+            matched.operation,
+            url,
+            query,
+            query_plan,
+            max_records,
+        ),
     )
     return [_shape(resolved, record, query_plan.fields) for record in records]
 

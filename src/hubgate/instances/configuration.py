@@ -17,9 +17,17 @@ from hubgate.kit.errors import HubgateError, bad_request
 MASK = "********"
 MAX_VALUE_LENGTH = 10_000
 MAX_POLL_MINUTES = 10_080  # a week
-# Hubgate's own secret, the same key for every element whatever its manifest says (D14, D29);
+# What an OAuth element obtains (D55, D56): kept by Hubgate beside the configuration, under no
+# manifest entry, so that no answer lists them and no caller can set them; the tokens are
+# encrypted, the expiry (UNIX seconds) and the reason a refresh failed are not secret.
+OAUTH_TOKEN = "oauth.user.token"  # noqa: S105 - a configuration key
+OAUTH_REFRESH_TOKEN = "oauth.user.refresh_token"  # noqa: S105 - a configuration key
+OAUTH_EXPIRES = "oauth.user.token.expires"
+OAUTH_FAILURE = "oauth.user.refresh.failure"
+OAUTH_KEYS = (OAUTH_TOKEN, OAUTH_REFRESH_TOKEN, OAUTH_EXPIRES, OAUTH_FAILURE)
+# Hubgate's own secrets, the same keys for every element whatever its manifest says (D14, D29);
 # the vendor's secrets are the ones each manifest flags ``secret`` (D274).
-ALWAYS_SECRET = frozenset({"event.notification.signature.key"})
+ALWAYS_SECRET = frozenset({"event.notification.signature.key", OAUTH_TOKEN, OAUTH_REFRESH_TOKEN})
 _BOOLEAN_KEYS = frozenset({"event.notification.enabled", "filter.response.nulls"})
 # An HTML tag, comment or declaration starts with "<" and a letter, "/", "!" or "?": "a < b > c"
 # is text, not a tag, and stays as written (D17, D204).
@@ -135,9 +143,13 @@ def _check_url(config: Configuration, key: str, *, required: bool) -> None:
         if required:
             raise bad_request(f"Configuration {key} is required")
         return
+    validate_url(value, f"Configuration {key}")
+
+
+def validate_url(value: str, what: str) -> None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_request(f"Configuration {key} must be an http or https URL")
+        raise bad_request(f"{what} must be an http or https URL")
 
 
 def split_secrets(

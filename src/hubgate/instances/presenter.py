@@ -34,7 +34,7 @@ def instance_json(
 ) -> dict[str, Any]:
     manifest = element.manifest
     configuration = cfg.masked(manifest, instance.configuration, set(instance.secrets))
-    return {
+    shown: dict[str, Any] = {
         "id": instance.id,
         "name": instance.name,
         "createdDate": iso(instance.created_at),
@@ -57,6 +57,10 @@ def instance_json(
         "cachingEnabled": instance.caching_enabled,
         "user": user_json(instance.user_id, owner),
     }
+    reason = instance.configuration.get(cfg.OAUTH_FAILURE)
+    if not instance.valid and reason:
+        shown["invalidReason"] = reason
+    return shown
 
 
 def user_json(user_id: int, user: User | None) -> dict[str, Any]:

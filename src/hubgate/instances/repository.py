@@ -45,6 +45,18 @@ class InstanceRepository:
         )
         return (await self.session.execute(stmt)).scalar_one_or_none() is not None
 
+    async def lock_by_id(self, instance_id: int) -> Instance | None:
+        """The instance, its row locked until the transaction ends (a token refresh: one
+        process at a time talks to the vendor for it). Not tenant-scoped: the caller already
+        holds the instance, resolved from its token."""
+        stmt = (
+            select(Instance)
+            .where(Instance.id == instance_id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def save(self, instance: Instance) -> None:
         """Write the changes and read back what the database set (``updated_at``), while the
         row is still locked: read after the commit, the row may already be deleted."""

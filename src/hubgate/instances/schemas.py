@@ -38,8 +38,15 @@ class InstanceFlags(_Body):
     trace_logging_enabled: bool | None = Field(default=None, alias="traceLoggingEnabled")
 
 
+class ProviderData(_Body):
+    """What the vendor's OAuth callback gave (D56): the authorization code to exchange."""
+
+    code: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
 class InstanceCreate(InstanceFlags):
     element: ElementRef | None = None
+    provider_data: ProviderData | None = Field(default=None, alias="providerData")
     name: str | None = Field(default=None, max_length=200)
     tags: list[str] = Field(default_factory=list, max_length=MAX_TAGS)
     configuration: dict[str, Any] = Field(default_factory=dict, max_length=MAX_CONFIGURATION_KEYS)
@@ -139,6 +146,8 @@ class InstanceRead(BaseModel):
     external_authentication: str = Field(alias="externalAuthentication")
     caching_enabled: bool = Field(alias="cachingEnabled")
     user: OwnerRead
+    # Only on an instance that is not valid, when Hubgate knows why (a refused token refresh).
+    invalid_reason: str | None = Field(default=None, alias="invalidReason")
 
 
 class ConfigurationEntryRead(BaseModel):

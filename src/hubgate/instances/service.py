@@ -9,22 +9,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant
 from hubgate.elements.registry import Element
 from hubgate.instances import configuration as cfg
+from hubgate.instances import oauth
 from hubgate.instances.changes import mark_changed, saved
 from hubgate.instances.credentials import check_credentials
 from hubgate.instances.models import Instance
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.schemas import InstanceCreate, InstanceFlags, InstancePatch
+from hubgate.instances.secrets import decrypt_configuration as decrypt_configuration
+from hubgate.instances.secrets import secret_aad as secret_aad
+from hubgate.instances.secrets import store_configuration as store_configuration
 from hubgate.kit.crypto import Keyring, new_secret
 from hubgate.kit.egress import EgressDenied
 from hubgate.kit.errors import HubgateError, bad_request, unauthorized
 from hubgate.runtime import Runtime
 from hubgate.tenants.auth import Credentials
 from hubgate.tenants.service import authenticate_user
-
-
-def secret_aad(instance_id: int, key: str) -> str:
-    # Binds a ciphertext to its row and field: moved anywhere else it no longer opens.
-    return f"instances:{instance_id}:configuration.{key}"
 
 
 def token_aad(instance_id: int) -> str:
@@ -52,25 +51,8 @@ def resolve_element(runtime: Runtime, body: InstanceCreate, path_key: str | None
     return element
 
 
-def decrypt_configuration(keyring: Keyring, instance: Instance) -> cfg.Configuration:
-    config: cfg.Configuration = dict(instance.configuration)
-    for key, ciphertext in instance.secrets.items():
-        config[key] = keyring.decrypt(ciphertext, secret_aad(instance.id, key))
-    return config
-
-
 def decrypt_token(keyring: Keyring, instance: Instance) -> str:
     return keyring.decrypt(instance.token_ciphertext, token_aad(instance.id))
-
-
-def _store_configuration(
-    keyring: Keyring, element: Element, instance: Instance, config: cfg.Configuration
-) -> None:
-    plain, hidden = cfg.split_secrets(element.manifest, config)
-    instance.configuration = plain
-    instance.secrets = {
-        k: keyring.encrypt(v, secret_aad(instance.id, k)) for k, v in hidden.items()
-    }
 
 
 def _apply_flags(instance: Instance, flags: InstanceFlags) -> None:
@@ -126,6 +108,9 @@ async def provision(
     name = cfg.clean_text(body.name, "name") if body.name else f"{manifest.name} instance"
     # Without tags the name is the one tag (D48), cut to clean_tags' length cap (D210).
     tags = cfg.clean_tags(body.tags) if body.tags else cfg.clean_tags([name[:100]])
+    if element.hooks.oauth is not None:
+        code = body.provider_data.code if body.provider_data is not None else None
+        config = await oauth.obtain_tokens(runtime, element, config, code)
     await check_credentials(runtime.egress, runtime.settings, element, config)
 
     repo = InstanceRepository(session)
@@ -150,7 +135,7 @@ async def provision(
         version=1,
     )
     _apply_flags(instance, body)
-    _store_configuration(runtime.keyring, element, instance, config)
+    store_configuration(runtime.keyring, element, instance, config)
     await repo.add(instance)
     await saved(session, instance)
     return instance, element
@@ -227,6 +212,8 @@ async def update(
     if replace:
         # Secrets sent back masked keep their stored value even on a full replacement.
         base = manifest.defaults()
+        # The tokens an OAuth element obtained are no caller's to replace (D56).
+        base.update({key: current.get(key) for key in cfg.OAUTH_KEYS if key in current})
         for key in cfg.secret_keys(manifest):
             if given.get(key) == cfg.MASK:
                 base[key] = current.get(key)
@@ -245,7 +232,9 @@ async def update(
     if tags is not None:
         instance.tags = tags
     _apply_flags(instance, body)
-    _store_configuration(runtime.keyring, element, instance, config)
+    # Valid again: a refused token refresh is tried once more on the next call.
+    config.pop(cfg.OAUTH_FAILURE, None)
+    store_configuration(runtime.keyring, element, instance, config)
     instance.valid = True
     await _save(session, instance)
     return element

@@ -31,6 +31,9 @@ class LoopbackCase:
             "base.url": self.vendor.base_url,
         }
 
+    def provider_data(self) -> dict[str, Any] | None:
+        return None
+
     def refused_configuration(self) -> dict[str, Any]:
         return {**self.configuration(), "loopback.api.key": "not-the-key-0123456789"}
 

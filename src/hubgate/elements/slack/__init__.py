@@ -1,0 +1,15 @@
+"""The ``slack`` element: Slack's Web API behind the collaboration hub, OAuth v2 (D55)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hubgate.elements.manifest import load_manifest
+from hubgate.elements.sdk import Element, Hooks
+from hubgate.elements.slack.oauth import SlackOAuth
+from hubgate.elements.slack.webhooks import SlackWebhook
+
+element = Element(
+    manifest=load_manifest(Path(__file__).with_name("manifest.json")),
+    hooks=Hooks(webhook=SlackWebhook(), oauth=SlackOAuth()),
+)
