@@ -16,9 +16,10 @@ from typing import Final, cast
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hubgate.db.tenancy import Tenant
-from hubgate.elements.sdk import ResolvedInstance
+from hubgate.elements.sdk import Element, ResolvedInstance
 from hubgate.transformations.changes import generation
 from hubgate.transformations.mapping import (
+    LEVELS,
     Level,
     Transformation,
     effective,
@@ -53,10 +54,26 @@ class CommonResource:
 Mappings = Mapping[str, CommonResource]
 
 
+_defaults: dict[str, tuple[Element, dict[str, Transformation]]] = {}
+
+
+def element_defaults(element: Element) -> Mapping[str, Transformation]:
+    """The transformations ``element`` ships (D322), read once per element."""
+    found = _defaults.get(element.key)
+    if found is None or found[0] is not element:
+        parsed = {n: parse_transformation(b) for n, b in element.transformations.items()}
+        found = (element, parsed)
+        _defaults[element.key] = found
+    return found[1]
+
+
 def build(
-    definitions: Sequence[ObjectDefinition], rows: Sequence[StoredTransformation]
+    definitions: Sequence[ObjectDefinition],
+    rows: Sequence[StoredTransformation],
+    defaults: Mapping[str, Transformation],
 ) -> dict[str, CommonResource]:
-    """The common resources these rows make: the instance's definitions and transformations."""
+    """The common resources the instance's definitions and transformations make, over its
+    element's ``defaults``, which stand above the organization's level (D322)."""
     known: dict[str, list[str]] = {}
     for definition in definitions:
         paths = known.setdefault(definition.object_name, [])
@@ -67,12 +84,12 @@ def build(
         parsed = with_level(parse_transformation(row.body, level), level)
         by_name.setdefault(row.object_name, {})[row.level] = parsed
     found: dict[str, CommonResource] = {}
-    for name, levels in by_name.items():
-        if name not in known:
-            continue
-        merged = effective(
-            [levels[lv] for lv in ("organization", "account", "instance") if lv in levels]
-        )
+    for name in known:
+        levels = by_name.get(name, {})
+        chain = [levels[lv] for lv in LEVELS if lv in levels]
+        if name in defaults:
+            chain.insert(0, defaults[name])
+        merged = effective(chain)
         if merged is not None:
             found[name] = CommonResource(name, merged, tuple(known[name]))
     return found
@@ -119,6 +136,6 @@ async def mappings_of(
         definitions, rows = await TransformationRepository(session).of_instance(
             tenant, instance.element.key, instance.id
         )
-    mappings = build(definitions, rows)
+    mappings = build(definitions, rows, element_defaults(instance.element))
     _cache.put(instance, read_at, mappings)
     return mappings
