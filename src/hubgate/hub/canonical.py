@@ -51,6 +51,7 @@ from hubgate.transformations.service import script_limits
 ELEMENTS_ERROR: Final = "Elements-Error"
 _QUERY_PARAMS: Final = frozenset({"where", "orderBy", "fields"})
 _WRITES: Final = frozenset({"POST", "PUT", "PATCH"})
+_NO_QUERY: Final = CanonicalQuery(None, None, (), (), (), ())
 
 
 async def handle(
@@ -171,6 +172,8 @@ class _Canonical:
         where: Expr | None = _parsed(call.param("where"), parse)
         order = _parsed(call.param("orderBy"), parse_order_by) or ()
         fields = _parsed(call.param("fields"), parse_fields) or ()
+        if where is None and not order and not fields:
+            return _NO_QUERY
         try:
             return rewrite(
                 self.transformation,

@@ -8,9 +8,11 @@ vendor resource pays one dictionary lookup for the question "is this name mapped
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -121,15 +123,12 @@ class MappingCache:
 
 
 _cache = MappingCache()
+# One read per instance at a time: when an entry expires under load, the calls that find it
+# missing wait for the one read instead of each taking a database connection.
+_reading: dict[tuple[int, str], asyncio.Future[Mappings]] = {}
 
 
-async def mappings_of(
-    sessions: async_sessionmaker[AsyncSession], instance: ResolvedInstance
-) -> Mappings:
-    """The instance's common resources, by object name, from memory when it can be."""
-    found = _cache.get(instance)
-    if found is not None:
-        return found
+async def _read(sessions: async_sessionmaker[AsyncSession], instance: ResolvedInstance) -> Mappings:
     read_at = generation()
     tenant = Tenant(instance.organization_id, instance.account_id, 0, "")
     async with sessions() as session:
@@ -139,3 +138,25 @@ async def mappings_of(
     mappings = build(definitions, rows, element_defaults(instance.element))
     _cache.put(instance, read_at, mappings)
     return mappings
+
+
+def _read_done(key: tuple[int, str], reading: asyncio.Future[Mappings]) -> None:
+    _reading.pop(key, None)
+    if not reading.cancelled():
+        reading.exception()  # its waiters have it; a read nobody waits for any more is not logged
+
+
+async def mappings_of(
+    sessions: async_sessionmaker[AsyncSession], instance: ResolvedInstance
+) -> Mappings:
+    """The instance's common resources, by object name, from memory when it can be."""
+    found = _cache.get(instance)
+    if found is not None:
+        return found
+    key = (instance.id, instance.token_hash)
+    reading = _reading.get(key)
+    if reading is None:
+        reading = asyncio.ensure_future(_read(sessions, instance))
+        _reading[key] = reading
+        reading.add_done_callback(partial(_read_done, key))
+    return await asyncio.shield(reading)
