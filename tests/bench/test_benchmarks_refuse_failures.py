@@ -161,3 +161,25 @@ def test_a_failed_target_has_no_figure_and_ratios_are_paired() -> None:
     assert paired_ratio([2, 1, 3], [1, 2, 1]) == 2
     with pytest.raises(ValueError, match="same non-zero number of rounds"):
         paired_ratio([1, 2], [1])
+
+
+@pytest.mark.slow
+def test_transform_against_a_server_that_answers_429_reports_no_figure(tmp_path: Path) -> None:
+    out = tmp_path / "transform.json"
+    ran = run_bench(
+        "transform.py",
+        "--duration=1",
+        "--repeat=1",
+        "--connections=4",
+        "--setting=HUBGATE_HUB_RATE_PER_SECOND=0.001",
+        "--setting=HUBGATE_HUB_RATE_BURST=1",
+        f"--out={out}",
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    for target in ("a_plain", "b_mapped", "c_scripted"):
+        assert f"{target}: FAILED, no figure: non-2xx answers" in ran.stdout
+    assert "of plain" in ran.stdout  # the header, and no row under it
+    saved = json.loads(out.read_text())
+    for target in ("a_plain", "b_mapped", "c_scripted"):
+        assert set(saved["results"][target]) == {"failures"}
+    assert saved["load_average"]

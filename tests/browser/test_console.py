@@ -92,7 +92,8 @@ async def test_sign_in_authenticate_twilio_and_see_the_instance(
     await tab.shoot("instance-narrow")
 
     await page.get_by_role("link", name="Map to a common resource").click()
-    await expect(page.get_by_text("arrive with their own issue")).to_be_visible()
+    await expect(page.get_by_label("Common resource")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     await tab.shoot("mapping-narrow")
 
 

@@ -154,6 +154,7 @@ CONSOLE = frozenset(
         "POST /instances/{instance_id}/enabled",
         "GET /instances/{instance_id}/formulas",
         "GET /instances/{instance_id}/mapping",
+        "POST /instances/{instance_id}/mapping",
         "POST /instances/{instance_id}/token",
         "POST /instances/{instance_id}/trace-logging",
         "GET /signin",

@@ -528,3 +528,21 @@ def test_only_what_the_text_names_is_compiled_in() -> None:
 
 def test_require_returns_one_module_per_context() -> None:
     assert value_of("done(require('lodash') === require('lodash'))") is True
+
+
+def test_a_batch_keeps_each_records_console_and_notifications() -> None:
+    outcomes = run_many(
+        "console.log('record', originalObject.n);"
+        " notify.email('ops@example.test', 'n', String(originalObject.n));"
+        " if (originalObject.n === 2) throw new TypeError('two');"
+        " Promise.resolve().then(() => done(originalObject.n * 10));",
+        TRANSFORM,
+        [{"originalObject": {"n": n}} for n in (1, 2, 3)],
+        LIMITS,
+    )
+    note = {"to": "ops@example.test", "subject": "n"}
+    assert outcomes == [
+        ScriptResult(10, ("record 1",), ({**note, "body": "1"},)),
+        ScriptFailure(FailureKind.ERROR, "TypeError: two", ("record 2",), ({**note, "body": "2"},)),
+        ScriptResult(30, ("record 3",), ({**note, "body": "3"},)),
+    ]

@@ -166,11 +166,6 @@ async def test_the_upsert_by_body(api: Api, sim: TwilioSimulator) -> None:
     assert (await api.put("transformations", json={**org, "elementKey": None})).status == 400
 
 
-async def test_element_defaults_are_empty_for_now(api: Api) -> None:
-    assert await ok(api, "GET", "elements/twiliov2/transformations") == {}
-    assert (await api.get("elements/nope/transformations")).status == 404
-
-
 async def test_execute_in_both_directions(api: Api, sim: TwilioSimulator) -> None:
     created = await instance(api, sim)
     await ok(api, "POST", "organizations/objects/churros/definitions", CHURROS)

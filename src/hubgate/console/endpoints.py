@@ -575,23 +575,6 @@ async def api_docs_document(runtime: RuntimeDep, user: UserDep, instance: Instan
     )
 
 
-@router.get("/instances/{instance_id:int}/mapping")
-async def mapping(request: Request, user: UserDep, instance: InstanceDep) -> Response:
-    return render(
-        request,
-        "upcoming.html",
-        {
-            "title": "Map to a common resource",
-            "nav": "instances",
-            "instance": instance,
-            "feature": "Common resources and mapping",
-            "what": "A common resource is one shape of an object (say, a message) shared by "
-            "every element of a hub; a mapping says how this instance's fields fill it in.",
-        },
-        user=user,
-    )
-
-
 @router.get("/instances/{instance_id:int}/formulas")
 async def formulas(request: Request, user: UserDep, instance: InstanceDep) -> Response:
     return render(

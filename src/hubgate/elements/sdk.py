@@ -14,6 +14,9 @@ What an element may add to its manifest's data (all optional, gathered in :class
   verified changes and the acknowledgement the vendor expects (D271);
 - a credential check run after the manifest's check call, with the instance's vendor session;
 - the OAuth 2.0 code exchange and refresh (D56) that :mod:`hubgate.instances.oauth` drives.
+
+An element may also ship default transformations (D322): a ``transformations.json`` beside its
+manifest, read by :func:`load_transformations` into :attr:`Element.transformations`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 from hubgate.elements.manifest import Manifest, Operation, Resource
@@ -270,10 +274,30 @@ class Hooks:
     oauth: OAuthFlow | None = None
 
 
+# Object name -> transformation body, as ``/organizations/elements/{key}/transformations/{name}``
+# takes it (A.3 of the background file).
+DefaultTransformations = Mapping[str, Mapping[str, Any]]
+
+
+def load_transformations(path: Path) -> DefaultTransformations:
+    """An element's default transformations file (D322); none when there is no such file.
+
+    The bodies are checked against the element's manifest by the connector suite, and read by
+    the mapping engine when a hub call uses them.
+    """
+    if not path.exists():
+        return {}
+    found = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(found, dict) or not all(isinstance(b, dict) for b in found.values()):
+        raise ValueError(f"{path}: a transformations file maps object names to bodies")
+    return found
+
+
 @dataclass(frozen=True)
 class Element:
     manifest: Manifest
     hooks: Hooks = field(default_factory=Hooks)
+    transformations: DefaultTransformations = field(default_factory=dict)
 
     @property
     def key(self) -> str:

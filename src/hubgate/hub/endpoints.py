@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
 from hubgate.errors_http import request_id
-from hubgate.hub import docs, service
+from hubgate.hub import canonical, docs, service
 from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
 from hubgate.hub.model import HubCall, HubResult, ResolvedInstance
 from hubgate.hub.paging import page_numbers
@@ -90,7 +90,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     )
     try:
         runtime.limits.check_hub_call(instance.id)
-        result = await service.handle(runtime, instance, call, state.responses)
+        result = await canonical.handle(runtime, instance, call, state.responses)
     except HubgateError as exc:
         exc.headers[service.INSTANCE_HEADER] = str(instance.id)
         if instance.trace_logging_enabled:

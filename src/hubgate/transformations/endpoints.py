@@ -10,7 +10,7 @@ level's dependency says whose objects it works on (a ``Place``).
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep, read_json
@@ -148,6 +148,7 @@ router.include_router(definition_routes(account_id_place), prefix="/accounts/{ac
 router.include_router(definition_routes(instance_place), prefix="/instances/{instance_id:int}")
 
 OrganizationDep = Annotated[Place, Depends(organization_place)]
+SystemOnlyParam = Annotated[bool, Query(alias="systemOnly")]
 
 
 @router.post(
@@ -171,7 +172,12 @@ async def create_definitions(
     response_model_exclude_none=True,
     response_model=DefinitionMap,
 )
-async def list_definitions(session: SessionDep, place: OrganizationDep) -> DefinitionMap:
+async def list_definitions(
+    session: SessionDep, place: OrganizationDep, system_only: SystemOnlyParam = False
+) -> DefinitionMap:
+    """The organization's definitions; with ``systemOnly=true`` Hubgate's catalogue (D322)."""
+    if system_only:
+        return service.system_definitions()
     rows = await service.list_definitions(session, place)
     return {row.object_name: service.definition_read(row) for row in rows}
 
@@ -374,10 +380,9 @@ router.include_router(instance_transformation_routes(token_instance), prefix="/i
 async def element_default_transformations(
     key_or_id: str, runtime: RuntimeDep, tenant: TenantDep
 ) -> TransformationMap:
-    """The transformations an element ships with (none yet), keyed by object name; the
-    caller must be a user (``tenant``), as for the rest of the catalog's routes here."""
-    _element_key(runtime, key_or_id)
-    return {}
+    """The transformations an element ships (D322), keyed by object name; the caller must be
+    a user (``tenant``), as for the rest of the catalog's routes here."""
+    return service.element_default_transformations(runtime.registry.get(key_or_id))
 
 
 @router.put(

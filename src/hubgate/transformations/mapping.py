@@ -463,9 +463,40 @@ def _detached(
     return out
 
 
+@lru_cache(maxsize=512)
+def _key_to_key(rules: tuple[_Rule, ...]) -> tuple[tuple[str, str], ...] | None:
+    """``(read key, write key)`` of each rule when every one copies a top-level value to a
+    top-level name as it is (the common case), else None; dropped rules are left out."""
+    plan = []
+    for rule in rules:
+        if rule.dropped:
+            continue
+        reads, writes = rule.read.keys, rule.write.keys
+        if (
+            reads is None
+            or writes is None
+            or len(reads) != 1
+            or len(writes) != 1
+            or rule.children
+            or rule.date_pattern is not None
+        ):
+            return None
+        plan.append((reads[0], writes[0]))
+    return tuple(plan)
+
+
 def _apply(
     rules: tuple[_Rule, ...], keep_unmapped: bool, source: Mapping[str, Any]
 ) -> dict[str, Any]:
+    if not keep_unmapped:
+        plan = _key_to_key(rules)
+        if plan is not None:
+            # What the general walk below does for such rules, without its Match objects.
+            copied: dict[str, Any] = {}
+            for read_key, write_key in plan:
+                if read_key in source:
+                    copied[write_key] = _copy(source[read_key])
+            return copied
     found = [(rule, rule.read.find(source)) for rule in rules]
     out: dict[str, Any] = {}
     if keep_unmapped:

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.kit.errors import HubgateError
+from hubgate.transformations.changes import changed
 from hubgate.transformations.mapping import Level
 from hubgate.transformations.models import ObjectDefinition, StoredTransformation
 
@@ -78,12 +79,14 @@ class TransformationRepository:
 
     async def flush(self) -> None:
         """Write pending changes; a name another request took meanwhile is a 409."""
+        changed()
         try:
             await self.session.flush()
         except IntegrityError:
             raise HubgateError(409, "An object of that name already exists at that level") from None
 
     async def remove(self, rows: Sequence[Row]) -> None:
+        changed()
         for model in (ObjectDefinition, StoredTransformation):
             ids = [r.id for r in rows if isinstance(r, model)]
             if ids:
@@ -151,3 +154,23 @@ class TransformationRepository:
             if row.level != "instance" or row.instance_id == instance_id:
                 found[row.level] = row
         return found
+
+    # ------------------------------------------------------------------ hub calls
+
+    async def of_instance(
+        self, tenant: Tenant, element_key: str, instance_id: int
+    ) -> tuple[Sequence[ObjectDefinition], Sequence[StoredTransformation]]:
+        """The definitions the instance sees and the transformations of its element it sees:
+        its organization's, its account's and its own."""
+        definitions = scoped(select(ObjectDefinition), ObjectDefinition, tenant).where(
+            (ObjectDefinition.instance_id.is_(None)) | (ObjectDefinition.instance_id == instance_id)
+        )
+        transformations = scoped(select(StoredTransformation), StoredTransformation, tenant).where(
+            StoredTransformation.element_key == element_key,
+            (StoredTransformation.instance_id.is_(None))
+            | (StoredTransformation.instance_id == instance_id),
+        )
+        return (
+            await self._all(definitions.order_by(ObjectDefinition.id)),
+            await self._all(transformations.order_by(StoredTransformation.id)),
+        )

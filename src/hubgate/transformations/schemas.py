@@ -101,9 +101,13 @@ class DefinitionFieldRead(_Read):
     type: str | None = None
 
 
+# What reads may say besides the three levels: "system", Hubgate's catalogue (D322).
+ReadLevel = Level | Literal["system"]
+
+
 class DefinitionRead(_Read):
     fields: list[DefinitionFieldRead]
-    level: Level
+    level: ReadLevel
 
 
 class TransformationFieldRead(_Read):
@@ -111,18 +115,19 @@ class TransformationFieldRead(_Read):
 
     path: str
     vendor_path: str = Field(alias="vendorPath")
-    level: Level
+    level: ReadLevel
 
 
 class TransformationRead(_Read):
     object_name: str = Field(alias="objectName")
-    level: Level
+    level: ReadLevel
     vendor_name: str | None = Field(default=None, alias="vendorName")
     fields: list[TransformationFieldRead]
     configuration: list[dict[str, Any]] | None = None
     script: dict[str, Any] | None = None
     is_legacy: bool = Field(default=False, alias="isLegacy")
-    start_date: str = Field(alias="startDate")
+    # None for an element's default, which no one stored.
+    start_date: str | None = Field(default=None, alias="startDate")
     element_key: str = Field(alias="elementKey")
     element_instance_id: int | None = Field(default=None, alias="elementInstanceId")
 

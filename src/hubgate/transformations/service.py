@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
+from hubgate.elements.sdk import Element
 from hubgate.instances.service import get_owned
 from hubgate.kit.errors import HubgateError, bad_request
 from hubgate.kit.sandbox import MIB
@@ -28,6 +32,7 @@ from hubgate.transformations.mapping import (
 from hubgate.transformations.models import ObjectDefinition, StoredTransformation
 from hubgate.transformations.paths import PathError, parse_path
 from hubgate.transformations.repository import Place, TransformationRepository
+from hubgate.transformations.resolution import element_defaults
 
 Json = dict[str, Any]
 
@@ -85,6 +90,16 @@ def _definition_fields(fields: Sequence[schemas.DefinitionField]) -> list[Json]:
 
 def definition_read(row: ObjectDefinition) -> schemas.DefinitionRead:
     return schemas.DefinitionRead.model_validate({"fields": row.fields, "level": row.level})
+
+
+@cache
+def system_definitions() -> dict[str, schemas.DefinitionRead]:
+    """Hubgate's catalogue of common resources (``?systemOnly=true``; D322): ``messages``."""
+    raw = json.loads(Path(__file__).with_name("system.json").read_text(encoding="utf-8"))
+    return {
+        name: schemas.DefinitionRead.model_validate({**body, "level": "system"})
+        for name, body in raw.items()
+    }
 
 
 async def get_definition(session: AsyncSession, place: Place, name: str) -> ObjectDefinition:
@@ -239,6 +254,25 @@ def transformation_read(
             "elementInstanceId": lowest.instance_id,
         }
     )
+
+
+def element_default_transformations(element: Element) -> dict[str, schemas.TransformationRead]:
+    """The transformations ``element`` ships (D322), as a level's routes answer them."""
+    return {
+        name: schemas.TransformationRead.model_validate(
+            {
+                "objectName": name,
+                "level": "system",
+                "vendorName": parsed.vendor_name,
+                "fields": [{**f.raw, "level": "system"} for f in parsed.fields],
+                "configuration": element.transformations[name].get("configuration"),
+                "script": {"body": parsed.script} if parsed.script else None,
+                "isLegacy": False,
+                "elementKey": element.key,
+            }
+        )
+        for name, parsed in sorted(element_defaults(element).items())
+    }
 
 
 async def get_transformation(

@@ -142,6 +142,8 @@ _MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util")
 # withdrew these, and each successor has its current code among the aliases too.
 _WITHDRAWN_ALPHA3: Final = frozenset({"BUR", "DDR", "FXX", "TMP", "YMD", "ZAR"})
 _INTERRUPTED: Final = "InternalError: interrupted"
+# Reading a batch's outcomes after its budget is spent gets this much time of its own.
+_READ_SECONDS: Final = 1.0
 _OUT_OF_MEMORY: Final = ("InternalError: out of memory", "null")
 
 
@@ -196,6 +198,10 @@ def _tables() -> str:
     return json.dumps(text)
 
 
+class _OutOfTimeError(Exception):
+    """The session's budget ran out between two steps of a batch."""
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -248,7 +254,17 @@ class ScriptSession:
         context = self._context
         assert context is not None
         context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
-        for name in ("install", "register", "registerFp", "compile", "call", "result", "console"):
+        for name in (
+            "install",
+            "register",
+            "registerFp",
+            "compile",
+            "call",
+            "result",
+            "callAll",
+            "results",
+            "console",
+        ):
             self._driver[name] = context.eval(f"__hubgate.{name}")
         context.eval("delete globalThis.__hubgate;")
         mentioned = set(_MENTIONS.findall(body))
@@ -316,6 +332,70 @@ class ScriptSession:
             )
         return ScriptResult(answer["value"], lines, notes)
 
+    def call_many(self, calls: Sequence[Mapping[str, Any]]) -> list[Outcome]:
+        """``call`` for each entry of ``calls``, crossing into JavaScript once for all of them.
+
+        The same outcomes as calling one by one: a thrown error fails its own record; the time
+        limit (one budget for the session) or the memory limit fails the record it stopped
+        and every later one, earlier records keeping their values.
+        """
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a script session is used only on the thread that opened it")
+        if self._context is None:
+            raise RuntimeError("the script session is closed")
+        if self._broken is not None or not calls:
+            return [self._broken] * len(calls) if self._broken else []
+        context = self._context
+        params = self._params
+        stopped: ScriptFailure | None = None
+        try:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise _OutOfTimeError
+            context.set_time_limit(remaining)
+            self._driver["callAll"](
+                json.dumps([{name: inputs.get(name) for name in params} for inputs in calls])
+            )
+            while True:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _OutOfTimeError
+                context.set_time_limit(remaining)
+                if not context.execute_pending_job():
+                    break
+        except _OutOfTimeError:
+            stopped = self._failure(FailureKind.TIME_LIMIT, self._too_long())
+        except quickjs.JSException as error:
+            stopped = self._failure(*_classify(error, self._limits))
+        try:
+            # Reading what was done takes no budget of the script's.
+            context.set_time_limit(_READ_SECONDS)
+            answer = json.loads(self._driver["results"]())
+        except quickjs.JSException as error:
+            failure = stopped or self._failure(*_classify(error, self._limits))
+            return [failure] * len(calls)
+        outcomes: list[Outcome] = []
+        for found in answer:
+            lines, notes = tuple(found["lines"]), tuple(found["notes"])
+            if found["error"] is not None:
+                outcomes.append(ScriptFailure(FailureKind.ERROR, found["error"], lines, notes))
+            elif "bad" in found:
+                message = f"done() got a value JSON cannot hold ({found['bad']})"
+                outcomes.append(ScriptFailure(FailureKind.BAD_RESULT, message, lines, notes))
+            elif found["called"]:
+                outcomes.append(ScriptResult(found["value"], lines, notes))
+            elif stopped is not None:
+                outcomes.append(ScriptFailure(stopped.kind, stopped.message, lines, notes))
+            else:
+                message = "the script ended without calling done()"
+                outcomes.append(ScriptFailure(FailureKind.NO_DONE, message, lines, notes))
+        if stopped is not None:
+            # The record the limit stopped is the last one begun; those after it never ran.
+            if outcomes:
+                outcomes[-1] = stopped
+            outcomes += [stopped] * (len(calls) - len(outcomes))
+        return outcomes
+
     def _too_long(self) -> str:
         return _too_long(self._limits)
 
@@ -363,7 +443,7 @@ def run_many(
 ) -> list[Outcome]:
     """Call a script once per entry of ``calls`` in one context, as one request does."""
     with ScriptSession(body, params, limits) as session:
-        return [session.call(inputs) for inputs in calls]
+        return session.call_many(calls)
 
 
 # Scripts are CPU-bound and release the GIL, so more threads than cores buy nothing but a

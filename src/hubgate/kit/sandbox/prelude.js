@@ -82,6 +82,7 @@
   let script = null;
   let params = [];
   let outcome = null;
+  let batch = [];
   const driver = {
     install: function (name, value) {
       Object.defineProperty(global, name, { value: value, writable: false, configurable: false });
@@ -108,7 +109,61 @@
       };
       script.apply(undefined, params.map((name) => args[name]).concat([done]));
     },
+    // Many calls in one crossing (a request's records): each record's outcome and console
+    // lines are kept apart. A thrown error fails its own record only; the engine's interrupt
+    // (the time limit) cannot be caught, and running out of memory is passed on, so both end
+    // the batch and the host fails the records not done yet.
+    callAll: function (argsJson) {
+      const all = parse(argsJson);
+      batch = [];
+      for (let n = 0; n < all.length; n++) {
+        const state = { called: false, value: undefined, error: null, start: lines.length, noteStart: notes.length };
+        batch.push(state);
+        const done = function (value) {
+          if (!state.called) {
+            state.called = true;
+            state.value = value;
+          }
+        };
+        try {
+          script.apply(undefined, params.map((name) => all[n][name]).concat([done]));
+        } catch (error) {
+          if (error === null || (error instanceof InternalError && /out of memory/.test(error.message))) {
+            throw error;
+          }
+          state.error = show(error);
+        }
+      }
+    },
     // Read after the host has run the pending jobs, so `done` may be called from a promise.
+    results: function () {
+      const states = batch;
+      batch = [];
+      const outcomes = states.map(function (state, n) {
+        const last = n + 1 === states.length;
+        const end = last ? lines.length : states[n + 1].start;
+        const noteEnd = last ? notes.length : states[n + 1].noteStart;
+        const found = {
+          called: state.called,
+          error: state.error,
+          lines: lines.slice(state.start, end),
+          notes: notes.slice(state.noteStart, noteEnd),
+        };
+        if (state.called && state.error === null) {
+          const value = state.value === undefined ? null : state.value;
+          try {
+            stringify(value);
+            found.value = value;
+          } catch (error) {
+            found.bad = show(error);
+          }
+        }
+        return found;
+      });
+      lines.splice(0);
+      notes.splice(0);
+      return stringify(outcomes);
+    },
     result: function () {
       const state = outcome;
       outcome = null;
