@@ -20,7 +20,7 @@ from hubgate.hub.state import open_hub
 from hubgate.instances import changes as instance_changes
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
-from hubgate.observability import logs, traces
+from hubgate.observability import logs, metrics, traces
 from hubgate.observability.endpoints import router as operations_router
 from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
@@ -33,6 +33,7 @@ API_PREFIX = "/elements/api-v2"
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     logs.configure(settings)
     traces.configure(settings)
+    metrics.configure(settings)
     # Pollers are born and dropped in the transaction that writes the instance (D131).
     instance_changes.on_saved(events_service.instance_saved)
 

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from hubgate.observability import context, traces
 from hubgate.observability.multiprocess import MULTIPROC_ENV
+from hubgate.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -65,6 +66,22 @@ EVENT_DELIVERIES = Counter(
 )
 
 
+class _Switch:
+    on = True
+
+
+_switch = _Switch()
+
+
+def configure(settings: Settings) -> None:
+    """Whether this process records figures (``HUBGATE_METRICS_ENABLED``, D300)."""
+    _switch.on = settings.metrics_enabled
+
+
+def enabled() -> bool:
+    return _switch.on
+
+
 class VendorTimer:
     """One vendor attempt: its latency, how it failed if it did, and its span (D63)."""
 
@@ -83,10 +100,12 @@ class VendorTimer:
 
     def done(self, status: int | None = None, failure: str | None = None) -> None:
         element, resource = self.labels.element, self.labels.resource
-        VENDOR_CALL_SECONDS.labels(element, resource).observe(time.perf_counter() - self.started)
         kind = failure or (f"{status // 100}xx" if status is not None and status >= 400 else None)
-        if kind is not None:
-            VENDOR_ERRORS.labels(element, resource, kind).inc()
+        if _switch.on:
+            seconds = time.perf_counter() - self.started
+            VENDOR_CALL_SECONDS.labels(element, resource).observe(seconds)
+            if kind is not None:
+                VENDOR_ERRORS.labels(element, resource, kind).inc()
         if self.span is not None:
             if status is not None:
                 self.span.set_attribute("http.response.status_code", status)
@@ -96,12 +115,14 @@ class VendorTimer:
 
 
 def vendor_retry() -> None:
-    labels = context.current()
-    VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
+    if _switch.on:
+        labels = context.current()
+        VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
 
 
 def token_cache(hit: bool) -> None:
-    TOKEN_CACHE.labels("hit" if hit else "miss").inc()
+    if _switch.on:
+        TOKEN_CACHE.labels("hit" if hit else "miss").inc()
 
 
 # --- the scrape -------------------------------------------------------------------------------

@@ -62,14 +62,16 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            template = self._template(scope)
-            metrics.HTTP_REQUESTS.labels(
-                template, scope["method"], str(status), labels.element
-            ).inc()
-            if template == self.hub_route and labels.element:
-                metrics.HUB_CALL_SECONDS.labels(labels.element, labels.resource).observe(
-                    time.perf_counter() - started
-                )
+            if metrics.enabled() or span is not None:
+                template = self._template(scope)
+            if metrics.enabled():
+                metrics.HTTP_REQUESTS.labels(
+                    template, scope["method"], str(status), labels.element
+                ).inc()
+                if template == self.hub_route and labels.element:
+                    metrics.HUB_CALL_SECONDS.labels(labels.element, labels.resource).observe(
+                        time.perf_counter() - started
+                    )
             if span is not None:
                 span.update_name(f"{scope['method']} {template}")
                 span.set_attribute("http.route", template)
