@@ -533,7 +533,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def profile(hub_pid: int, target: Target, duration: int) -> None:
     """Where Hubgate's workers spend their time: py-spy's samples, summed per function."""
-    spy = shutil.which("py-spy") or os.environ.get("PY_SPY", "py-spy")
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or str(BIN / "py-spy")
     children = Path(f"/proc/{hub_pid}/task/{hub_pid}/children").read_text().split()
     workers = [int(c) for c in children if "python" in Path(f"/proc/{c}/cmdline").read_text()]
     outs = [Path(tempfile.mkstemp(suffix=".txt")[1]) for _ in workers]

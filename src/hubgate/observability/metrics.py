@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -71,6 +72,26 @@ class _Switch:
 
 
 _switch = _Switch()
+# Labelled children by their label values: ``labels()`` checks and converts its arguments and
+# takes a lock on every call, a cost the hot path paid several times a request. The label sets
+# are bounded (see above), and so are these.
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
+def count_request(route: str, method: str, status: int, element: str) -> None:
+    _child(HTTP_REQUESTS, route, method, str(status), element).inc()
+
+
+def time_hub_call(element: str, resource: str, seconds: float) -> None:
+    _child(HUB_CALL_SECONDS, element, resource).observe(seconds)
 
 
 def configure(settings: Settings) -> None:
@@ -103,9 +124,9 @@ class VendorTimer:
         kind = failure or (f"{status // 100}xx" if status is not None and status >= 400 else None)
         if _switch.on:
             seconds = time.perf_counter() - self.started
-            VENDOR_CALL_SECONDS.labels(element, resource).observe(seconds)
+            _child(VENDOR_CALL_SECONDS, element, resource).observe(seconds)
             if kind is not None:
-                VENDOR_ERRORS.labels(element, resource, kind).inc()
+                _child(VENDOR_ERRORS, element, resource, kind).inc()
         if self.span is not None:
             if status is not None:
                 self.span.set_attribute("http.response.status_code", status)
@@ -117,12 +138,12 @@ class VendorTimer:
 def vendor_retry() -> None:
     if _switch.on:
         labels = context.current()
-        VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
+        _child(VENDOR_RETRIES, labels.element, labels.resource).inc()
 
 
 def token_cache(hit: bool) -> None:
     if _switch.on:
-        TOKEN_CACHE.labels("hit" if hit else "miss").inc()
+        _child(TOKEN_CACHE, "hit" if hit else "miss").inc()
 
 
 # --- the scrape -------------------------------------------------------------------------------
