@@ -1,13 +1,21 @@
-"""bench/proxy: a hub list call through four proxies in front of a near-free vendor stand-in.
+"""bench/proxy: a hub list call through several proxies in front of a near-free vendor stand-in.
 
 (a) wrk straight to nginx serving a canned Twilio messages page; (b) nginx as a reverse proxy;
-(c) a bare FastAPI + aiohttp pass-through (passthrough.py); (d) Hubgate (`hubgate serve`),
-(c) and (d) with the same number of worker processes. Loopback only, bounded in time.
+(c) a bare FastAPI + aiohttp pass-through (passthrough.py) on uvicorn; (e) a raw ASGI
+pass-through with aiohttp's client (rawasgi.py) on uvicorn and on granian, the physical limit
+of a Python proxy here; (d) Hubgate (`hubgate serve`) with every limit it depends on set
+explicitly. At the extra level (50 connections) also: Hubgate with the hub rate limiter at its
+default, driven through enough instances that no instance reaches it; Hubgate with metrics off;
+Hubgate tracing 1 % of requests to a loopback OTLP receiver. Every Python server runs the same
+number of worker processes. Loopback only, bounded in time.
 
-    .venv/bin/python bench/proxy/run.py [--duration 8] [--workers 2] [--connections 1,50,200]
+    .venv/bin/python bench/proxy/run.py [--duration 8] [--repeat 3] [--connections 1,50,200]
 
-Prints a table and writes bench/results/proxy-<UTC time>.json. Needs nginx and wrk from
-Debian's packages (installed with apt-get when missing, as root).
+Every wrk run is checked (bench/failures.py): a target with any non-2xx answer or socket
+error prints no figure and no ratio, and the command exits 1. Prints a table and writes
+bench/results/proxy-<UTC time>.json. Needs nginx and wrk from Debian's packages (installed
+with apt-get when missing, as root) and granian from PyPI (installed into this venv with uv
+when missing; a benchmark tool, not a dependency of Hubgate).
 """
 
 from __future__ import annotations
@@ -25,15 +33,59 @@ import tempfile
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from bench.failures import Failures, paired_ratio  # noqa: E402
+from hubgate.settings import Settings  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 BIN = Path(sys.executable).parent
 SID = "AC" + "0123456789abcdef" * 2
 PAGE_PATH = f"/2010-04-01/Accounts/{SID}/Messages.json"
+GRANIAN = "granian==2.8.9"
+
+# Every limit a measured Hubgate depends on, set here rather than inherited from defaults that
+# may change: the hub rate limiter (D171) is opened so far that one instance never meets it
+# (its own cost is row d_limited's), the auth-failure limiter is left as shipped (the benchmark
+# never fails a credential), and the page, body and vendor-answer caps are far above the 6.5 KB
+# page. The OTLP endpoint is unset unless a row turns tracing on.
+_DEFAULTS = Settings.model_fields
+HUB_LIMITS = {
+    "HUBGATE_HUB_RATE_PER_SECOND": "1000000000",
+    "HUBGATE_HUB_RATE_BURST": "1000000000",
+    "HUBGATE_AUTH_FAILURE_BURST": str(_DEFAULTS["auth_failure_burst"].default),
+    "HUBGATE_AUTH_FAILURE_WINDOW": str(_DEFAULTS["auth_failure_window"].default),
+    "HUBGATE_PAGE_SIZE_MAX": "1000",
+    "HUBGATE_MAX_BODY_BYTES": str(1024 * 1024),
+    "HUBGATE_EGRESS_MAX_RESPONSE_BYTES": str(10 * 1024 * 1024),
+    "HUBGATE_EGRESS_CONNECT_TIMEOUT": "5",
+    "HUBGATE_EGRESS_READ_TIMEOUT": "30",
+    "HUBGATE_HUB_RETRIES": "0",
+    "HUBGATE_METRICS_ENABLED": "true",
+    "HUBGATE_OTEL_ENDPOINT": "",
+}
+# The rate limiter as shipped: 50 calls a second per instance, bursts of 100.
+DEFAULT_RATE = {
+    "HUBGATE_HUB_RATE_PER_SECOND": str(_DEFAULTS["hub_rate_per_second"].default),
+    "HUBGATE_HUB_RATE_BURST": str(_DEFAULTS["hub_rate_burst"].default),
+}
+
+
+@dataclass
+class Target:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    # A wrk Lua script giving each request the next instance's Element token; ``headers`` then
+    # only serve the check that the target answers before it is measured.
+    script: Path | None = None
 
 
 def ensure_tools() -> None:
@@ -157,10 +209,14 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def run_wrk(url: str, connections: int, duration: int, headers: dict[str, str]) -> dict[str, Any]:
+def run_wrk(target: Target, connections: int, duration: int) -> dict[str, Any]:
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
+    if target.script is not None:  # the script writes every request's headers itself
+        command += ["-s", str(target.script)]
+    else:
+        for name, value in target.headers.items():
+            command += ["-H", f"{name}: {value}"]
+    url = target.url
     out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)(?:\.\d+)?%\s+(\S+)\s*$", out, re.M))
     if "50" not in latency or "99" not in latency:
@@ -216,13 +272,98 @@ class PeakRss:
         self._thread.join()
 
 
-def main() -> None:
+class OtlpReceiver:
+    """A loopback OTLP/HTTP collector that counts what it is sent and keeps nothing."""
+
+    def __init__(self) -> None:
+        counts = self.counts = {"requests": 0, "bytes": 0}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                size = int(self.headers.get("content-length", "0"))
+                counts["bytes"] += len(self.rfile.read(size))
+                counts["requests"] += 1
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def ensure_granian() -> Path:
+    granian = BIN / "granian"
+    if not granian.exists():
+        uv = [str(BIN / "uv"), "pip", "install", "--quiet", "--python", sys.executable, GRANIAN]
+        subprocess.run(uv, check=True)
+    return granian
+
+
+def token_script(path: Path, tokens: list[str]) -> Path:
+    """A wrk script sending each request with the next instance's Element token."""
+    listed = ",\n".join(f'  "Element {token}"' for token in tokens)
+    path.write_text(
+        f"local tokens = {{\n{listed}\n}}\n"
+        "local i = math.random(#tokens)\n"
+        "request = function()\n"
+        "  i = i % #tokens + 1\n"
+        '  return wrk.format("GET", nil, {["Authorization"] = tokens[i]})\n'
+        "end\n"
+    )
+    return path
+
+
+def check_answers(name: str, target: Target, failures: Failures) -> None:
+    """One request before any figure: a target that does not answer 200 is a failure."""
+    headers = dict(target.headers)
+    try:
+        request = urllib.request.Request(target.url, headers=headers)  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            failures.status(name, response.status, (200,))
+    except urllib.error.HTTPError as error:
+        failures.status(name, error.code, (200,))
+    except OSError as error:
+        failures.note(name, type(error).__name__)
+
+
+def note_run(failures: Failures, key: str, run: dict[str, Any]) -> None:
+    for kind, count in run["socket_errors"].items():
+        failures.note(key, f"socket {kind}", count)
+    failures.note(key, "non-2xx answer", run["non_2xx"])
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the table shows medians")
     parser.add_argument("--connections", default="1,50,200")
+    parser.add_argument(
+        "--extra-connections",
+        type=int,
+        default=50,
+        help="the level of the limiter, metrics and tracing rows (0: leave them out)",
+    )
+    parser.add_argument(
+        "--instances", type=int, default=200, help="instances the default-limit row spreads over"
+    )
     parser.add_argument("--messages", type=int, default=10, help="messages on the canned page")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="HUBGATE_NAME=value",
+        help="a setting of every measured `hubgate serve` (repeatable), after the benchmark's",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -230,16 +371,34 @@ def main() -> None:
     )
     args = parser.parse_args()
     levels = [int(c) for c in args.connections.split(",")]
+    overrides = dict(pair.split("=", 1) for pair in args.setting)
     ensure_tools()
+    granian = ensure_granian()
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     tmp.chmod(0o755)
-    ports = {name: free_port() for name in ("standin", "proxy", "pass", "hub")}
+    hubs: dict[str, dict[str, str]] = {"d_hubgate": {}}
+    if args.extra_connections and not args.profile:
+        hubs |= {
+            "d_limited": DEFAULT_RATE,
+            "d_metrics_off": {"HUBGATE_METRICS_ENABLED": "false"},
+            "d_traced": {"HUBGATE_OTEL_SAMPLE_RATIO": "0.01"},
+        }
+    ports = {name: free_port() for name in ("standin", "proxy", "pass", "e_uv", "e_gr", *hubs)}
     write_standin(tmp / "root", args.messages)
     (tmp / "nginx.conf").write_text(
-        NGINX.format(tmp=tmp, root=tmp / "root", workers=args.workers, **ports)
+        NGINX.format(
+            tmp=tmp,
+            root=tmp / "root",
+            workers=args.workers,
+            standin=ports["standin"],
+            proxy=ports["proxy"],
+        )
     )
     log = (tmp / "servers.log").open("wb")
     processes: list[subprocess.Popen[bytes]] = []
+    otlp = OtlpReceiver()
+    failures = Failures()
+    load_before = os.getloadavg()
 
     def spawn(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
@@ -251,76 +410,115 @@ def main() -> None:
     try:
         spawn([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(tmp / "nginx.conf")])
         standin = f"http://127.0.0.1:{ports['standin']}"
-        spawn(
-            [str(BIN / "uvicorn"), "bench.proxy.passthrough:app", "--port", str(ports["pass"]),
-             "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
-             "--no-access-log", "--log-level", "warning"],
-            {"BENCH_UPSTREAM": standin},
-        )  # fmt: skip
-        data_dir = tmp / "hubgate"
-        hub = spawn(
-            [str(BIN / "hubgate"), "serve", "--port", str(ports["hub"]),
-             "--workers", str(args.workers)],
-            {"HUBGATE_DATA_DIR": str(data_dir), "HUBGATE_EGRESS_ALLOW": "127.0.0.0/8",
-             "HUBGATE_LOG_LEVEL": "warning", "HUBGATE_EMBEDDED_WORKER": "false"},
-        )  # fmt: skip
-        api = f"http://127.0.0.1:{ports['hub']}/elements/api-v2"
+        upstream = {"BENCH_UPSTREAM": standin}
+        uvicorn = [str(BIN / "uvicorn"), "--workers", str(args.workers), "--loop", "uvloop",
+                   "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
+        servers: dict[str, str] = {}
+        if not args.profile:
+            spawn([*uvicorn, "bench.proxy.passthrough:app", "--port", str(ports["pass"])], upstream)
+            spawn([*uvicorn, "bench.proxy.rawasgi:app", "--port", str(ports["e_uv"])], upstream)
+            spawn(
+                [str(granian), "--interface", "asgi", "--workers", str(args.workers),
+                 "--loop", "uvloop", "--no-ws", "--log-level", "warning",
+                 "--port", str(ports["e_gr"]), "bench.proxy.rawasgi:app"],
+                upstream,
+            )  # fmt: skip
+        hub_pids: dict[str, int] = {}
+        for name, settings in hubs.items():
+            env = {
+                "HUBGATE_DATA_DIR": str(tmp / name),
+                "HUBGATE_EGRESS_ALLOW": "127.0.0.0/8",
+                "HUBGATE_LOG_LEVEL": "warning",
+                "HUBGATE_EMBEDDED_WORKER": "false",
+                **HUB_LIMITS,
+                **({"HUBGATE_OTEL_ENDPOINT": otlp.url} if name == "d_traced" else {}),
+                **settings,
+                **overrides,
+            }
+            command = [str(BIN / "hubgate"), "serve", "--port", str(ports[name]),
+                       "--workers", str(args.workers)]  # fmt: skip
+            hub_pids[name] = spawn(command, env).pid
+            servers[name] = f"http://127.0.0.1:{ports[name]}/elements/api-v2"
+            # One at a time: workers importing side by side on a busy machine miss uvicorn's
+            # start-up health check and are restarted over and over.
+            wait_http(f"{servers[name]}/hubs", timeout=180)
         wait_http(standin + PAGE_PATH)
-        wait_http(f"http://127.0.0.1:{ports['pass']}{PAGE_PATH}")
-        wait_http(f"{api}/hubs", timeout=120)
-        secrets = json.loads((data_dir / "bootstrap.json").read_text())
-        user = f"User {secrets['user']['secret']}, Organization {secrets['organization']['secret']}"
-        instance = post_json(
-            f"{api}/instances",
-            {
-                "element": {"key": "twiliov2"},
-                "name": "bench",
-                "configuration": {
-                    "username": SID,
-                    "password": "bench-token",
-                    "base.url": f"{standin}/2010-04-01/Accounts",
-                },
-            },
-            {"Authorization": user},
-        )
-        element = {"Authorization": f"Element {instance['token']}"}
         page = f"{PAGE_PATH}?PageSize=100&Page=0"
-        targets: dict[str, tuple[str, dict[str, str]]] = {
-            "a_direct": (standin + page, {}),
-            "b_nginx": (f"http://127.0.0.1:{ports['proxy']}{page}", {}),
-            "c_passthrough": (f"http://127.0.0.1:{ports['pass']}{page}", {}),
-            "d_hubgate": (f"{api}/hubs/messaging/messages", element),
-        }  # fmt: skip
-        wait_http(targets["d_hubgate"][0], headers=element)
-        for url, headers in targets.values():
-            run_wrk(url, 8, 2, headers)  # warm-up: connections, caches, JIT-free but still
+        targets: dict[str, Target] = {"a_direct": Target(standin + page)}
+        if not args.profile:
+            targets |= {
+                "b_nginx": Target(f"http://127.0.0.1:{ports['proxy']}{page}"),
+                "c_passthrough": Target(f"http://127.0.0.1:{ports['pass']}{page}"),
+                "e_raw_uvicorn": Target(f"http://127.0.0.1:{ports['e_uv']}{page}"),
+                "e_raw_granian": Target(f"http://127.0.0.1:{ports['e_gr']}{page}"),
+            }
+        for name, api in servers.items():
+            count = args.instances if name == "d_limited" else 1
+            tokens = provision(api, tmp / name, standin, count)
+            element = {"Authorization": f"Element {tokens[0]}"}
+            script = token_script(tmp / "tokens.lua", tokens) if name == "d_limited" else None
+            targets[name] = Target(f"{api}/hubs/messaging/messages", element, script)
+        for name, target in targets.items():
+            check_answers(name, target, failures)
+        for target in targets.values():
+            run_wrk(target, 8, 2)  # warm-up: connections, caches
         if args.profile:
-            profile(hub.pid, targets["d_hubgate"], args.duration)
-            return
+            profile(hub_pids["d_hubgate"], targets["d_hubgate"], args.duration)
+            return 0
+        extras = [n for n in ("d_limited", "d_metrics_off", "d_traced") if n in targets]
+        matrix = [(c, n) for c in levels for n in targets if n not in extras]
+        matrix += [(args.extra_connections, n) for n in extras]
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {name: {} for name in targets}
         peak = 0
+        spans_before = otlp.counts["requests"]
         # Rounds interleave the targets so that a burst of load from elsewhere on the machine
         # hits all of them alike; medians over the rounds are what the table shows.
         for _ in range(args.repeat):
-            for connections in levels:
-                for name, (url, headers) in targets.items():
-                    with PeakRss(hub.pid) as rss:
-                        run = run_wrk(url, connections, args.duration, headers)
-                    if name == "d_hubgate":
-                        peak = max(peak, rss.peak)
-                    runs[name].setdefault(str(connections), []).append(run)
-        results = {name: {k: summarize(v) for k, v in by.items()} for name, by in runs.items()}
+            for connections, name in matrix:
+                with PeakRss(hub_pids.get(name, os.getpid())) as rss:
+                    run = run_wrk(targets[name], connections, args.duration)
+                if name == "d_hubgate":
+                    peak = max(peak, rss.peak)
+                note_run(failures, f"{name} @{connections}", run)
+                runs[name].setdefault(str(connections), []).append(run)
+        time.sleep(6)  # the span processor's batch interval is 5 s
+        if "d_traced" in targets and otlp.counts["requests"] == spans_before:
+            failures.note(f"d_traced @{args.extra_connections}", "no spans reached the receiver")
     finally:
         for process in reversed(processes):
-            process.terminate()  # uvicorn and nginx masters stop their workers on SIGTERM
+            process.terminate()  # uvicorn, granian and nginx masters stop their workers
         for process in processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
-    report(results, levels, peak, args)
+        otlp.close()
+    results = {name: {k: summarize(v) for k, v in by.items()} for name, by in runs.items()}
+    report(results, failures, peak, args, load_before, otlp.counts)
     shutil.rmtree(tmp, ignore_errors=True)
+    return failures.exit_code()
+
+
+def provision(api: str, data_dir: Path, standin: str, count: int) -> list[str]:
+    """``count`` Twilio instances on the stand-in; their Element tokens."""
+    secrets = json.loads((data_dir / "bootstrap.json").read_text())
+    user = f"User {secrets['user']['secret']}, Organization {secrets['organization']['secret']}"
+
+    def create(i: int) -> str:
+        body = {
+            "element": {"key": "twiliov2"},
+            "name": f"bench-{i}",
+            "configuration": {
+                "username": SID,
+                "password": "bench-token",
+                "base.url": f"{standin}/2010-04-01/Accounts",
+            },
+        }
+        return str(post_json(f"{api}/instances", body, {"Authorization": user})["token"])
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(create, range(count)))
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -333,9 +531,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def profile(hub_pid: int, target: tuple[str, dict[str, str]], duration: int) -> None:
+def profile(hub_pid: int, target: Target, duration: int) -> None:
     """Where Hubgate's workers spend their time: py-spy's samples, summed per function."""
-    spy = shutil.which("py-spy") or os.environ.get("PY_SPY", "py-spy")
+    spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or str(BIN / "py-spy")
     children = Path(f"/proc/{hub_pid}/task/{hub_pid}/children").read_text().split()
     workers = [int(c) for c in children if "python" in Path(f"/proc/{c}/cmdline").read_text()]
     outs = [Path(tempfile.mkstemp(suffix=".txt")[1]) for _ in workers]
@@ -362,7 +560,7 @@ def profile(hub_pid: int, target: tuple[str, dict[str, str]], duration: int) -> 
         for pid, out in zip(workers, outs, strict=True)
     ]
     time.sleep(1)
-    print(run_wrk(target[0], 50, duration - 2, target[1]))
+    print(run_wrk(target, 50, duration - 2))
     for spy_process in spies:
         spy_process.wait()
     inclusive: dict[str, int] = {}
@@ -384,36 +582,94 @@ def profile(hub_pid: int, target: tuple[str, dict[str, str]], duration: int) -> 
             print(f"{100 * count / total:6.1f}%  {frame[:150]}")
 
 
+def ratio_of(
+    results: dict[str, dict[str, Any]],
+    failures: Failures,
+    top: str,
+    bottom: str,
+    level: int,
+) -> float | str:
+    """The paired ratio of two targets' throughput at one level, or why there is none."""
+    key = str(level)
+    if key not in results.get(top, {}) or key not in results.get(bottom, {}):
+        return "not measured"
+    failed = [n for n in (top, bottom) if not failures.clean(f"{n} @{level}")]
+    if failed:
+        return f"no ratio: {', '.join(failed)} failed"
+    rounds = [[r["rps"] for r in results[n][key]["runs"]] for n in (top, bottom)]
+    return round(paired_ratio(rounds[0], rounds[1]), 3)
+
+
+def fastest_raw(results: dict[str, dict[str, Any]], failures: Failures, level: int) -> str | None:
+    """(e): the faster server of the raw ASGI pass-through at this level, among clean ones."""
+    clean = [
+        n
+        for n in ("e_raw_uvicorn", "e_raw_granian")
+        if str(level) in results.get(n, {}) and failures.clean(f"{n} @{level}")
+    ]
+    return max(clean, key=lambda n: float(results[n][str(level)]["rps"]), default=None)
+
+
 def report(
-    results: dict[str, dict[str, Any]], levels: list[int], peak_kib: int, args: argparse.Namespace
+    results: dict[str, dict[str, Any]],
+    failures: Failures,
+    peak_kib: int,
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    spans: dict[str, int],
 ) -> None:
-    rows = []
-    for connections in levels:
-        key = str(connections)
-        direct = results["a_direct"][key]
+    levels = sorted({int(k) for by in results.values() for k in by})
+    print(f"{'conns':>5} {'target':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'+p50 ms':>8} {'+p99 ms':>8}")  # fmt: skip
+    saved: dict[str, dict[str, Any]] = {}
+    for level in levels:
+        key = str(level)
+        direct = results["a_direct"].get(key)
         for name, by_level in results.items():
+            if key not in by_level:
+                continue
             run = by_level[key]
-            run["added_p50_ms"] = round(run["p50_ms"] - direct["p50_ms"], 3)
-            run["added_p99_ms"] = round(run["p99_ms"] - direct["p99_ms"], 3)
-            rows.append((connections, name, run))
-    rps = {name: {key: run["rps"] for key, run in by.items()} for name, by in results.items()}
-    ratios = {
-        key: {
-            "d_over_c": round(rps["d_hubgate"][key] / rps["c_passthrough"][key], 3),
-            "d_over_b": round(rps["d_hubgate"][key] / rps["b_nginx"][key], 3),
-        }
-        for key in map(str, levels)
-    }
-    print(f"{'conns':>5} {'target':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'+p50 ms':>8} {'+p99 ms':>8} {'errors':>6}")  # fmt: skip
-    for connections, name, run in rows:
-        print(f"{connections:>5} {name:<14} {run['rps']:>9.0f} {run['p50_ms']:>8.3f} "
-              f"{run['p99_ms']:>8.3f} {run['added_p50_ms']:>8.3f} {run['added_p99_ms']:>8.3f} "
-              f"{run['errors']:>6}")  # fmt: skip
-    for key, ratio in ratios.items():
-        d_c, d_b = ratio["d_over_c"], ratio["d_over_b"]
-        print(f"{key:>5} connections: (d)/(c) = {d_c:.3f}, (d)/(b) = {d_b:.3f}")
-    print(f"Hubgate peak RSS (all workers): {peak_kib / 1024:.1f} MiB")
+            if direct is not None:
+                run["added_p50_ms"] = round(run["p50_ms"] - direct["p50_ms"], 3)
+                run["added_p99_ms"] = round(run["p99_ms"] - direct["p99_ms"], 3)
+            target = f"{name} @{level}"
+            failures.report(
+                target,
+                lambda run=run, name=name, level=level: (
+                    f"{level:>5} {name:<15} {run['rps']:>9.0f} {run['p50_ms']:>8.3f} "
+                    f"{run['p99_ms']:>8.3f} {run.get('added_p50_ms', 0):>8.3f} "
+                    f"{run.get('added_p99_ms', 0):>8.3f}"
+                ),
+            )
+            saved.setdefault(name, {})[key] = failures.figures(target, run)
+    ratios: dict[str, Any] = {}
+    for level in map(int, args.connections.split(",")):
+        raw = fastest_raw(results, failures, level)
+        ratios[f"d/c @{level}"] = ratio_of(results, failures, "d_hubgate", "c_passthrough", level)
+        ratios[f"d/e @{level}"] = (
+            ratio_of(results, failures, "d_hubgate", raw, level)
+            if raw is not None
+            else "no ratio: no raw ASGI server answered cleanly"
+        )
+        ratios[f"e is @{level}"] = raw
+        ratios[f"d/b @{level}"] = ratio_of(results, failures, "d_hubgate", "b_nginx", level)
+    extra = args.extra_connections
+    if extra:
+        ratios[f"limiter at default/open @{extra}"] = ratio_of(
+            results, failures, "d_limited", "d_hubgate", extra
+        )
+        ratios[f"metrics on/off @{extra}"] = ratio_of(
+            results, failures, "d_hubgate", "d_metrics_off", extra
+        )
+        ratios[f"tracing 1%/off @{extra}"] = ratio_of(
+            results, failures, "d_traced", "d_hubgate", extra
+        )
+    for name, value in ratios.items():
+        print(f"{name}: {value}")
+    if failures.clean("d_hubgate @" + args.connections.split(",")[-1]):
+        print(f"Hubgate peak RSS ({args.workers} workers and master): {peak_kib / 1024:.1f} MiB")
+    load_after = os.getloadavg()
+    print(f"load average: before {load_before}, after {tuple(round(x, 2) for x in load_after)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"proxy-{stamp}.json"
@@ -425,9 +681,15 @@ def report(
                 "rounds": args.repeat,
                 "workers": args.workers,
                 "messages_per_page": args.messages,
+                "instances_of_d_limited": args.instances,
                 "cpus": os.cpu_count(),
-                "results": results,
+                "load_average_before": load_before,
+                "load_average_after": load_after,
+                "hub_settings": HUB_LIMITS,
+                "otlp_exports_received": spans,
+                "results": saved,
                 "ratios": ratios,
+                "failures": failures.as_json(),
                 "hubgate_peak_rss_mib": round(peak_kib / 1024, 1),
             },
             indent=2,
@@ -438,4 +700,4 @@ def report(
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

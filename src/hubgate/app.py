@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
 
 from hubgate import console, errors_http, openapi_doc
 from hubgate.cors import CorsMiddleware
@@ -20,7 +22,7 @@ from hubgate.hub.state import open_hub
 from hubgate.instances import changes as instance_changes
 from hubgate.instances.endpoints import router as instances_router
 from hubgate.middleware import RequestIdMiddleware
-from hubgate.observability import logs, traces
+from hubgate.observability import logs, metrics, traces
 from hubgate.observability.endpoints import router as operations_router
 from hubgate.observability.middleware import RequestMetrics
 from hubgate.runtime import open_runtime
@@ -30,9 +32,25 @@ from hubgate.transformations.endpoints import router as transformations_router
 API_PREFIX = "/elements/api-v2"
 
 
+class HubgateApp(FastAPI):
+    """FastAPI, with hub calls answered before its stack (hub.fastpath) when a path is set."""
+
+    hot_path: HubFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot_path
+        if hot is not None and scope["type"] == "http":
+            scope["app"] = self
+            if hot.takes(scope):
+                await hot.answer(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     logs.configure(settings)
     traces.configure(settings)
+    metrics.configure(settings)
     # Pollers are born and dropped in the transaction that writes the instance (D131).
     instance_changes.on_saved(events_service.instance_saved)
 
@@ -51,7 +69,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
             await runtime.close()
             traces.shutdown()
 
-    app = FastAPI(
+    app = HubgateApp(
         title="Hubgate",
         version="0.1.0",
         description="An Open Connectors-compatible integration hub.",
@@ -72,12 +90,15 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
-    app.add_middleware(errors_http.UnexpectedErrors)
-    app.add_middleware(HubFastPath, prefix=API_PREFIX)
-    app.add_middleware(RequestMetrics, prefix=API_PREFIX)
-    app.add_middleware(AuditMiddleware)
-    app.add_middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
+    # Around every answer, outermost first: hub calls get the same layers (hub.fastpath).
+    layers = [
+        Middleware(CorsMiddleware, origins=settings.cors_origins),
+        Middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes),
+        Middleware(AuditMiddleware),
+        Middleware(RequestMetrics, prefix=API_PREFIX),
+    ]
+    app.user_middleware = [*layers, Middleware(errors_http.UnexpectedErrors)]
+    app.hot_path = HubFastPath(prefix=API_PREFIX, layers=layers)
     return app
 
 

@@ -113,8 +113,10 @@ def serve(
     except serving.PortTakenError as error:
         console.print(f"hubgate serve: {error}", highlight=False)
         raise typer.Exit(1) from None
-    # Before any module that records metrics is imported (D62).
-    prepare_multiprocess_dir(settings.data_dir)
+    # Before any module that records metrics is imported (D62); with metrics off (D300) each
+    # process keeps its few event counters in memory, where nobody reads them.
+    if settings.metrics_enabled:
+        prepare_multiprocess_dir(settings.data_dir)
     from hubgate.bootstrap import bootstrap_if_empty, prepare_database
     from hubgate.db.embedded import stop_embedded
     from hubgate.jobs.worker import WorkerProcess, spawn_worker

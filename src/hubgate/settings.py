@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     shutdown_grace: int = Field(default=30, ge=0)
     # /readyz says not ready when no worker sent a heartbeat for this many seconds.
     ready_worker_age: float = Field(default=60.0, gt=0)
+    # false: no request, hub or vendor figure is recorded and /metrics answers 404, for an
+    # operator who does not scrape (each recorded figure costs the hot path a little; D300).
+    metrics_enabled: bool = True
     # When set, /metrics answers only requests with ``Authorization: Bearer <this>``.
     metrics_token: SecretStr | None = None
     # json: one JSON object per log line (D64); text: lines for people.

@@ -183,3 +183,29 @@ def test_transform_against_a_server_that_answers_429_reports_no_figure(tmp_path:
     for target in ("a_plain", "b_mapped", "c_scripted"):
         assert set(saved["results"][target]) == {"failures"}
     assert saved["load_average"]
+
+
+@pytest.mark.slow
+def test_proxy_against_a_hubgate_that_answers_429_prints_no_ratio() -> None:
+    # Issue 15: make bench-proxy once printed (d)/(c) = 2.4 over 182,334 answers that were all
+    # 429. Here each worker allows one call in all, so the measured round sees 429s: Hubgate's
+    # row and every ratio with it are refused, the other targets' figures stand.
+    ran = run_bench(
+        "proxy/run.py",
+        "--duration=1",
+        "--repeat=1",
+        "--connections=1",
+        "--extra-connections=0",
+        "--setting=HUBGATE_HUB_RATE_PER_SECOND=0.001",
+        "--setting=HUBGATE_HUB_RATE_BURST=1",
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert re.search(r"d_hubgate @1: FAILED, no figure: .*non-2xx answer", ran.stdout), ran.stdout
+    assert "d/c @1: no ratio: d_hubgate failed" in ran.stdout
+    assert "d/e @1: no ratio: d_hubgate failed" in ran.stdout
+    assert re.search(r"^\s+1 c_passthrough\s+\d+", ran.stdout, re.M), ran.stdout
+    saved = Path(re.search(r"saved (\S+)", ran.stdout).group(1))  # type: ignore[union-attr]
+    result = json.loads((ROOT / saved).read_text())
+    (ROOT / saved).unlink()
+    assert set(result["results"]["d_hubgate"]["1"]) == {"failures"}
+    assert "rps" in result["results"]["c_passthrough"]["1"]

@@ -127,3 +127,40 @@ async def test_a_scrape_counts_exactly_what_was_sent(
         for label, label_value in labels:
             assert label not in {"id", "instance", "organization", "token", "user"}
             assert label_value not in secrets, (label, label_value)
+
+
+async def test_metrics_off_records_nothing_and_metrics_is_not_found(
+    tmp_path: Path, vendor: TwilioSimulator
+) -> None:
+    # D300: HUBGATE_METRICS_ENABLED=false, for an operator who does not scrape.
+    env = fresh_env(tmp_path, HUBGATE_METRICS_ENABLED="false")
+    base = f"http://127.0.0.1:{env['HUBGATE_PORT']}"
+    serve = start(hubgate("serve", "--workers", "2"), env, tmp_path / "serve.log")
+    async with aiohttp.ClientSession() as http:
+        try:
+            await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
+            user = {"Authorization": bootstrap_authorization(env)}
+            async with http.post(
+                f"{base}{API}/instances", json=twilio_instance_body(vendor), headers=user
+            ) as created:
+                assert created.status == 200
+                token = (await created.json())["token"]
+            remember_secret(token)
+            async with http.get(
+                f"{base}{API}/hubs/messaging/messages",
+                headers={"Authorization": f"Element {token}"},
+            ) as listed:
+                assert listed.status == 200
+                assert listed.headers["Elements-Returned-Count"] == str(len(await listed.json()))
+            answers = []
+            for path in ("/metrics", "/no-such-page"):
+                async with http.get(f"{base}{path}") as response:
+                    answers.append((response.status, response.headers["Content-Type"]))
+        finally:
+            serve.stop()
+
+    # The same answer as any path Hubgate does not serve.
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 404
+    # No process wrote a sample file: nothing was recorded to be scraped.
+    assert not (tmp_path / "var" / "metrics").exists()

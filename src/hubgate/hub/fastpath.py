@@ -1,10 +1,17 @@
-"""Hub calls skip the framework's routing: one prefix check, then straight to the endpoint.
+"""Hub calls answered before FastAPI's and Starlette's stacks: one prefix check, then the
+endpoint, inside the same middleware every other answer passes through.
 
 Measured with py-spy under bench/proxy: FastAPI's router walking every platform route, its
-exception middleware and dependency machinery cost about a quarter of a hub call. Hub calls
-need none of it (no dependencies, no validation), so this middleware answers them itself and
-leaves everything else, the catalog's ``/hubs/...`` routes included, to the app. The same
-endpoint function is also registered as FastAPI routes, which is what the OpenAPI lists.
+exception middleware and dependency machinery cost about a quarter of a hub call; once routing
+was skipped, Starlette's error middleware and FastAPI's own outer layers were still paid by
+every call. Hub calls need none of it (no dependencies, no validation), so the app's outermost
+``__call__`` (``app.HubgateApp``) hands them to ``HubFastPath.answer``: the app's own
+middleware classes (CORS, request id and body cap, audit, metrics and traces), built once from
+the same list and settings as the app's stack, around ``hub_call``, whose errors get
+``response_for``, the answer the app's exception handlers give. Everything else, the catalog's
+``/hubs/...`` routes included, goes to FastAPI. The same endpoint function is also registered as
+FastAPI routes, which is what the OpenAPI lists and what a call answers through when it comes
+past this path (tests/hub/test_fastpath.py shows both give the same answer).
 
 A hub resource also answers without the hub segment (D49): ``/elements/api-v2/messages`` with
 an Element token is ``/hubs/messaging/messages`` when ``messages`` starts no platform route.
@@ -13,8 +20,11 @@ That check comes after the ``/hubs/`` one, so hub calls pay nothing for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import Request, Response
 from fastapi.routing import iter_route_contexts
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,24 +35,26 @@ from hubgate.tenants.auth import parse_authorization
 
 
 class HubFastPath:
-    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
-        self.app = app
+    def __init__(self, *, prefix: str, layers: Sequence[Middleware]) -> None:
         self.api = f"{prefix}/"
         self.prefix = f"{prefix}/hubs/"
         # The first path segments of the platform's routes, read from the app on first use.
         self._platform: frozenset[str] | None = None
+        answer: ASGIApp = self._answer
+        for cls, args, kwargs in reversed(layers):
+            answer = cls(answer, *args, **kwargs)
+        # The hub call inside the layers, outermost first as in the app's middleware list.
+        self.answer = answer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def takes(self, scope: Scope) -> bool:
+        """Whether this HTTP request is a hub call; if so its ``hub`` and ``rest`` are put in
+        the scope's path parameters, as the router would. ``scope["app"]`` must be set."""
         path: str = scope["path"]
         if not path.startswith(self.prefix):
             if path.startswith(self.api) and self._bare_resource(scope, path):
-                await self._answer(scope, receive, send, "", path[len(self.api) :])
-            else:
-                await self.app(scope, receive, send)
-            return
+                scope["path_params"] = {"hub": "", "rest": path[len(self.api) :]}
+                return True
+            return False
         hub, slash, rest = path[len(self.prefix) :].partition("/")
         method = scope["method"]
         # /hubs/{key}/elements is the catalog's, /hubs/{hub}/objects[/…] discovery's (D50).
@@ -50,16 +62,15 @@ class HubFastPath:
             rest == "elements" or rest == "objects" or rest.startswith("objects/")
         )
         if not slash or not hub or not rest or catalog or method not in HUB_METHODS:
-            await self.app(scope, receive, send)
-            return
-        await self._answer(scope, receive, send, hub, rest)
+            return False
+        scope["path_params"] = {"hub": hub, "rest": rest}
+        return True
 
-    async def _answer(
-        self, scope: Scope, receive: Receive, send: Send, hub: str, rest: str
-    ) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
+        params = scope["path_params"]
         try:
-            response: Response = await hub_call(request, hub, rest)
+            response: Response = await hub_call(request, params["hub"], params["rest"])
         except Exception as exc:
             # Exactly what the app's handlers answer: the D9 body, failed credentials counted
             # (D172), the database's absence a 503 (D174), a bug's class and line logged (D173).

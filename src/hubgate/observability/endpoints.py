@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from hubgate.deps import get_runtime
 from hubgate.events.models import PENDING_STATUSES
@@ -36,6 +37,9 @@ async def prometheus_metrics(
     request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
 ) -> Response:
     """Prometheus text format (D62); a bearer token when HUBGATE_METRICS_TOKEN is set."""
+    if not runtime.settings.metrics_enabled:
+        # The answer of any path Hubgate does not serve: nothing is recorded to scrape (D300).
+        raise HTTPException(404)
     token = runtime.settings.metrics_token
     if token is not None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")

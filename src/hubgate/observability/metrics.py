@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -22,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from hubgate.observability import context, traces
 from hubgate.observability.multiprocess import MULTIPROC_ENV
+from hubgate.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -65,6 +67,42 @@ EVENT_DELIVERIES = Counter(
 )
 
 
+class _Switch:
+    on = True
+
+
+_switch = _Switch()
+# Labelled children by their label values: ``labels()`` checks and converts its arguments and
+# takes a lock on every call, a cost the hot path paid several times a request. The label sets
+# are bounded (see above), and so are these.
+_children: dict[tuple[object, ...], Any] = {}
+
+
+def _child(metric: Counter | Histogram, *values: str) -> Any:
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
+def count_request(route: str, method: str, status: int, element: str) -> None:
+    _child(HTTP_REQUESTS, route, method, str(status), element).inc()
+
+
+def time_hub_call(element: str, resource: str, seconds: float) -> None:
+    _child(HUB_CALL_SECONDS, element, resource).observe(seconds)
+
+
+def configure(settings: Settings) -> None:
+    """Whether this process records figures (``HUBGATE_METRICS_ENABLED``, D300)."""
+    _switch.on = settings.metrics_enabled
+
+
+def enabled() -> bool:
+    return _switch.on
+
+
 class VendorTimer:
     """One vendor attempt: its latency, how it failed if it did, and its span (D63)."""
 
@@ -83,10 +121,12 @@ class VendorTimer:
 
     def done(self, status: int | None = None, failure: str | None = None) -> None:
         element, resource = self.labels.element, self.labels.resource
-        VENDOR_CALL_SECONDS.labels(element, resource).observe(time.perf_counter() - self.started)
         kind = failure or (f"{status // 100}xx" if status is not None and status >= 400 else None)
-        if kind is not None:
-            VENDOR_ERRORS.labels(element, resource, kind).inc()
+        if _switch.on:
+            seconds = time.perf_counter() - self.started
+            _child(VENDOR_CALL_SECONDS, element, resource).observe(seconds)
+            if kind is not None:
+                _child(VENDOR_ERRORS, element, resource, kind).inc()
         if self.span is not None:
             if status is not None:
                 self.span.set_attribute("http.response.status_code", status)
@@ -96,12 +136,14 @@ class VendorTimer:
 
 
 def vendor_retry() -> None:
-    labels = context.current()
-    VENDOR_RETRIES.labels(labels.element, labels.resource).inc()
+    if _switch.on:
+        labels = context.current()
+        _child(VENDOR_RETRIES, labels.element, labels.resource).inc()
 
 
 def token_cache(hit: bool) -> None:
-    TOKEN_CACHE.labels("hit" if hit else "miss").inc()
+    if _switch.on:
+        _child(TOKEN_CACHE, "hit" if hit else "miss").inc()
 
 
 # --- the scrape -------------------------------------------------------------------------------

@@ -64,14 +64,13 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            template = self._template(scope)
-            metrics.HTTP_REQUESTS.labels(
-                template, scope["method"], str(status), labels.element
-            ).inc()
-            if template == self.hub_route and labels.element:
-                metrics.HUB_CALL_SECONDS.labels(labels.element, labels.resource).observe(
-                    time.perf_counter() - started
-                )
+            if metrics.enabled() or span is not None:
+                template = self._template(scope)
+            if metrics.enabled():
+                metrics.count_request(template, scope["method"], status, labels.element)
+                if template == self.hub_route and labels.element:
+                    seconds = time.perf_counter() - started
+                    metrics.time_hub_call(labels.element, labels.resource, seconds)
             if span is not None:
                 span.update_name(f"{scope['method']} {template}")
                 span.set_attribute("http.route", template)
