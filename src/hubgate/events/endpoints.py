@@ -305,10 +305,10 @@ async def vendor_webhook(
         session, runtime, instance, answer.changes, service.utcnow()
     )
     await session.commit()
-    for event_id in created:
+    if created:
         try:
-            await tasks.defer_delivery(runtime.jobs, event_id)
+            await tasks.defer_dispatch(runtime.jobs)
         except Exception:
             # Committed events are safe: the sweep defers what has no job.
-            log.exception("deferring the delivery of event %s failed", event_id)
+            log.exception("deferring the delivery of %d events failed", len(created))
     return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type)
