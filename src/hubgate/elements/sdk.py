@@ -120,6 +120,9 @@ class HookContext(Protocol):
 
 
 OperationHook = Callable[[HookContext], Awaitable[Any]]
+# The form fields of a vendor request about to be sent, given back as they should go: the
+# instance, the matched operation and the instance's ``eventsCallbackUrl`` (D61).
+FormHook = Callable[[ResolvedInstance, Matched, list[tuple[str, str]], str], list[tuple[str, str]]]
 
 
 # --- vendor webhooks (D31, D271) ---------------------------------------------------------------
@@ -215,6 +218,7 @@ class Hooks:
     """The Python an element adds where its manifest's data cannot say enough (D19)."""
 
     operations: Mapping[str, OperationHook] = field(default_factory=dict)
+    form: FormHook | None = None
     webhook: VendorWebhook | None = None
     credential_check: CredentialCheck | None = None
     oauth: OAuthFlow | None = None

@@ -23,6 +23,7 @@ from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
 from hubgate.hub.normalize import drop_nulls, form_fields
 from hubgate.hub.repository import LogRepository
 from hubgate.instances.models import Instance
+from hubgate.instances.presenter import events_callback_url
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.service import decrypt_configuration, ensure_enabled, ensure_owner
 from hubgate.kit.ceql import (
@@ -157,6 +158,10 @@ async def execute(
             _Step(runtime, instance, call, matched, url, query), vendor_filters_final
         )
     data = form_fields(_json_body(call)) if operation.body == "form" else None
+    form_hook = instance.element.hooks.form
+    if data is not None and form_hook is not None:
+        events_url = events_callback_url(runtime.settings.base_url, manifest.key, instance.id)
+        data = form_hook(instance, matched, data, events_url)
     response = await vendor.send(
         runtime.egress,
         runtime.settings,

@@ -11,5 +11,7 @@ from hubgate.elements.twiliov2.webhooks import TwilioWebhook
 
 element = Element(
     manifest=load_manifest(Path(__file__).with_name("manifest.json")),
-    hooks=Hooks(operations={"ping": hooks.ping}, webhook=TwilioWebhook()),
+    hooks=Hooks(
+        operations={"ping": hooks.ping}, form=hooks.status_callback, webhook=TwilioWebhook()
+    ),
 )
