@@ -198,3 +198,35 @@ async def test_a_polling_instance_takes_no_webhooks(
 def instance_token(provision: Provisioner, instance: dict[str, Any]) -> str:
     """The Auth Token of the simulator account the instance was made with."""
     return provision.sim.accounts()[instance["configuration"]["username"]]
+
+
+async def test_an_instance_change_is_seen_by_the_next_webhook(
+    provision: Provisioner, events_api: Api
+) -> None:
+    """The route keeps the instance and its Auth Token between requests (D312); a change to the
+    instance reaches the very next webhook."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    path = f"instances/{instance['id']}"
+    assert (
+        await post_webhook(events_api, instance, inbound("SM500", account), token=token)
+    ).status == 200
+
+    polling = {"configuration": {"event.vendor.type": "polling"}}
+    assert (await events_api.patch(path, json=polling)).status == 200
+    answer = await post_webhook(events_api, instance, inbound("SM501", account), token=token)
+    assert answer.status == 404
+
+    webhook = {"configuration": {"event.vendor.type": "webhook"}}
+    assert (await events_api.patch(path, json=webhook)).status == 200
+    assert (
+        await post_webhook(events_api, instance, inbound("SM502", account), token=token)
+    ).status == 200
+
+    disabled = await events_api.delete(f"{path}/enabled")
+    assert disabled.status == 200, disabled.text
+    answer = await post_webhook(events_api, instance, inbound("SM503", account), token=token)
+    assert answer.status == 404
+    events = (await events_api.get(f"instances/{instance['id']}/events")).body
+    assert sorted(e["objectId"] for e in events) == ["SM500", "SM502"]

@@ -324,6 +324,32 @@ class EventRepository:
         )
         await self.session.execute(stmt)
 
+    async def remember_changed(
+        self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
+    ) -> set[str]:
+        """Record the digests that are new or differ from what was seen, in one statement;
+        answers their object ids (what was reported already is left as it is)."""
+        if not digests:
+            return set()
+        stmt = insert(SeenObject).values(
+            [
+                {
+                    "instance_id": instance_id,
+                    "resource": resource,
+                    "object_id": object_id,
+                    "digest": digest,
+                    "seen_at": at,
+                }
+                for object_id, digest in dict(digests).items()
+            ]
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
+            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
+            where=SeenObject.digest != stmt.excluded.digest,
+        ).returning(SeenObject.object_id)
+        return set((await self.session.execute(upsert)).scalars())
+
     async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
         await self.session.execute(
             delete(SeenObject).where(

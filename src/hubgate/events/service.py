@@ -349,10 +349,10 @@ async def record_vendor_changes(
     fresh: list[ch.Change] = []
     for object_type in dict.fromkeys(c.object_type for c in found):
         group = [c for c in found if c.object_type == object_type]
-        seen = await repo.seen(instance.id, object_type, [c.object_id for c in group])
-        group = [c for c in group if seen.get(c.object_id) != c.digest]
-        await repo.remember(instance.id, object_type, [(c.object_id, c.digest) for c in group], now)
-        fresh.extend(group)
+        changed = await repo.remember_changed(
+            instance.id, object_type, [(c.object_id, c.digest) for c in group], now
+        )
+        fresh.extend(c for c in group if c.object_id in changed)
     events = _new_events(runtime, instance, fresh, "webhook", now, now)
     await repo.add_events(events)
     return [event.id for event in events]
