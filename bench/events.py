@@ -45,6 +45,7 @@ from typing import Any
 import aiohttp
 import psycopg
 from standardwebhooks import Webhook, WebhookVerificationError
+from twilio.request_validator import RequestValidator
 
 from hubgate.bootstrap import create_tenant
 from hubgate.db.embedded import start_embedded
@@ -216,6 +217,7 @@ class Bench:
         await self.receiver.start()
         created = await create_tenant(self.settings, self.url, name="bench", email="b@x.test")
         tenant = Tenant(created.organization_id, created.account_id, created.user_id, "b@x.test")
+        self.tenant = tenant
         base_url = f"http://127.0.0.1:{self.sim_port}/2010-04-01/Accounts"
         for n in range(self.count):
             account = await self.sim(http, "accounts", {})
@@ -404,12 +406,177 @@ class Bench:
             "max_seconds": round(max(latencies), 1) if latencies else 0,
         }
 
+    async def serve(self, http: aiohttp.ClientSession, runtime: Runtime) -> dict[str, Any]:
+        """``hubgate serve`` (with its embedded worker) and one webhook-mode instance; the
+        instance's events URL and the Auth Token that signs its callbacks."""
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
+        for _ in range(600):
+            try:
+                async with http.get(f"{public}/healthz") as answer:
+                    if answer.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        account = await self.sim(http, "accounts", {})
+        body = InstanceCreate(
+            name="bench-webhooks",
+            element={"key": "twiliov2"},  # type: ignore[arg-type]
+            configuration={
+                "username": account["accountSid"],
+                "password": account["authToken"],
+                "base.url": f"http://127.0.0.1:{self.sim_port}/2010-04-01/Accounts",
+                "event.notification.enabled": True,
+                "event.notification.callback.url": self.receiver.url,
+                "event.notification.signature.key": KEY,
+                "event.vendor.type": "webhook",
+            },
+        )
+        async with unit_of_work(runtime.sessions) as session:
+            instance, _ = await provision(session, runtime, self.tenant, body)
+        encoded = base64.b64encode(str(instance.id).encode()).decode()
+        return {
+            "url": f"{public}/elements/api-v2/events/twiliov2/{encoded}",
+            "account": account["accountSid"],
+            "token": account["authToken"],
+        }
+
+    def callback(self, target: dict[str, Any], sid: str) -> tuple[str, dict[str, str]]:
+        """A status callback as Twilio posts it, signed by Twilio's own library."""
+        params = {
+            "AccountSid": target["account"],
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": "delivered",
+            "SmsStatus": "delivered",
+            "ApiVersion": "2010-04-01",
+        }
+        signature = RequestValidator(target["token"]).compute_signature(target["url"], params)
+        return signature, params
+
+    async def post_all(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], queue: list[str], name: str
+    ) -> None:
+        """One client: posts callbacks for the sids it takes from ``queue`` until it is empty."""
+        while queue:
+            await self.post_callback(http, target, queue.pop(), name)
+
+    async def post_callback(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], sid: str, name: str
+    ) -> None:
+        signature, params = self.callback(target, sid)
+        headers = {"X-Twilio-Signature": signature}
+        try:
+            async with http.post(target["url"], data=params, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    self.failures.note(name, f"status {answer.status}")
+        except aiohttp.ClientError as error:
+            self.failures.note(name, type(error).__name__)
+
+    async def wait_arrivals(self, sids: set[str], seconds: float) -> dict[str, float]:
+        """The arrivals of ``sids`` once all came, or those that came within ``seconds``."""
+        await until(lambda: len(self.arrivals(sids)) >= len(sids), 0.1, seconds)
+        return self.arrivals(sids)
+
+    def arrivals(self, sids: set[str]) -> dict[str, float]:
+        """When each callback's notification was accepted by the receiver (first time)."""
+        arrived: dict[str, float] = {}
+        for request in accepted(self.receiver.requests):
+            for raw in request.json()["message"]["raw"].get("messages", []):
+                sid = raw.get("MessageSid")
+                if sid in sids:
+                    arrived.setdefault(sid, request.at)
+        return arrived
+
+    async def intake(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], count: int, clients: int
+    ) -> dict[str, Any]:
+        """Rounds of ``count`` distinct signed status callbacks from ``clients`` at once:
+        acknowledged per second, and notified per second (first POST to last acceptance)."""
+        rounds = []
+        for number in range(3):
+            self.receiver.requests.clear()
+            sids = [f"SM{number:02d}{n:030d}" for n in range(count)]
+            queue = list(reversed(sids))
+            started = time.monotonic()
+            await asyncio.gather(
+                *(self.post_all(http, target, queue, "intake") for _ in range(clients))
+            )
+            acknowledged = time.monotonic() - started
+            arrived = await self.wait_arrivals(set(sids), self.deliver_within)
+            check_notifications(self.failures, "intake", self.receiver.requests)
+            self.failures.note("intake", "notification missing", count - len(arrived))
+            if not self.failures.clean("intake"):
+                break
+            end_to_end = max(arrived.values()) - started
+            rounds.append(
+                {
+                    "acknowledged_per_second": round(count / acknowledged, 1),
+                    "events_per_second": round(count / end_to_end, 1),
+                }
+            )
+        return {
+            "callbacks": count,
+            "clients": clients,
+            "rounds": rounds,
+            **{
+                key: statistics.median(r[key] for r in rounds)
+                for key in ("acknowledged_per_second", "events_per_second")
+                if rounds
+            },
+        }
+
+    async def webhook_latency(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], seconds: float, rate: float
+    ) -> dict[str, Any]:
+        """Callbacks at a gentle ``rate``: from the start of each POST to its notification's
+        acceptance at the receiver, in three rounds; p50 and p99 are medians of the rounds."""
+        rounds = []
+        for number in range(3):
+            self.receiver.requests.clear()
+            posted: dict[str, float] = {}
+            deadline = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < deadline:
+                sid = f"SMl{number}{n:030d}"
+                n += 1
+                posted[sid] = time.monotonic()
+                await self.post_callback(http, target, sid, "webhook latency")
+                await asyncio.sleep(max(0.0, posted[sid] + 1 / rate - time.monotonic()))
+            arrived = await self.wait_arrivals(set(posted), 60)
+            check_notifications(self.failures, "webhook latency", self.receiver.requests)
+            self.failures.note(
+                "webhook latency", "notification missing", len(posted) - len(arrived)
+            )
+            if not self.failures.clean("webhook latency"):
+                break
+            latencies = [(arrived[sid] - posted[sid]) * 1000 for sid in arrived]
+            rounds.append(
+                {
+                    "callbacks": len(posted),
+                    "p50_ms": round(statistics.median(latencies), 1),
+                    "p99_ms": round(percentile(latencies, 0.99), 1),
+                }
+            )
+        return {
+            "rate_per_second": rate,
+            "rounds": rounds,
+            **{
+                key: statistics.median(r[key] for r in rounds)
+                for key in ("p50_ms", "p99_ms")
+                if rounds
+            },
+        }
+
     def close(self) -> None:
         for process in self.processes:
             self.stop(process)
 
 
-PHASES = ("polls", "deliveries", "latency")
+PHASES = ("polls", "deliveries", "latency", "intake", "webhook-latency")
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
@@ -433,6 +600,17 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
                 print("deliveries done", flush=True)
             if "latency" in args.phases:
                 measured["latency"] = await bench.latency(http, args.watch)
+            if "intake" in args.phases or "webhook-latency" in args.phases:
+                target = await bench.serve(http, runtime)
+                if "intake" in args.phases:
+                    measured["intake"] = await bench.intake(
+                        http, target, args.callbacks, args.clients
+                    )
+                    print("intake done", flush=True)
+                if "webhook-latency" in args.phases:
+                    measured["webhook_latency"] = await bench.webhook_latency(
+                        http, target, args.webhook_seconds, args.webhook_rate
+                    )
     finally:
         await runtime.close()
         await bench.receiver.stop()
@@ -499,6 +677,28 @@ def show(result: dict[str, Any], failures: Failures) -> None:
         )
 
 
+def show_webhooks(result: dict[str, Any], failures: Failures) -> None:
+    if "intake" in result:
+        i = result["intake"]
+        failures.report(
+            "intake",
+            lambda: (
+                f"vendor-webhook intake (median of {len(i['rounds'])}): {i['callbacks']} "
+                f"callbacks from {i['clients']} clients, {i['acknowledged_per_second']}/s "
+                f"acknowledged, {i['events_per_second']} events/s POST to receiver"
+            ),
+        )
+    if "webhook_latency" in result:
+        w = result["webhook_latency"]
+        failures.report(
+            "webhook latency",
+            lambda: (
+                f"webhook mode at {w['rate_per_second']}/s (median of {len(w['rounds'])}): "
+                f"POST to callback p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms"
+            ),
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     measured, failures = asyncio.run(run(args))
@@ -512,6 +712,7 @@ def main(args: argparse.Namespace) -> int:
         **{phase: failures.figures(phase, figures) for phase, figures in measured.items()},
     }
     show(result, failures)
+    show_webhooks(result, failures)
     result["summary"] = summary(result, failures)
     print(json.dumps(result["summary"], indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -527,6 +728,10 @@ if __name__ == "__main__":
     parser.add_argument("--watch", type=float, default=120)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--delivery-rounds", type=int, default=3)
+    parser.add_argument("--callbacks", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--webhook-seconds", type=float, default=20)
+    parser.add_argument("--webhook-rate", type=float, default=10)
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument(
         "--phases",
