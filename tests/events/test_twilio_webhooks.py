@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 from urllib.parse import urlencode
@@ -230,3 +231,28 @@ async def test_an_instance_change_is_seen_by_the_next_webhook(
     assert answer.status == 404
     events = (await events_api.get(f"instances/{instance['id']}/events")).body
     assert sorted(e["objectId"] for e in events) == ["SM500", "SM502"]
+
+
+async def test_a_burst_of_webhooks_is_acknowledged_and_each_delivered_once(
+    provision: Provisioner, events_api: Api, receiver: CallbackReceiver, worker: Runtime
+) -> None:
+    """60 callbacks from 12 clients at once: every one answered 200 after its commit, the
+    delivery runs deferred after the answers (coalesced, D312), each event delivered once."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    sids = [f"SM{n:032d}" for n in range(60)]
+
+    async def client(mine: list[str]) -> list[int]:
+        statuses = []
+        for sid in mine:
+            answer = await post_webhook(events_api, instance, inbound(sid, account), token=token)
+            statuses.append(answer.status)
+        return statuses
+
+    answered = await asyncio.gather(*(client(sids[k::12]) for k in range(12)))
+    assert [s for statuses in answered for s in statuses] == [200] * 60
+    got = await receiver.wait_for(lambda r: len(r) >= 60, seconds=60)
+    objects = [r.json()["message"]["events"][0]["objectId"] for r in got]
+    assert sorted(objects) == sids
+    assert len({r.webhook_id for r in got}) == 60

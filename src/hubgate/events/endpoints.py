@@ -311,7 +311,8 @@ async def vendor_webhook(
     # The answer waits for the commit (the vendor may forget what it was told was taken), not
     # for the delivery's job, which is deferred once the answer is out (D312).
     await session.commit()
-    after = BackgroundTask(_defer_dispatch, runtime, len(created)) if created else None
+    kicker = _kicker(request, runtime)
+    after = BackgroundTask(_defer_dispatch, kicker, len(created)) if created else None
     return Response(
         content=answer.body,
         status_code=answer.status,
@@ -320,12 +321,20 @@ async def vendor_webhook(
     )
 
 
-async def _defer_dispatch(runtime: Runtime, count: int) -> None:
+async def _defer_dispatch(kicker: tasks.DispatchKicker, count: int) -> None:
     try:
-        await tasks.defer_dispatch(runtime.jobs)
+        await kicker.kick()
     except Exception:
         # Committed events are safe: the sweep defers what has no job.
         log.exception("deferring the delivery of %d events failed", count)
+
+
+def _kicker(request: Request, runtime: Runtime) -> tasks.DispatchKicker:
+    state = request.app.state
+    kicker: tasks.DispatchKicker | None = getattr(state, "dispatch_kicker", None)
+    if kicker is None:
+        kicker = state.dispatch_kicker = tasks.DispatchKicker(runtime.jobs)
+    return kicker
 
 
 def _receivers(request: Request, runtime: Runtime) -> ReceiverCache:

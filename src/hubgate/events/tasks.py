@@ -84,6 +84,32 @@ async def defer_dispatch(jobs: JobQueue, *, at: datetime | None = None) -> None:
     )
 
 
+class DispatchKicker:
+    """Defers a delivery run after commits, coalesced: while one defer is on its way, the
+    commits that ask for another get one more defer once it is done, not one each. Every
+    commit is still followed by a defer that starts after it, and a burst of vendor webhooks
+    does not queue a job-pool connection per request (D312)."""
+
+    def __init__(self, jobs: JobQueue) -> None:
+        self.jobs = jobs
+        self._running = False
+        self._again = False
+
+    async def kick(self) -> None:
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            again = True
+            while again:
+                self._again = False
+                await defer_dispatch(self.jobs)
+                again = self._again
+        finally:
+            self._running = False
+
+
 async def defer_dispatches(jobs: JobQueue, times: Iterable[datetime]) -> None:
     for second in sorted({math.ceil(t.timestamp()) for t in times}):
         await defer_dispatch(jobs, at=datetime.fromtimestamp(second, tz=UTC))
