@@ -11,6 +11,12 @@ accounts of their own.
    until the receiver has accepted a notification for every distinct webhook id.
 3. Latency: all instances poll once a minute; messages arrive on random accounts; the time
    from the message to its notification at the receiver.
+4. Intake: ``hubgate serve`` (with its worker) and one webhook-mode instance; rounds of
+   distinct status callbacks, signed by Twilio's own library, posted by many clients at once:
+   callbacks acknowledged per second, and events per second from the first POST to the
+   receiver's acceptance of the last notification.
+5. Webhook latency: callbacks at a gentle rate; from the start of each POST to its
+   notification's acceptance at the receiver, p50 and p99 (medians of three rounds).
 
 Every notification's `Elements-Webhook-Signature` and Standard Webhooks signature are checked
 against the key; a bad signature, a notification missing by the deadline or accepted twice
@@ -18,7 +24,9 @@ against the key; a bad signature, a notification missing by the deadline or acce
 (bench/failures.py): that phase prints and saves no figure and the command exits 1.
 
     .venv/bin/python bench/events.py [--instances 1000] [--deliveries 5000] [--watch 120]
-        [--phases polls,deliveries,latency] [--deliver-within 600] [--receiver-fails 0]
+        [--phases polls,deliveries,latency,intake,webhook-latency] [--deliver-within 600]
+        [--receiver-fails 0] [--delivery-rounds 3] [--callbacks 3000] [--clients 32]
+        [--webhook-seconds 20] [--webhook-rate 10]
 """
 
 from __future__ import annotations
@@ -636,6 +644,13 @@ def summary(result: dict[str, Any], failures: Failures) -> dict[str, Any]:
         )
     if "deliveries" in result and failures.clean("deliveries"):
         figures["deliveries_per_second"] = result["deliveries"]["deliveries_per_second"]
+    if "intake" in result and failures.clean("intake"):
+        intake = result["intake"]
+        figures["intake_acknowledged_per_second"] = intake["acknowledged_per_second"]
+        figures["intake_events_per_second"] = intake["events_per_second"]
+    if "webhook_latency" in result and failures.clean("webhook latency"):
+        figures["webhook_p50_ms"] = result["webhook_latency"]["p50_ms"]
+        figures["webhook_p99_ms"] = result["webhook_latency"]["p99_ms"]
     return figures
 
 
