@@ -11,6 +11,12 @@ accounts of their own.
    until the receiver has accepted a notification for every distinct webhook id.
 3. Latency: all instances poll once a minute; messages arrive on random accounts; the time
    from the message to its notification at the receiver.
+4. Intake: ``hubgate serve`` (with its worker) and one webhook-mode instance; rounds of
+   distinct status callbacks, signed by Twilio's own library, posted by many clients at once:
+   callbacks acknowledged per second, and events per second from the first POST to the
+   receiver's acceptance of the last notification.
+5. Webhook latency: callbacks at a gentle rate; from the start of each POST to its
+   notification's acceptance at the receiver, p50 and p99 (medians of three rounds).
 
 Every notification's `Elements-Webhook-Signature` and Standard Webhooks signature are checked
 against the key; a bad signature, a notification missing by the deadline or accepted twice
@@ -18,7 +24,9 @@ against the key; a bad signature, a notification missing by the deadline or acce
 (bench/failures.py): that phase prints and saves no figure and the command exits 1.
 
     .venv/bin/python bench/events.py [--instances 1000] [--deliveries 5000] [--watch 120]
-        [--phases polls,deliveries,latency] [--deliver-within 600] [--receiver-fails 0]
+        [--phases polls,deliveries,latency,intake,webhook-latency] [--deliver-within 600]
+        [--receiver-fails 0] [--delivery-rounds 3] [--callbacks 3000] [--clients 32]
+        [--webhook-seconds 20] [--webhook-rate 10]
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from typing import Any
 import aiohttp
 import psycopg
 from standardwebhooks import Webhook, WebhookVerificationError
+from twilio.request_validator import RequestValidator
 
 from hubgate.bootstrap import create_tenant
 from hubgate.db.embedded import start_embedded
@@ -53,7 +62,7 @@ from hubgate.db.migrate import upgrade
 from hubgate.db.tenancy import Tenant
 from hubgate.events import service
 from hubgate.events.changes import CREATED, Change, digest
-from hubgate.events.tasks import defer_delivery
+from hubgate.events.tasks import defer_dispatch
 from hubgate.instances.models import Instance
 from hubgate.instances.schemas import InstanceCreate
 from hubgate.instances.service import provision
@@ -216,6 +225,7 @@ class Bench:
         await self.receiver.start()
         created = await create_tenant(self.settings, self.url, name="bench", email="b@x.test")
         tenant = Tenant(created.organization_id, created.account_id, created.user_id, "b@x.test")
+        self.tenant = tenant
         base_url = f"http://127.0.0.1:{self.sim_port}/2010-04-01/Accounts"
         for n in range(self.count):
             account = await self.sim(http, "accounts", {})
@@ -291,7 +301,27 @@ class Bench:
         self.stop(worker)
         return rows
 
-    async def deliveries(self, runtime: Runtime, count: int) -> dict[str, Any]:
+    async def deliveries(self, runtime: Runtime, count: int, rounds: int) -> dict[str, Any]:
+        """Rounds of ``count`` notifications, each delivered by a fresh worker; the figures
+        are the medians of the rounds (a failed round ends the phase: no figure)."""
+        done = []
+        for number in range(rounds):
+            done.append(await self.delivery_round(runtime, count, number))
+            if not self.failures.clean("deliveries"):
+                break
+        medians = {
+            key: statistics.median(r[key] for r in done)
+            for key in done[0]
+            if key.endswith(("per_second", "per_delivery", "seconds"))
+        }
+        return {
+            "notifications": count,
+            "rounds": done,
+            "distinct_webhook_ids": min(r["distinct_webhook_ids"] for r in done),
+            **medians,
+        }
+
+    async def delivery_round(self, runtime: Runtime, count: int, number: int) -> dict[str, Any]:
         self.receiver.requests.clear()
         ids = []
         per_instance = max(1, count // 100)
@@ -300,10 +330,10 @@ class Bench:
             found = [
                 Change(
                     "messages",
-                    f"SMb{offset + i}",
+                    f"SMb{number}x{offset + i}",
                     CREATED,
-                    {"sid": f"SMb{offset + i}"},
-                    digest({"n": offset + i}),
+                    {"sid": f"SMb{number}x{offset + i}"},
+                    digest({"n": offset + i, "round": number}),
                 )
                 for i in range(min(per_instance, count - offset))
             ]
@@ -315,8 +345,8 @@ class Bench:
                     ids += await service.record_vendor_changes(
                         session, runtime, instance, [change], service.utcnow()
                     )
-        for event_id in ids:
-            await defer_delivery(runtime.jobs, event_id)
+        # What a poll or a vendor webhook does after its commit: one batched run (D310).
+        await defer_dispatch(runtime.jobs)
         worker = self.start("worker", HUBGATE_WORKER_CONCURRENCY="64")
         await until(lambda: bool(self.receiver.requests), 0.01, self.deliver_within)
         started = time.monotonic()
@@ -334,14 +364,15 @@ class Bench:
         database = postgres_cpu_seconds(self.data) - database
         own = time.process_time() - own
         notified = "SELECT count(*) FROM events WHERE status = 'NOTIFIED'"
-        await until(lambda: self.sql(notified) >= count, seconds=min(60, self.deliver_within))
+        # The rounds before this one were all notified (a failed round ends the phase).
+        expected = count * (number + 1)
+        await until(lambda: self.sql(notified) >= expected, seconds=min(60, self.deliver_within))
         self.stop(worker)
         target = "deliveries"
         distinct = check_notifications(self.failures, target, self.receiver.requests)
         self.failures.note(target, "notification missing", count - distinct)
-        self.failures.note(target, "event not NOTIFIED", count - self.sql(notified))
+        self.failures.note(target, "event not NOTIFIED", expected - self.sql(notified))
         return {
-            "notifications": count,
             "distinct_webhook_ids": distinct,
             "seconds": round(elapsed, 2),
             "deliveries_per_second": round(count / elapsed, 1),
@@ -383,12 +414,177 @@ class Bench:
             "max_seconds": round(max(latencies), 1) if latencies else 0,
         }
 
+    async def serve(self, http: aiohttp.ClientSession, runtime: Runtime) -> dict[str, Any]:
+        """``hubgate serve`` (with its embedded worker) and one webhook-mode instance; the
+        instance's events URL and the Auth Token that signs its callbacks."""
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
+        for _ in range(600):
+            try:
+                async with http.get(f"{public}/healthz") as answer:
+                    if answer.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+        account = await self.sim(http, "accounts", {})
+        body = InstanceCreate(
+            name="bench-webhooks",
+            element={"key": "twiliov2"},  # type: ignore[arg-type]
+            configuration={
+                "username": account["accountSid"],
+                "password": account["authToken"],
+                "base.url": f"http://127.0.0.1:{self.sim_port}/2010-04-01/Accounts",
+                "event.notification.enabled": True,
+                "event.notification.callback.url": self.receiver.url,
+                "event.notification.signature.key": KEY,
+                "event.vendor.type": "webhook",
+            },
+        )
+        async with unit_of_work(runtime.sessions) as session:
+            instance, _ = await provision(session, runtime, self.tenant, body)
+        encoded = base64.b64encode(str(instance.id).encode()).decode()
+        return {
+            "url": f"{public}/elements/api-v2/events/twiliov2/{encoded}",
+            "account": account["accountSid"],
+            "token": account["authToken"],
+        }
+
+    def callback(self, target: dict[str, Any], sid: str) -> tuple[str, dict[str, str]]:
+        """A status callback as Twilio posts it, signed by Twilio's own library."""
+        params = {
+            "AccountSid": target["account"],
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": "delivered",
+            "SmsStatus": "delivered",
+            "ApiVersion": "2010-04-01",
+        }
+        signature = RequestValidator(target["token"]).compute_signature(target["url"], params)
+        return signature, params
+
+    async def post_all(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], queue: list[str], name: str
+    ) -> None:
+        """One client: posts callbacks for the sids it takes from ``queue`` until it is empty."""
+        while queue:
+            await self.post_callback(http, target, queue.pop(), name)
+
+    async def post_callback(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], sid: str, name: str
+    ) -> None:
+        signature, params = self.callback(target, sid)
+        headers = {"X-Twilio-Signature": signature}
+        try:
+            async with http.post(target["url"], data=params, headers=headers) as answer:
+                await answer.read()
+                if answer.status != 200:
+                    self.failures.note(name, f"status {answer.status}")
+        except aiohttp.ClientError as error:
+            self.failures.note(name, type(error).__name__)
+
+    async def wait_arrivals(self, sids: set[str], seconds: float) -> dict[str, float]:
+        """The arrivals of ``sids`` once all came, or those that came within ``seconds``."""
+        await until(lambda: len(self.arrivals(sids)) >= len(sids), 0.1, seconds)
+        return self.arrivals(sids)
+
+    def arrivals(self, sids: set[str]) -> dict[str, float]:
+        """When each callback's notification was accepted by the receiver (first time)."""
+        arrived: dict[str, float] = {}
+        for request in accepted(self.receiver.requests):
+            for raw in request.json()["message"]["raw"].get("messages", []):
+                sid = raw.get("MessageSid")
+                if sid in sids:
+                    arrived.setdefault(sid, request.at)
+        return arrived
+
+    async def intake(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], count: int, clients: int
+    ) -> dict[str, Any]:
+        """Rounds of ``count`` distinct signed status callbacks from ``clients`` at once:
+        acknowledged per second, and notified per second (first POST to last acceptance)."""
+        rounds = []
+        for number in range(3):
+            self.receiver.requests.clear()
+            sids = [f"SM{number:02d}{n:030d}" for n in range(count)]
+            queue = list(reversed(sids))
+            started = time.monotonic()
+            await asyncio.gather(
+                *(self.post_all(http, target, queue, "intake") for _ in range(clients))
+            )
+            acknowledged = time.monotonic() - started
+            arrived = await self.wait_arrivals(set(sids), self.deliver_within)
+            check_notifications(self.failures, "intake", self.receiver.requests)
+            self.failures.note("intake", "notification missing", count - len(arrived))
+            if not self.failures.clean("intake"):
+                break
+            end_to_end = max(arrived.values()) - started
+            rounds.append(
+                {
+                    "acknowledged_per_second": round(count / acknowledged, 1),
+                    "events_per_second": round(count / end_to_end, 1),
+                }
+            )
+        return {
+            "callbacks": count,
+            "clients": clients,
+            "rounds": rounds,
+            **{
+                key: statistics.median(r[key] for r in rounds)
+                for key in ("acknowledged_per_second", "events_per_second")
+                if rounds
+            },
+        }
+
+    async def webhook_latency(
+        self, http: aiohttp.ClientSession, target: dict[str, Any], seconds: float, rate: float
+    ) -> dict[str, Any]:
+        """Callbacks at a gentle ``rate``: from the start of each POST to its notification's
+        acceptance at the receiver, in three rounds; p50 and p99 are medians of the rounds."""
+        rounds = []
+        for number in range(3):
+            self.receiver.requests.clear()
+            posted: dict[str, float] = {}
+            deadline = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < deadline:
+                sid = f"SMl{number}{n:030d}"
+                n += 1
+                posted[sid] = time.monotonic()
+                await self.post_callback(http, target, sid, "webhook latency")
+                await asyncio.sleep(max(0.0, posted[sid] + 1 / rate - time.monotonic()))
+            arrived = await self.wait_arrivals(set(posted), 60)
+            check_notifications(self.failures, "webhook latency", self.receiver.requests)
+            self.failures.note(
+                "webhook latency", "notification missing", len(posted) - len(arrived)
+            )
+            if not self.failures.clean("webhook latency"):
+                break
+            latencies = [(arrived[sid] - posted[sid]) * 1000 for sid in arrived]
+            rounds.append(
+                {
+                    "callbacks": len(posted),
+                    "p50_ms": round(statistics.median(latencies), 1),
+                    "p99_ms": round(percentile(latencies, 0.99), 1),
+                }
+            )
+        return {
+            "rate_per_second": rate,
+            "rounds": rounds,
+            **{
+                key: statistics.median(r[key] for r in rounds)
+                for key in ("p50_ms", "p99_ms")
+                if rounds
+            },
+        }
+
     def close(self) -> None:
         for process in self.processes:
             self.stop(process)
 
 
-PHASES = ("polls", "deliveries", "latency")
+PHASES = ("polls", "deliveries", "latency", "intake", "webhook-latency")
 
 
 async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
@@ -406,10 +602,23 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
                 measured["polls"] = await bench.polls(http, args.rounds, args.idle_seconds)
                 print("polls done", flush=True)
             if "deliveries" in args.phases:
-                measured["deliveries"] = await bench.deliveries(runtime, args.deliveries)
+                measured["deliveries"] = await bench.deliveries(
+                    runtime, args.deliveries, args.delivery_rounds
+                )
                 print("deliveries done", flush=True)
             if "latency" in args.phases:
                 measured["latency"] = await bench.latency(http, args.watch)
+            if "intake" in args.phases or "webhook-latency" in args.phases:
+                target = await bench.serve(http, runtime)
+                if "intake" in args.phases:
+                    measured["intake"] = await bench.intake(
+                        http, target, args.callbacks, args.clients
+                    )
+                    print("intake done", flush=True)
+                if "webhook-latency" in args.phases:
+                    measured["webhook_latency"] = await bench.webhook_latency(
+                        http, target, args.webhook_seconds, args.webhook_rate
+                    )
     finally:
         await runtime.close()
         await bench.receiver.stop()
@@ -435,6 +644,13 @@ def summary(result: dict[str, Any], failures: Failures) -> dict[str, Any]:
         )
     if "deliveries" in result and failures.clean("deliveries"):
         figures["deliveries_per_second"] = result["deliveries"]["deliveries_per_second"]
+    if "intake" in result and failures.clean("intake"):
+        intake = result["intake"]
+        figures["intake_acknowledged_per_second"] = intake["acknowledged_per_second"]
+        figures["intake_events_per_second"] = intake["events_per_second"]
+    if "webhook_latency" in result and failures.clean("webhook latency"):
+        figures["webhook_p50_ms"] = result["webhook_latency"]["p50_ms"]
+        figures["webhook_p99_ms"] = result["webhook_latency"]["p99_ms"]
     return figures
 
 
@@ -457,7 +673,8 @@ def show(result: dict[str, Any], failures: Failures) -> None:
         failures.report(
             "deliveries",
             lambda: (
-                f"deliveries: {d['notifications']} in {d['seconds']} s = "
+                f"deliveries (median of {len(d['rounds'])}): {d['notifications']} in "
+                f"{d['seconds']} s = "
                 f"{d['deliveries_per_second']}/s, CPU ms each: worker {d['cpu_ms_per_delivery']}, "
                 f"PostgreSQL {d['postgres_cpu_ms_per_delivery']}, receiver "
                 f"{d['receiver_cpu_ms_per_delivery']}; {d['distinct_webhook_ids']} distinct ids"
@@ -475,6 +692,28 @@ def show(result: dict[str, Any], failures: Failures) -> None:
         )
 
 
+def show_webhooks(result: dict[str, Any], failures: Failures) -> None:
+    if "intake" in result:
+        i = result["intake"]
+        failures.report(
+            "intake",
+            lambda: (
+                f"vendor-webhook intake (median of {len(i['rounds'])}): {i['callbacks']} "
+                f"callbacks from {i['clients']} clients, {i['acknowledged_per_second']}/s "
+                f"acknowledged, {i['events_per_second']} events/s POST to receiver"
+            ),
+        )
+    if "webhook_latency" in result:
+        w = result["webhook_latency"]
+        failures.report(
+            "webhook latency",
+            lambda: (
+                f"webhook mode at {w['rate_per_second']}/s (median of {len(w['rounds'])}): "
+                f"POST to callback p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms"
+            ),
+        )
+
+
 def main(args: argparse.Namespace) -> int:
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     measured, failures = asyncio.run(run(args))
@@ -488,6 +727,7 @@ def main(args: argparse.Namespace) -> int:
         **{phase: failures.figures(phase, figures) for phase, figures in measured.items()},
     }
     show(result, failures)
+    show_webhooks(result, failures)
     result["summary"] = summary(result, failures)
     print(json.dumps(result["summary"], indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -502,6 +742,11 @@ if __name__ == "__main__":
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--watch", type=float, default=120)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--delivery-rounds", type=int, default=3)
+    parser.add_argument("--callbacks", type=int, default=3000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--webhook-seconds", type=float, default=20)
+    parser.add_argument("--webhook-rate", type=float, default=10)
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument(
         "--phases",

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     )
     events_retry_jitter: float = Field(default=0.1, ge=0, lt=1)
     events_delivery_timeout: float = Field(default=10.0, gt=0)
+    # Batched deliveries (D310): notifications leased per statement, POSTs in flight at once
+    # per callback host (scheme, host, port), and how long a host may take to accept a
+    # connection: a dead host fails fast and its notifications wait for their retry.
+    events_delivery_batch: int = Field(default=200, ge=1, le=5000)
+    events_delivery_per_host: int = Field(default=32, ge=1, le=1000)
+    events_delivery_connect_timeout: float = Field(default=2.0, gt=0)
     # An undelivered event this far past its attempt time with no job is deferred again.
     events_sweep_grace_seconds: float = Field(default=30.0, ge=0)
     events_max_records_per_poll: int = Field(default=10_000, ge=1)

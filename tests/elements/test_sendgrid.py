@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
+from hubgate.elements.sdk import VendorRequest, WebhookRefusedError, WriteContext
 from hubgate.elements.sendgrid import webhooks
 from hubgate.elements.sendgrid.hooks import mail_body
 from hubgate.kit.errors import HubgateError
@@ -89,16 +89,20 @@ def test_the_published_test_vector_verifies() -> None:
         webhooks.SendGridWebhook().receive(request, {"event.webhook.public.key": VECTOR_KEY})
 
 
+def _write(config: dict[str, str | None]) -> WriteContext:
+    return WriteContext(config=config, events_url="http://127.0.0.1:1/events")
+
+
 def test_the_short_message_form_and_the_default_sender() -> None:
     short = {"to": ["a@x.example", "b@x.example"], "subject": "Hi", "message": "Hello"}
-    assert mail_body(short, {"sendgrid.sender": SENDER}) == {
+    assert mail_body(short, _write({"sendgrid.sender": SENDER})) == {
         "personalizations": [{"to": [{"email": "a@x.example"}, {"email": "b@x.example"}]}],
         "from": {"email": SENDER},
         "subject": "Hi",
         "content": [{"type": "text/plain", "value": "Hello"}],
     }
     own = {"personalizations": [{"to": [{"email": "a@x.example"}]}], "from": {"email": "me@x"}}
-    assert mail_body(own, {}) == own
+    assert mail_body(own, _write({})) == own
     for bad, problem in [
         ({"to": "a@x.example"}, "sender"),
         ({"subject": "no one"}, "recipients"),
@@ -106,7 +110,7 @@ def test_the_short_message_form_and_the_default_sender() -> None:
         ({"to": "a@x.example", "color": "red"}, "Unknown fields color"),
     ]:
         with pytest.raises(HubgateError, match=problem):
-            mail_body(bad, {})
+            mail_body(bad, _write({}))
 
 
 async def test_provisioning_checks_the_key_and_its_scope(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -31,6 +32,81 @@ pytestmark = pytest.mark.slow
 
 def seen_counts(receiver: CallbackReceiver) -> Counter[str]:
     return Counter(r.webhook_id for r in receiver.requests)
+
+
+async def post_inbound(api: Api, sim: TwilioSimulator, instance: dict[str, Any], n: int) -> None:
+    """An inbound message ``#n`` as Twilio posts it to the instance's events URL, signed."""
+    token = sim.accounts()[instance["configuration"]["username"]]
+    url = instance["eventsCallbackUrl"]
+    params = {"MessageSid": f"SM{instance['id']:08d}{n:024d}", "SmsStatus": "received"}
+    answer = await api.with_auth(None).post(
+        url[len(api.base) :],
+        data=urlencode(params),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
+        },
+    )
+    assert answer.status == 200, answer.text
+
+
+async def test_killing_a_worker_mid_batch_resends_only_what_was_in_flight(
+    cluster: Cluster,
+    cluster_api: tuple[Api, RunningHubgate],
+    sim: TwilioSimulator,
+    receiver: CallbackReceiver,
+) -> None:
+    """One batch to two hosts: one answers at once, the other hangs. Killed with the first
+    host's notifications recorded and the second's in flight, the worker loses nothing: the
+    rescued run resends the in-flight ones (same webhook ids, D136) and nothing else."""
+    api, _ = cluster_api
+    hanging = CallbackReceiver()
+    await hanging.start()
+    hanging.delay = 60
+    try:
+        quick = await provision_on(api, sim, receiver, **{"event.vendor.type": "webhook"})
+        slow = await provision_on(api, sim, hanging, **{"event.vendor.type": "webhook"})
+        for n in range(12):
+            await post_inbound(api, sim, quick, n)
+            await post_inbound(api, sim, slow, n)
+        first = cluster.worker()
+
+        def notified(instance_id: int) -> int:
+            rows = cluster.sql(
+                "SELECT count(*) FROM events WHERE instance_id = %s AND status = 'NOTIFIED'",
+                instance_id,
+            )
+            return int(rows[0][0])
+
+        async def mid_batch() -> bool:
+            return notified(quick["id"]) == 12 and len(set(seen_counts(hanging))) == 12
+
+        try:
+            await eventually(mid_batch, seconds=40)
+        except AssertionError:
+            pytest.fail(cluster.logs())
+        in_flight = set(seen_counts(hanging))
+        cluster.kill(first)
+        assert notified(slow["id"]) == 0
+
+        hanging.delay = 0
+        cluster.worker()
+
+        async def all_notified() -> bool:
+            return notified(quick["id"]) + notified(slow["id"]) == 24
+
+        try:
+            await eventually(all_notified, seconds=60)
+        except AssertionError:
+            pytest.fail(cluster.logs())
+        await asyncio.sleep(1)  # room for a third copy, if there were going to be one
+        quick_counts, slow_counts = seen_counts(receiver), seen_counts(hanging)
+        assert len(quick_counts) == 12
+        assert set(quick_counts.values()) == {1}
+        assert set(slow_counts) == in_flight
+        assert set(slow_counts.values()) == {2}
+    finally:
+        await hanging.stop()
 
 
 async def test_killing_a_worker_mid_delivery_loses_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 from urllib.parse import urlencode
@@ -198,3 +199,60 @@ async def test_a_polling_instance_takes_no_webhooks(
 def instance_token(provision: Provisioner, instance: dict[str, Any]) -> str:
     """The Auth Token of the simulator account the instance was made with."""
     return provision.sim.accounts()[instance["configuration"]["username"]]
+
+
+async def test_an_instance_change_is_seen_by_the_next_webhook(
+    provision: Provisioner, events_api: Api
+) -> None:
+    """The route keeps the instance and its Auth Token between requests (D312); a change to the
+    instance reaches the very next webhook."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    path = f"instances/{instance['id']}"
+    assert (
+        await post_webhook(events_api, instance, inbound("SM500", account), token=token)
+    ).status == 200
+
+    polling = {"configuration": {"event.vendor.type": "polling"}}
+    assert (await events_api.patch(path, json=polling)).status == 200
+    answer = await post_webhook(events_api, instance, inbound("SM501", account), token=token)
+    assert answer.status == 404
+
+    webhook = {"configuration": {"event.vendor.type": "webhook"}}
+    assert (await events_api.patch(path, json=webhook)).status == 200
+    assert (
+        await post_webhook(events_api, instance, inbound("SM502", account), token=token)
+    ).status == 200
+
+    disabled = await events_api.delete(f"{path}/enabled")
+    assert disabled.status == 200, disabled.text
+    answer = await post_webhook(events_api, instance, inbound("SM503", account), token=token)
+    assert answer.status == 404
+    events = (await events_api.get(f"instances/{instance['id']}/events")).body
+    assert sorted(e["objectId"] for e in events) == ["SM500", "SM502"]
+
+
+async def test_a_burst_of_webhooks_is_acknowledged_and_each_delivered_once(
+    provision: Provisioner, events_api: Api, receiver: CallbackReceiver, worker: Runtime
+) -> None:
+    """60 callbacks from 12 clients at once: every one answered 200 after its commit, the
+    delivery runs deferred after the answers (coalesced, D312), each event delivered once."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    sids = [f"SM{n:032d}" for n in range(60)]
+
+    async def client(mine: list[str]) -> list[int]:
+        statuses = []
+        for sid in mine:
+            answer = await post_webhook(events_api, instance, inbound(sid, account), token=token)
+            statuses.append(answer.status)
+        return statuses
+
+    answered = await asyncio.gather(*(client(sids[k::12]) for k in range(12)))
+    assert [s for statuses in answered for s in statuses] == [200] * 60
+    got = await receiver.wait_for(lambda r: len(r) >= 60, seconds=60)
+    objects = [r.json()["message"]["events"][0]["objectId"] for r in got]
+    assert sorted(objects) == sids
+    assert len({r.webhook_id for r in got}) == 60

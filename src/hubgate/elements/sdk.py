@@ -9,7 +9,7 @@ What an element may add to its manifest's data (all optional, gathered in :class
 - operation hooks: a coroutine that answers a hub operation instead of its vendor call, named by
   the operation's ``hook`` (Twilio's ``/ping``); it gets a :class:`HookContext`;
 - request hooks: a function that shapes a write's body before it is sent, named by the
-  operation's ``requestHook`` (SendGrid's default sender);
+  operation's ``requestHook`` (SendGrid's default sender, Twilio's ``StatusCallback``);
 - a vendor webhook (D31): it gets the raw request as the vendor sent it and answers with the
   verified changes and the acknowledgement the vendor expects (D271);
 - a credential check run after the manifest's check call, with the instance's vendor session;
@@ -150,10 +150,21 @@ class HookContext(Protocol):
 
 
 OperationHook = Callable[[HookContext], Awaitable[Any]]
-# The caller's JSON body and the instance's configuration → the body the vendor is sent (the
-# pipeline then encodes it as the operation's ``body`` says); raise a HubgateError (400) for a
-# body the vendor could never take.
-RequestHook = Callable[[Any, Mapping[str, str | None]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteContext:
+    """What a request hook knows besides the body: the instance's configuration and its
+    ``eventsCallbackUrl`` (where a vendor that calls back per object reports, D61)."""
+
+    config: Mapping[str, str | None]
+    events_url: str
+
+
+# The caller's JSON body and the write's context → the body the vendor is sent (the pipeline
+# then encodes it as the operation's ``body`` says); raise a HubgateError (400) for a body the
+# vendor could never take.
+RequestHook = Callable[[Any, WriteContext], Any]
 
 
 # --- vendor webhooks (D31, D271) ---------------------------------------------------------------

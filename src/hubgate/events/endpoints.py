@@ -10,15 +10,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep
 from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
 from hubgate.events import service, tasks
 from hubgate.events.models import Event
+from hubgate.events.receivers import Receiver, ReceiverCache
 from hubgate.events.repository import EventRepository
 from hubgate.events.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, event_json
 from hubgate.hub.paging import page_numbers
+from hubgate.hub.state import hub_state
 from hubgate.instances.service import by_token, decrypt_configuration, get_owned
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
@@ -280,13 +283,14 @@ def _called_url(request: Request, runtime: Runtime) -> str:
 async def vendor_webhook(
     element_key: str, encoded_id: str, request: Request, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
-    repo = EventRepository(session)
-    instance = await repo.instance(_instance_id(encoded_id))
     element = runtime.registry.find(element_key)
     hook = element.hooks.webhook if element is not None else None
-    if instance is None or hook is None or instance.element_key != element_key:
+    if hook is None:
         raise HubgateError(404, NO_RECEIVER)
-    configuration = decrypt_configuration(runtime.keyring, instance)
+    receiver = await _receiver(request, session, runtime, _instance_id(encoded_id))
+    if receiver is None or receiver.instance.element_key != element_key:
+        raise HubgateError(404, NO_RECEIVER)
+    instance, configuration = receiver.instance, receiver.configuration
     if (
         configuration.get("event.notification.enabled") != "true"
         or configuration.get("event.vendor.type") != "webhook"
@@ -304,11 +308,54 @@ async def vendor_webhook(
     created = await service.record_vendor_changes(
         session, runtime, instance, answer.changes, service.utcnow()
     )
+    # The answer waits for the commit (the vendor may forget what it was told was taken), not
+    # for the delivery's job, which is deferred once the answer is out (D312).
     await session.commit()
-    for event_id in created:
-        try:
-            await tasks.defer_delivery(runtime.jobs, event_id)
-        except Exception:
-            # Committed events are safe: the sweep defers what has no job.
-            log.exception("deferring the delivery of event %s failed", event_id)
-    return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type)
+    kicker = _kicker(request, runtime)
+    after = BackgroundTask(_defer_dispatch, kicker, len(created)) if created else None
+    return Response(
+        content=answer.body,
+        status_code=answer.status,
+        media_type=answer.media_type,
+        background=after,
+    )
+
+
+async def _defer_dispatch(kicker: tasks.DispatchKicker, count: int) -> None:
+    try:
+        await kicker.kick()
+    except Exception:
+        # Committed events are safe: the sweep defers what has no job.
+        log.exception("deferring the delivery of %d events failed", count)
+
+
+def _kicker(request: Request, runtime: Runtime) -> tasks.DispatchKicker:
+    state = request.app.state
+    kicker: tasks.DispatchKicker | None = getattr(state, "dispatch_kicker", None)
+    if kicker is None:
+        kicker = state.dispatch_kicker = tasks.DispatchKicker(runtime.jobs)
+    return kicker
+
+
+def _receivers(request: Request, runtime: Runtime) -> ReceiverCache:
+    state = request.app.state
+    cache: ReceiverCache | None = getattr(state, "webhook_receivers", None)
+    if cache is None:
+        ttl = runtime.settings.hub_token_cache_ttl
+        cache = state.webhook_receivers = ReceiverCache(hub_state(request).tokens, ttl)
+    return cache
+
+
+async def _receiver(
+    request: Request, session: AsyncSession, runtime: Runtime, instance_id: int
+) -> Receiver | None:
+    """The instance and its decrypted configuration, from the cache when it can be (D312)."""
+    cache = _receivers(request, runtime)
+    found = cache.get(instance_id)
+    if found is not None:
+        return found
+    epoch = cache.epoch
+    instance = await EventRepository(session).instance(instance_id)
+    if instance is None:
+        return None
+    return cache.put(instance, decrypt_configuration(runtime.keyring, instance), epoch)

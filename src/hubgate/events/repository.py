@@ -19,6 +19,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -98,6 +99,79 @@ _SETTLE = (
     .returning(_EVENTS.c.id)
     .add_cte(_RECORDED)
 )
+
+# Batched deliveries (D310). The due notifications, oldest first, leased in one statement;
+# SKIP LOCKED lets several dispatchers lease side by side without waiting on each other. The
+# pending rows are found through the partial index ix_events_pending (its predicate is the
+# status test), so the lease stays a HOT update, as the single lease above.
+_DUE = (
+    select(_EVENTS.c.id)
+    .where(
+        _EVENTS.c.status.in_(PENDING_STATUSES),
+        or_(
+            _EVENTS.c.next_attempt_at <= bindparam("due"),
+            # A dispatcher run again after its worker died takes back its own leases at once.
+            _EVENTS.c.leased_by == bindparam("reclaim"),
+        ),
+    )
+    .order_by(_EVENTS.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+    .cte("due")
+)
+_CLAIM_BATCH = (
+    update(_EVENTS)
+    .where(_EVENTS.c.id == _DUE.c.id, _EVENTS.c.instance_id == _INSTANCES.c.id)
+    .values(next_attempt_at=bindparam("until"), leased_by=bindparam("owner"))
+    .returning(*_EVENTS.c, *(label for _, label in _INSTANCE_LABELS))
+)
+# The outcomes of a batch in one statement: each attempt made is recorded, and each event
+# still leased by this owner takes its outcome. A notification handed back untried (its host
+# was busy) keeps its status, attempt count and reason and only gets a new attempt time.
+_SETTLE_BATCH = text(
+    """
+    WITH outcome AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:tried AS boolean[]), CAST(:statuses AS varchar[]),
+            CAST(:attempts AS integer[]), CAST(:next_attempts AS timestamptz[]),
+            CAST(:notified AS timestamptz[]), CAST(:reasons AS text[]),
+            CAST(:attempted_at AS timestamptz[]), CAST(:status_codes AS integer[]),
+            CAST(:latencies AS float8[]), CAST(:responses AS text[]), CAST(:errors AS text[])
+        ) AS o(event_id, tried, new_status, attempts, next_attempt, notified, reason,
+               attempted_at, status_code, latency_ms, response, error)
+    ), recorded AS (
+        INSERT INTO event_attempts
+            (event_id, attempted_at, status_code, latency_ms, response, error)
+        SELECT o.event_id, o.attempted_at, o.status_code, o.latency_ms, o.response, o.error
+        FROM outcome o
+        -- An instance deleted while its notification was in flight took the event along.
+        WHERE o.tried AND EXISTS (SELECT FROM events e WHERE e.id = o.event_id)
+    )
+    UPDATE events AS e SET
+        leased_by = NULL,
+        next_attempt_at = o.next_attempt,
+        status = CASE WHEN o.tried THEN o.new_status ELSE e.status END,
+        attempt_count = CASE WHEN o.tried THEN o.attempts ELSE e.attempt_count END,
+        notified_at = CASE WHEN o.tried THEN o.notified ELSE e.notified_at END,
+        failure_reason = CASE WHEN o.tried THEN o.reason ELSE e.failure_reason END
+    FROM outcome o
+    WHERE e.id = o.event_id AND e.leased_by = :owner
+    RETURNING e.id
+    """
+)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What a batch records for one leased notification; ``attempt`` None: handed back untried."""
+
+    event_id: uuid.UUID
+    next_attempt: datetime
+    status: str | None = None
+    attempts: int = 0
+    notified: datetime | None = None
+    reason: str | None = None
+    attempt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -250,6 +324,32 @@ class EventRepository:
         )
         await self.session.execute(stmt)
 
+    async def remember_changed(
+        self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
+    ) -> set[str]:
+        """Record the digests that are new or differ from what was seen, in one statement;
+        answers their object ids (what was reported already is left as it is)."""
+        if not digests:
+            return set()
+        stmt = insert(SeenObject).values(
+            [
+                {
+                    "instance_id": instance_id,
+                    "resource": resource,
+                    "object_id": object_id,
+                    "digest": digest,
+                    "seen_at": at,
+                }
+                for object_id, digest in dict(digests).items()
+            ]
+        )
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
+            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
+            where=SeenObject.digest != stmt.excluded.digest,
+        ).returning(SeenObject.object_id)
+        return set((await self.session.execute(upsert)).scalars())
+
     async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
         await self.session.execute(
             delete(SeenObject).where(
@@ -284,6 +384,50 @@ class EventRepository:
         statement; False when the lease was lost (a redelivery took the event over)."""
         params = {"event_id": event_id, "owner": owner, **attempt, **outcome}
         return (await self.session.execute(_SETTLE, params)).first() is not None
+
+    async def claim_batch(
+        self, *, due: datetime, until: datetime, owner: int, reclaim: bool, limit: int
+    ) -> list[tuple[Event, Instance]]:
+        """Lease up to ``limit`` due notifications (and, with ``reclaim``, those ``owner``
+        holds already) and read their instances, in one statement; detached copies."""
+        params = {
+            "due": due,
+            "until": until,
+            "owner": owner,
+            "reclaim": owner if reclaim else None,
+            "limit": limit,
+        }
+        claimed = []
+        for row in await self.session.execute(_CLAIM_BATCH, params):
+            values = row._mapping
+            event = Event(**{c.key: values[c] for c in _EVENTS.c})
+            instance = Instance(**{c.key: values[label] for c, label in _INSTANCE_LABELS})
+            claimed.append((event, instance))
+        return claimed
+
+    async def settle_batch(self, owner: int, settled: Sequence[Settled]) -> set[uuid.UUID]:
+        """Record a batch's attempts and outcomes in one statement; answers the events whose
+        lease ``owner`` still held (the others were taken over by a redelivery)."""
+        if not settled:
+            return set()
+        attempts = [s.attempt or {} for s in settled]
+        params = {
+            "owner": owner,
+            "ids": [s.event_id for s in settled],
+            "tried": [s.attempt is not None for s in settled],
+            "statuses": [s.status for s in settled],
+            "attempts": [s.attempts for s in settled],
+            "next_attempts": [s.next_attempt for s in settled],
+            "notified": [s.notified for s in settled],
+            "reasons": [s.reason for s in settled],
+            "attempted_at": [a.get("attempted_at") for a in attempts],
+            "status_codes": [a.get("status_code") for a in attempts],
+            "latencies": [a.get("latency_ms") for a in attempts],
+            "responses": [a.get("response") for a in attempts],
+            "errors": [a.get("error") for a in attempts],
+        }
+        result = await self.session.execute(_SETTLE_BATCH, params)
+        return {row[0] for row in result}
 
     async def overdue(self, before: datetime, limit: int) -> Sequence[uuid.UUID]:
         stmt = (

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,7 @@ from hubgate.events.models import (
     Event,
     EventPoller,
 )
-from hubgate.events.repository import EventRepository, StatusRow
+from hubgate.events.repository import EventRepository, Settled, StatusRow
 from hubgate.events.signing import notification_headers
 from hubgate.hub import routing
 from hubgate.hub.service import parse_hub_path
@@ -348,10 +349,10 @@ async def record_vendor_changes(
     fresh: list[ch.Change] = []
     for object_type in dict.fromkeys(c.object_type for c in found):
         group = [c for c in found if c.object_type == object_type]
-        seen = await repo.seen(instance.id, object_type, [c.object_id for c in group])
-        group = [c for c in group if seen.get(c.object_id) != c.digest]
-        await repo.remember(instance.id, object_type, [(c.object_id, c.digest) for c in group], now)
-        fresh.extend(group)
+        changed = await repo.remember_changed(
+            instance.id, object_type, [(c.object_id, c.digest) for c in group], now
+        )
+        fresh.extend(c for c in group if c.object_id in changed)
     events = _new_events(runtime, instance, fresh, "webhook", now, now)
     await repo.add_events(events)
     return [event.id for event in events]
@@ -370,6 +371,14 @@ class Delivery:
     owner: int
     # Attempts already made in this run of the schedule, as the lease found them.
     attempt_count: int
+    # When the lease ends: an attempt that could not finish before it is not started (D310).
+    lease_until: datetime | None = None
+
+    @property
+    def host(self) -> str:
+        """The callback host as connections are kept: scheme, host and port."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2].lower()}"
 
 
 @dataclass(frozen=True)
@@ -410,6 +419,36 @@ def lease_seconds(settings: Settings) -> float:
     return settings.events_delivery_timeout + 5.0
 
 
+def batch_lease_seconds(settings: Settings) -> float:
+    """A batched notification may first wait for its host's slot, behind at most one round
+    of attempts to that host (D310), then make its own attempt."""
+    return lease_seconds(settings) + settings.events_delivery_timeout
+
+
+def _delivery_of(
+    configuration: Mapping[str, str | None],
+    event: Event,
+    owner: int,
+    lease_until: datetime,
+) -> Delivery | str:
+    """The request for a leased event, or why it cannot be sent (it then fails)."""
+    url = configuration.get("event.notification.callback.url")
+    if configuration.get("event.notification.enabled") != "true":
+        return "Event notifications are disabled for this instance"
+    if not url:
+        return "The instance has no event.notification.callback.url"
+    return Delivery(
+        event_id=event.id,
+        instance_id=event.instance_id,
+        url=url,
+        body=notification_body(event),
+        signature_key=configuration.get("event.notification.signature.key") or None,
+        owner=owner,
+        attempt_count=event.attempt_count,
+        lease_until=lease_until,
+    )
+
+
 async def prepare_delivery(
     session: AsyncSession, runtime: Runtime, event_id: uuid.UUID, now: datetime, owner: int
 ) -> Delivery | None:
@@ -421,25 +460,42 @@ async def prepare_delivery(
     if claimed is None:
         return None
     event, instance = claimed
-    configuration = decrypt_configuration(runtime.keyring, instance)
-    reason = None
-    url = configuration.get("event.notification.callback.url")
-    if configuration.get("event.notification.enabled") != "true":
-        reason = "Event notifications are disabled for this instance"
-    elif not url:
-        reason = "The instance has no event.notification.callback.url"
-    if reason is not None or url is None:
-        await repo.fail(event.id, reason or "No callback URL")
+    built = _delivery_of(decrypt_configuration(runtime.keyring, instance), event, owner, until)
+    if isinstance(built, str):
+        await repo.fail(event.id, built)
         return None
-    return Delivery(
-        event_id=event.id,
-        instance_id=event.instance_id,
-        url=url,
-        body=notification_body(event),
-        signature_key=configuration.get("event.notification.signature.key") or None,
-        owner=owner,
-        attempt_count=event.attempt_count,
+    return built
+
+
+async def prepare_deliveries(
+    session: AsyncSession,
+    runtime: Runtime,
+    now: datetime,
+    owner: int,
+    *,
+    reclaim: bool,
+    limit: int,
+) -> list[Delivery]:
+    """Lease up to ``limit`` due notifications at once and build their requests (D310);
+    those whose instance no longer takes notifications fail, as one by one (D133)."""
+    repo = EventRepository(session)
+    until = now + timedelta(seconds=batch_lease_seconds(runtime.settings))
+    claimed = await repo.claim_batch(
+        due=now + timedelta(seconds=1), until=until, owner=owner, reclaim=reclaim, limit=limit
     )
+    # Decrypted once per instance and version: a batch holds many events of few instances.
+    configurations: dict[tuple[int, int], Mapping[str, str | None]] = {}
+    deliveries = []
+    for event, instance in claimed:
+        key = (instance.id, instance.version)
+        if key not in configurations:
+            configurations[key] = decrypt_configuration(runtime.keyring, instance)
+        built = _delivery_of(configurations[key], event, owner, until)
+        if isinstance(built, str):
+            await repo.fail(event.id, built)
+        else:
+            deliveries.append(built)
+    return deliveries
 
 
 async def send(runtime: Runtime, delivery: Delivery) -> AttemptResult:
@@ -450,7 +506,8 @@ async def send(runtime: Runtime, delivery: Delivery) -> AttemptResult:
         str(delivery.event_id), delivery.body, delivery.signature_key, now=at
     )
     timeout = settings.events_delivery_timeout
-    timeouts = EgressTimeouts(connect=min(timeout, 5.0), read=timeout, total=timeout)
+    connect = min(timeout, settings.events_delivery_connect_timeout)
+    timeouts = EgressTimeouts(connect=connect, read=timeout, total=timeout)
     try:
         response = await runtime.egress.request(
             "POST", delivery.url, headers=headers, data=delivery.body, timeout=timeouts
@@ -473,34 +530,12 @@ def retry_delay(settings: Settings, attempt: int) -> float | None:
     return float(schedule[attempt - 1]) * (1 + random.uniform(-jitter, jitter))
 
 
-async def record_attempt(
-    session: AsyncSession, settings: Settings, delivery: Delivery, result: AttemptResult
-) -> datetime | None:
-    """Store the attempt and what follows from it; returns when to try again, if ever."""
-    repo = EventRepository(session)
-    retry_at = None
-    attempts = delivery.attempt_count
-    outcome: dict[str, Any] = {"next_attempt": result.at, "notified": None}
-    if result.succeeded:
-        outcome.update(new_status=NOTIFIED, notified=result.at, reason=None)
-    elif result.status_code == 410:
-        reason = "The receiver answered 410 Gone: event notifications were disabled"
-        outcome.update(new_status=FAILED, reason=reason)
-    else:
-        attempts += 1
-        delay = retry_delay(settings, attempts)
-        if delay is None:
-            last = result.describe()
-            reason = f"No 2xx answer after {attempts} attempts; last: {last}"
-            outcome.update(new_status=FAILED, reason=reason)
-        else:
-            retry_at = result.at + timedelta(seconds=delay)
-            outcome.update(
-                new_status=DISPATCHED,
-                next_attempt=retry_at,
-                reason=f"Last attempt: {result.describe()}",
-            )
-    outcome["attempts"] = attempts
+GONE = "The receiver answered 410 Gone: event notifications were disabled"
+
+
+def outcome_of(settings: Settings, delivery: Delivery, result: AttemptResult) -> Settled:
+    """What an attempt makes of its event (D29, D133); ``next_attempt`` is the retry time
+    when the status is DISPATCHED."""
     attempt = {
         "attempted_at": result.at,
         "status_code": result.status_code,
@@ -508,17 +543,74 @@ async def record_attempt(
         "response": result.response,
         "error": result.error,
     }
-    if not await repo.settle(attempt, delivery.event_id, delivery.owner, outcome):
+    attempts = delivery.attempt_count
+    if result.succeeded:
+        return Settled(delivery.event_id, result.at, NOTIFIED, attempts, result.at, None, attempt)
+    if result.status_code == 410:
+        return Settled(delivery.event_id, result.at, FAILED, attempts, None, GONE, attempt)
+    attempts += 1
+    delay = retry_delay(settings, attempts)
+    if delay is None:
+        reason = f"No 2xx answer after {attempts} attempts; last: {result.describe()}"
+        return Settled(delivery.event_id, result.at, FAILED, attempts, None, reason, attempt)
+    retry_at = result.at + timedelta(seconds=delay)
+    reason = f"Last attempt: {result.describe()}"
+    return Settled(delivery.event_id, retry_at, DISPATCHED, attempts, None, reason, attempt)
+
+
+async def _gone(session: AsyncSession, instance_id: int, at: datetime) -> None:
+    """A 410's consequences (D134), in the transaction that records it."""
+    repo = EventRepository(session)
+    # One atomic update of the row: no merge of a configuration read earlier.
+    await repo.disable_notifications(instance_id)
+    await repo.fail_pending(instance_id, GONE)
+    instance = await repo.instance(instance_id)
+    if instance is not None:
+        await sync_instance_pollers(session, instance, at)
+
+
+async def record_attempt(
+    session: AsyncSession, settings: Settings, delivery: Delivery, result: AttemptResult
+) -> datetime | None:
+    """Store the attempt and what follows from it; returns when to try again, if ever."""
+    settled = outcome_of(settings, delivery, result)
+    outcome = {
+        "new_status": settled.status,
+        "attempts": settled.attempts,
+        "next_attempt": settled.next_attempt,
+        "notified": settled.notified,
+        "reason": settled.reason,
+    }
+    repo = EventRepository(session)
+    if not await repo.settle(settled.attempt or {}, delivery.event_id, delivery.owner, outcome):
         # Redelivered while this attempt was in flight: the redelivery owns the outcome.
         return None
     if result.status_code == 410:
-        # One atomic update of the row (D134): no merge of a configuration read earlier.
-        await repo.disable_notifications(delivery.instance_id)
-        await repo.fail_pending(delivery.instance_id, outcome["reason"])
-        instance = await repo.instance(delivery.instance_id)
-        if instance is not None:
-            await sync_instance_pollers(session, instance, result.at)
-    return retry_at
+        await _gone(session, delivery.instance_id, result.at)
+    return settled.next_attempt if settled.status == DISPATCHED else None
+
+
+async def record_batch(
+    session: AsyncSession,
+    settings: Settings,
+    owner: int,
+    attempted: Sequence[tuple[Delivery, AttemptResult]],
+    handed_back: Sequence[tuple[Delivery, datetime]],
+) -> list[datetime]:
+    """Store a batch's attempts and outcomes in one statement (D310); a notification handed
+    back untried (its host was busy) is due again at the time given, its attempts uncounted.
+    Answers the times at which notifications of this batch are due again."""
+    settled = [outcome_of(settings, delivery, result) for delivery, result in attempted]
+    settled += [Settled(delivery.event_id, at) for delivery, at in handed_back]
+    held = await EventRepository(session).settle_batch(owner, settled)
+    for delivery, result in attempted:
+        if result.status_code == 410 and delivery.event_id in held:
+            await _gone(session, delivery.instance_id, result.at)
+    return [
+        s.next_attempt
+        for s in settled
+        if s.event_id in held and (s.attempt is None or s.status == DISPATCHED)
+    ]
 
 
 async def redeliver(session: AsyncSession, event: Event, now: datetime) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -17,10 +18,10 @@ from opentelemetry.trace import SpanKind
 from procrastinate.exceptions import UniqueViolation
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
+from hubgate.events.dispatch import dispatch, statement_by_statement
 from hubgate.hub.service import fetch_all
 from hubgate.instances.models import Instance
 from hubgate.jobs.app import JobQueue
@@ -34,6 +35,7 @@ log = logging.getLogger("hubgate.events")
 TICK = "events.tick"
 POLL = "events.poll"
 DELIVER = "events.deliver"
+DISPATCH = "events.dispatch"
 
 
 def poll_lock(instance_id: int, resource: str) -> str:
@@ -62,6 +64,55 @@ async def defer_delivery(
     await jobs.defer(
         DELIVER, queueing_lock=delivery_lock(event_id), schedule_at=at, event_id=str(event_id)
     )
+
+
+async def defer_dispatch(jobs: JobQueue, *, at: datetime | None = None) -> None:
+    """A batched delivery run (D310), now or at ``at`` (to the whole second after it).
+
+    Now: one queued run at a time (its queueing lock), which leases everything due when it
+    starts; more runs start while one runs, each leasing what the others have not. Later:
+    one queued run per second, for the retries due in it.
+    """
+    if at is None:
+        await jobs.defer(DISPATCH, queueing_lock=DISPATCH)
+        return
+    second = math.ceil(at.timestamp())
+    await jobs.defer(
+        DISPATCH,
+        queueing_lock=f"{DISPATCH}@{second}",
+        schedule_at=datetime.fromtimestamp(second, tz=UTC),
+    )
+
+
+class DispatchKicker:
+    """Defers a delivery run after commits, coalesced: while one defer is on its way, the
+    commits that ask for another get one more defer once it is done, not one each. Every
+    commit is still followed by a defer that starts after it, and a burst of vendor webhooks
+    does not queue a job-pool connection per request (D312)."""
+
+    def __init__(self, jobs: JobQueue) -> None:
+        self.jobs = jobs
+        self._running = False
+        self._again = False
+
+    async def kick(self) -> None:
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            again = True
+            while again:
+                self._again = False
+                await defer_dispatch(self.jobs)
+                again = self._again
+        finally:
+            self._running = False
+
+
+async def defer_dispatches(jobs: JobQueue, times: Iterable[datetime]) -> None:
+    for second in sorted({math.ceil(t.timestamp()) for t in times}):
+        await defer_dispatch(jobs, at=datetime.fromtimestamp(second, tz=UTC))
 
 
 async def hub_fetch(
@@ -97,8 +148,8 @@ async def run_tick(runtime: Runtime) -> dict[str, int]:
         overdue = await service.overdue(
             session, now - timedelta(seconds=settings.events_sweep_grace_seconds)
         )
-    for event_id in overdue:
-        await defer_delivery(runtime.jobs, event_id)
+    if overdue:
+        await defer_dispatch(runtime.jobs)
     rescued = await rescue_stalled(runtime.jobs.app, settings.worker_stalled_seconds)
     return {"synced": synced, "polls": len(due), "redeferred": len(overdue), "rescued": rescued}
 
@@ -147,18 +198,9 @@ async def run_poll(
         created = await service.apply_poll(session, runtime, plan, records, started)
     metrics.EVENT_POLLS.labels("ok").inc()
     metrics.EVENTS_CREATED.inc(len(created))
-    for event_id in created:
-        await defer_delivery(runtime.jobs, event_id)
+    if created:
+        await defer_dispatch(runtime.jobs)
     return created
-
-
-@asynccontextmanager
-async def statement_by_statement(runtime: Runtime) -> AsyncIterator[AsyncSession]:
-    """A session in autocommit, for steps that are a single statement: each is atomic alone,
-    and BEGIN and COMMIT would double the round trips of the delivery hot path."""
-    async with runtime.sessions() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
 
 
 async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None = None) -> str:
@@ -181,6 +223,17 @@ async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None 
     if retry_at is not None:
         await defer_delivery(runtime.jobs, event_id, at=retry_at)
     return result.describe()
+
+
+async def run_dispatch(runtime: Runtime, owner: int | None = None) -> int:
+    """Deliver what is due, in batches (D310); answers the attempts made. ``owner`` is the
+    job's id, as for ``run_delivery``."""
+    owner = owner if owner is not None else random.getrandbits(62)
+
+    async def due_again(times: list[datetime]) -> None:
+        await defer_dispatches(runtime.jobs, times)
+
+    return await dispatch(runtime, owner, due_again)
 
 
 # -- procrastinate glue ------------------------------------------------------------------------
@@ -214,9 +267,15 @@ async def deliver(context: JobContext, event_id: str) -> str:
         return await run_delivery(_runtime(context), uuid.UUID(event_id), context.job.id)
 
 
+async def dispatch_job(context: JobContext) -> int:
+    with _job_span(DISPATCH):
+        return await run_dispatch(_runtime(context), context.job.id)
+
+
 def register(app: procrastinate.App, *, cron: str) -> None:
     app.task(name=POLL, pass_context=True)(poll)
     app.task(name=DELIVER, pass_context=True)(deliver)
+    app.task(name=DISPATCH, pass_context=True)(dispatch_job)
     # Deferred once per cron time across all workers (procrastinate's periodic defers are
     # unique per timestamp); the queueing lock stops ticks piling up behind a slow one.
     tick_task = app.task(name=TICK, pass_context=True, queueing_lock=TICK)(tick)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hubgate.elements.manifest import IdFrom, Operation, Pagination, Pushable, PushParam, Resource
-from hubgate.elements.sdk import RequestHook
+from hubgate.elements.sdk import RequestHook, WriteContext
 from hubgate.hub import paging, routing, vendor
 from hubgate.hub.cache import ResponseCache, TokenCache, cache_cleared
 from hubgate.hub.model import HubCall, HubResult, Matched, ResolvedInstance
@@ -26,6 +26,7 @@ from hubgate.hub.repository import LogRepository
 from hubgate.hub.vendor import VendorSession
 from hubgate.instances import oauth
 from hubgate.instances.models import Instance
+from hubgate.instances.presenter import events_callback_url
 from hubgate.instances.repository import InstanceRepository
 from hubgate.instances.service import decrypt_configuration, ensure_enabled, ensure_owner
 from hubgate.kit.ceql import (
@@ -166,7 +167,13 @@ async def execute(
     if operation.body != "none":
         given = _json_body(call)
         if operation.request_hook is not None:
-            given = _request_hook(instance, operation.request_hook)(given, instance.config)
+            write = WriteContext(
+                config=instance.config,
+                events_url=events_callback_url(
+                    runtime.settings.base_url, manifest.key, instance.id
+                ),
+            )
+            given = _request_hook(instance, operation.request_hook)(given, write)
         if operation.body == "form":
             sent = data = form_fields(given)
         else:

@@ -19,6 +19,8 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
+import hmac
 import os
 import threading
 from collections import deque
@@ -28,6 +30,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple
 
+import aiohttp
 from aiohttp import web
 
 from hubgate.testing.twilio_sim_api import ACCOUNT, TwilioApi, read_form
@@ -53,6 +56,23 @@ _FAILURE_MESSAGES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+
+
+class StatusCallback(NamedTuple):
+    """One status callback the simulator posted: where, the form, the answer's status."""
+
+    url: str
+    params: dict[str, str]
+    status: int | None
+
+
+def twilio_signature(url: str, params: Mapping[str, str], auth_token: str) -> str:
+    """``X-Twilio-Signature`` as Twilio computes it: the URL, then each POST parameter's name
+    and value in name order, HMAC-SHA1 under the Auth Token, base64."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(
+        hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    ).decode()
 
 
 class SimRequest(NamedTuple):
@@ -103,6 +123,11 @@ class TwilioSimulator:
         self._latency = 0.0
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
+        # Status callbacks posted (and what came back), in the order they were answered.
+        self.status_callbacks: list[StatusCallback] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._callbacks: set[asyncio.Future[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -127,6 +152,7 @@ class TwilioSimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         if self._runner is not None:
             raise RuntimeError("the simulator is already running")
+        self._loop = asyncio.get_running_loop()
         runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
         await runner.setup()
         try:
@@ -143,8 +169,40 @@ class TwilioSimulator:
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
         self._url = None
+        for task in list(self._callbacks):
+            task.cancel()
+        if self._callbacks:
+            await asyncio.gather(*self._callbacks, return_exceptions=True)
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
         if runner is not None:
             await runner.cleanup()
+
+    # -- status callbacks -------------------------------------------------------------------
+
+    def _call_back(self, url: str, params: dict[str, str], auth_token: str) -> None:
+        """POST a status callback from the simulator's loop, whichever thread asks."""
+        loop = self._loop
+        if loop is None or self._runner is None:
+            return
+        loop.call_soon_threadsafe(self._start_callback, url, params, auth_token)
+
+    def _start_callback(self, url: str, params: dict[str, str], auth_token: str) -> None:
+        task = asyncio.ensure_future(self._post_callback(url, params, auth_token))
+        self._callbacks.add(task)
+        task.add_done_callback(self._callbacks.discard)
+
+    async def _post_callback(self, url: str, params: dict[str, str], auth_token: str) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {"X-Twilio-Signature": twilio_signature(url, params, auth_token)}
+        try:
+            async with self._session.post(url, data=params, headers=headers) as answer:
+                status: int | None = answer.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = None
+        self.status_callbacks.append(StatusCallback(url, params, status))
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -175,11 +233,30 @@ class TwilioSimulator:
         error_code: int | None = None,
         date_sent: datetime | None = None,
     ) -> JsonObject:
-        """Move a message along its lifecycle, as Twilio's carrier updates would."""
+        """Move a message along its lifecycle, as Twilio's carrier updates would; a message
+        created with a ``StatusCallback`` has its new status posted there, signed."""
         with self._state.lock:
-            return self._state.set_message_status(
+            message = self._state.set_message_status(
                 sid, status, error_code=error_code, date_sent=date_sent
-            ).json()
+            )
+            account, _ = self._state.find_message(sid)
+            rendered = message.json()
+            callback = message.private.get("status_callback")
+        if callback:
+            params = {
+                "AccountSid": account.sid,
+                "ApiVersion": "2010-04-01",
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "From": str(rendered.get("from") or ""),
+                "To": str(rendered.get("to") or ""),
+            }
+            if error_code is not None:
+                params["ErrorCode"] = str(error_code)
+            self._call_back(str(callback), params, account.auth_token)
+        return rendered
 
     def set_call_status(self, sid: str, status: str) -> JsonObject:
         with self._state.lock:

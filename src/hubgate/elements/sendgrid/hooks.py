@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from hubgate.elements.sdk import HookContext, VendorCalls
+from hubgate.elements.sdk import HookContext, VendorCalls, WriteContext
 from hubgate.kit.errors import HubgateError, bad_request
 
 SENDER_KEY = "sendgrid.sender"
@@ -63,7 +62,7 @@ def _short_form(body: dict[str, Any]) -> dict[str, Any]:
     return mail
 
 
-def mail_body(body: Any, configuration: Mapping[str, str | None]) -> Any:
+def mail_body(body: Any, write: WriteContext) -> Any:
     """The ``/v3/mail/send`` body: SendGrid's own as given, or built from the short form; the
     instance's ``sendgrid.sender`` is the sender when the body names none (D54)."""
     if not isinstance(body, dict):
@@ -72,7 +71,7 @@ def mail_body(body: Any, configuration: Mapping[str, str | None]) -> Any:
     if mail is None:
         raise bad_request("A message needs recipients: personalizations, or to")
     if "from" not in mail:
-        sender = configuration.get(SENDER_KEY)
+        sender = write.config.get(SENDER_KEY)
         if not sender:
             raise bad_request(
                 f"A message needs a sender: give from, or set the instance's {SENDER_KEY}"

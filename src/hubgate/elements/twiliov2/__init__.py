@@ -11,6 +11,10 @@ from hubgate.elements.twiliov2.webhooks import TwilioWebhook
 
 element = Element(
     manifest=load_manifest(Path(__file__).with_name("manifest.json")),
-    hooks=Hooks(operations={"ping": hooks.ping}, webhook=TwilioWebhook()),
+    hooks=Hooks(
+        operations={"ping": hooks.ping},
+        requests={"statusCallback": hooks.status_callback},
+        webhook=TwilioWebhook(),
+    ),
     transformations=load_transformations(Path(__file__).with_name("transformations.json")),
 )
