@@ -69,6 +69,8 @@ class FormulaInstance(TenantOwned, Timestamped, Base):
         DateTime(timezone=True), nullable=True
     )
     deactivation_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # A scheduled trigger's last fire time taken (D335): the tick fires each later one once.
+    schedule_cursor: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Execution(TenantOwned, Timestamped, Base):

@@ -242,3 +242,24 @@ class FormulaRepository:
             task, allow_unknown=False, lock=lock, schedule_at=schedule_at
         ).make_new_job(**kwargs)
         await app.job_manager.defer_job_async(job, connection=raw.driver_connection)
+
+    # ------------------------------------------------------------------ triggers
+
+    async def scheduled_instances(self) -> Sequence[tuple[FormulaInstance, Formula]]:
+        """Active formula instances of active templates whose trigger is ``scheduled``."""
+        stmt = (
+            select(FormulaInstance, Formula)
+            .join(Formula, Formula.id == FormulaInstance.formula_id)
+            .where(
+                FormulaInstance.active.is_(True),
+                Formula.active.is_(True),
+                Formula.body["triggers"].contains([{"type": "scheduled"}]),
+            )
+            .order_by(FormulaInstance.id)
+        )
+        return [(i, f) for i, f in (await self.session.execute(stmt)).all()]
+
+    async def lock_instance(self, instance_id: int) -> FormulaInstance | None:
+        stmt = select(FormulaInstance).where(FormulaInstance.id == instance_id).with_for_update()
+        found: FormulaInstance | None = await self._one(stmt)
+        return found

@@ -18,12 +18,13 @@ import procrastinate
 from procrastinate.job_context import JobContext
 
 from hubgate.db.engine import unit_of_work
-from hubgate.formulas import service, steps
+from hubgate.formulas import service, steps, triggers
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.instances.models import Instance
 from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.formulas")
+SCHEDULE_TASK = "formulas.schedule"
 
 
 async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
@@ -82,5 +83,17 @@ async def step(context: JobContext, execution_id: int, position: int) -> str:
     return await run_step(_runtime(context), execution_id, position)
 
 
-def register(app: procrastinate.App) -> None:
+async def schedule_tick(context: JobContext, timestamp: int) -> int:
+    return await triggers.fire_schedules(_runtime(context), service.utcnow())
+
+
+def register(app: procrastinate.App, *, cron: str) -> None:
     app.task(name=service.STEP_TASK, pass_context=True)(step)
+    # Deferred once per cron time across all workers; the queueing lock stops ticks piling
+    # up behind a slow one. Each fire time is taken once whatever runs (triggers.py).
+    tick_task = app.task(name=SCHEDULE_TASK, pass_context=True, queueing_lock=SCHEDULE_TASK)(
+        schedule_tick
+    )
+    app.periodic_registry.register_task(
+        task=tick_task, cron=cron, periodic_id="formulas", configure_kwargs={}
+    )

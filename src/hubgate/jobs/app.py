@@ -52,7 +52,7 @@ def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> 
     from hubgate.formulas.tasks import register as register_formulas
 
     register(app, cron=tick_cron(settings.events_tick_seconds))
-    register_formulas(app)
+    register_formulas(app, cron=tick_cron(settings.formula_tick_seconds))
     return app
 
 

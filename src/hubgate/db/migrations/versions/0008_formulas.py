@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("consecutive_failures", sa.Integer(), nullable=False),
         sa.Column("first_failure_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deactivation_reason", sa.Text(), nullable=True),
+        sa.Column("schedule_cursor", sa.DateTime(timezone=True), nullable=True),
         *_timestamps(),
         sa.ForeignKeyConstraint(
             ["formula_id"],
