@@ -41,7 +41,13 @@ def formulas_url(pg_url: str) -> str:
 @pytest.fixture(scope="package")
 def formulas_settings(settings: Settings, formulas_url: str) -> Settings:
     return settings.model_copy(
-        update={"database_url": SecretStr(formulas_url), "port": free_port(), **FAST}
+        update={
+            "database_url": SecretStr(formulas_url),
+            "port": free_port(),
+            **FAST,
+            # A runaway script is stopped at this limit (D41's 30 s is the default).
+            "formula_script_seconds": 2.0,
+        }
     )
 
 

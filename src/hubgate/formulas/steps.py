@@ -141,8 +141,13 @@ def _as_object(value: Json) -> Json:
 
 async def _script(run: StepRun) -> sandbox.Outcome:
     inputs = {name: run.context.get(name) for name in SCRIPT_PARAMS}
+    settings = run.runtime.settings
+    limits = sandbox.Limits(
+        seconds=settings.formula_script_seconds,
+        memory_bytes=settings.formula_script_memory_mib * sandbox.MIB,
+    )
     return await sandbox.run_async(
-        str(run.step["properties"]["body"]), SCRIPT_PARAMS, inputs, sandbox.FORMULA_LIMITS
+        str(run.step["properties"]["body"]), SCRIPT_PARAMS, inputs, limits
     )
 
 

@@ -58,7 +58,6 @@ _TRIGGER_REQUIRED = {
     "manual": (),
 }
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-# Script bodies are JavaScript, where ${...} is a template literal: not a reference.
 _CODE = frozenset({"body"})
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
 _STEP_REF = re.compile(r"steps(?:\.([A-Za-z0-9_$-]+)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
@@ -311,7 +310,9 @@ def check(
             for target in item[field]:
                 if target not in step_names:
                     raise bad_request(f"{field} of {owner} names no step: {target!r}")
-        for text in references(item["properties"]):
+        # Script bodies are JavaScript, where ${...} is a template literal, not a reference.
+        is_code = item.get("type") in ("script", "filter")
+        for text in references(item["properties"], skip_code=is_code):
             _check_reference(text, owner.capitalize(), keys, step_names)
     return {
         "name": sanitize(name),
