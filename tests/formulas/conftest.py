@@ -30,7 +30,9 @@ from tests.conftest import (
     serve_in_loop,
     twilio_instance_body,
 )
-from tests.events.conftest import FAST, database_url
+from tests.events.conftest import FAST, cluster, cluster_api, database_url
+
+__all__ = ["cluster", "cluster_api"]  # the events tests' process fixtures, used here too
 
 
 @pytest.fixture(scope="package")

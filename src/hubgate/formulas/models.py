@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -106,6 +116,8 @@ class Execution(TenantOwned, Timestamped, Base):
 
 class StepExecution(Base):
     __tablename__ = "formula_step_executions"
+    # One committed result per step run: a step repeated after a crash cannot be stored twice.
+    __table_args__ = (UniqueConstraint("execution_id", "position"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     execution_id: Mapped[int] = mapped_column(

@@ -172,6 +172,9 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_formula_step_executions")),
+        sa.UniqueConstraint(
+            "execution_id", "position", name=op.f("uq_formula_step_executions_execution_id")
+        ),
     )
     op.create_index(
         op.f("ix_formula_step_executions_execution_id"),
