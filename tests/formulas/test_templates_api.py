@@ -255,3 +255,38 @@ async def test_another_tenant_sees_nothing(
     assert (await other.get("formulas/instances")).body == []
     run = await other.post(f"formulas/instances/{instance['id']}/executions", json={})
     assert run.status == 404
+
+
+async def test_common_resource_usages_count_the_formula_steps_that_call_it(fapi: Api) -> None:
+    definition = {"fields": [{"path": "contactId", "type": "string"}]}
+    made = await fapi.post("organizations/objects/contacts/definitions", json=definition)
+    assert made.status == 200, made.text
+    assert (await fapi.get("common-resources/contacts/usages")).body == {"formulaUsages": []}
+
+    def call(name: str, api: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "elementRequest",
+            "properties": {"elementInstanceId": "${config.twilio}", "method": "GET", "api": api},
+        }
+
+    formula = await make_formula(
+        fapi,
+        {
+            "name": "uses contacts",
+            "configuration": [{"key": "twilio", "type": "elementInstance"}],
+            "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["list"]}],
+            "steps": [
+                call("list", "/hubs/messaging/contacts"),
+                call("one", "/hubs/messaging/contacts/{id}"),
+                call("other", "/hubs/messaging/messages"),
+            ],
+        },
+    )
+    await make_formula(fapi, {**BASE, "name": "does not"})
+    usages = (await fapi.get("common-resources/contacts/usages")).body
+    assert usages == {
+        "formulaUsages": [
+            {"formulaName": "uses contacts", "formulaId": formula["id"], "usageCount": 2}
+        ]
+    }

@@ -913,3 +913,34 @@ def parse_page_token(token: str | None) -> int | None:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise bad_request("nextPage is not a page token this API gave")
+
+
+# -- common resources --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    formula_id: int
+    formula_name: str
+    count: int
+
+
+def _names_resource(api: Json, name: str) -> bool:
+    segments = [s for s in str(api).split("?", 1)[0].split("/") if s]
+    return len(segments) >= 3 and segments[0] == "hubs" and segments[2] == name
+
+
+async def common_resource_usages(session: AsyncSession, tenant: Tenant, name: str) -> list[Usage]:
+    """The tenant's formulas whose elementRequest steps call common resource ``name``, with
+    how many steps do (``GET /common-resources/{name}/usages``)."""
+    usages = []
+    for formula in await FormulaRepository(session).formulas(tenant):
+        count = sum(
+            1
+            for step in formula.body.get("steps", [])
+            if step["type"] == "elementRequest"
+            and _names_resource(step["properties"].get("api"), name)
+        )
+        if count:
+            usages.append(Usage(formula.id, formula.name, count))
+    return usages
