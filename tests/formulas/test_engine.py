@@ -436,3 +436,47 @@ async def test_a_trigger_input_over_5_mb_is_a_413(fapi: Api) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert response.status == 413
+
+
+async def test_a_request_step_calls_the_platform_api_as_the_owner(
+    fapi: Api, worker: Runtime, twilio: dict[str, Any]
+) -> None:
+    run = await one_run(
+        fapi,
+        {
+            "name": "platform",
+            "triggers": manual("mine"),
+            "steps": [
+                {
+                    "name": "mine",
+                    "type": "request",
+                    "properties": {
+                        "method": "GET",
+                        "api": "/instances/{id}",
+                        "path": "${trigger.args}",
+                    },
+                    "onSuccess": ["named"],
+                },
+                script("named", "done({name: JSON.parse(steps.mine.response.body).name});"),
+            ],
+        },
+        {"id": twilio["id"]},
+    )
+    execution = await finished(fapi, run)
+    assert execution["status"] == "success", await values(fapi, run)
+    assert (await values(fapi, run))["named"] == {"named.name": twilio["name"]}
+    refused = await fapi.post(
+        "formulas",
+        json={
+            "name": "hub via request",
+            "steps": [
+                {
+                    "name": "r",
+                    "type": "request",
+                    "properties": {"method": "GET", "api": "/hubs/messaging/messages"},
+                }
+            ],
+        },
+    )
+    assert refused.status == 400
+    assert "use an elementRequest step" in refused.body["message"]

@@ -25,6 +25,7 @@ from hubgate.formulas.models import (
     StepValue,
 )
 from hubgate.instances.models import Instance
+from hubgate.tenants.models import User
 
 _MAX_ID = 2**63
 
@@ -68,6 +69,14 @@ class FormulaRepository:
     async def formulas(self, tenant: Tenant) -> Sequence[Formula]:
         stmt = scoped(select(Formula), Formula, tenant).order_by(Formula.id)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def owner(self, formula_id: int) -> User | None:
+        """The user who made the formula: its request steps call the platform as them."""
+        stmt = (
+            select(User).join(Formula, Formula.user_id == User.id).where(Formula.id == formula_id)
+        )
+        found: User | None = await self._one(stmt)
+        return found
 
     async def count_instances(self, formula_id: int) -> int:
         stmt = select(func.count()).where(FormulaInstance.formula_id == formula_id)

@@ -504,6 +504,14 @@ async def plan_step(session: AsyncSession, execution_id: int, position: int) -> 
     return None
 
 
+async def owner_of(session: AsyncSession, execution: Execution) -> Tenant:
+    """Whom a ``request`` step acts as: the template's owner, in the execution's tenant."""
+    user = await FormulaRepository(session).owner(execution.formula_id)
+    if user is None:
+        return Tenant(execution.organization_id, execution.account_id, 0, "")
+    return Tenant(user.organization_id, user.account_id, user.id, user.email)
+
+
 def script_context(execution: Execution) -> dict[str, Any]:
     return {
         "trigger": execution.trigger,

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from hubgate.formulas import template
+from hubgate.db.tenancy import Tenant
+from hubgate.formulas import platform, template
 from hubgate.hub import service as hub
 from hubgate.hub.model import HubCall
 from hubgate.instances.models import Instance
@@ -62,6 +63,7 @@ class StepRun:
     now: datetime
     attempt: int
     load_instance: Callable[[int], Awaitable[Instance | None]]
+    owner: Tenant
 
     @property
     def name(self) -> str:
@@ -296,6 +298,23 @@ async def _http_request(run: StepRun) -> tuple[dict[str, Any], _Answer]:
     return sent, _Answer(response.status, dict(response.headers), parsed)
 
 
+async def _platform_request(run: StepRun) -> tuple[dict[str, Any], _Answer]:
+    method = str(run.prop("method")).upper()
+    api = _fill_path(str(run.prop("api")), run.prop("path"))
+    query = _query(run.prop("query"))
+    body = _body_bytes(run.prop("body"))
+    sent = {
+        "method": method,
+        "path": api,
+        "uri": api,
+        "query": dict(query),
+        "headers": {},
+        "body": body.decode() if body else None,
+    }
+    status, headers, parsed = await platform.call(run.runtime, run.owner, method, api, query, body)
+    return sent, _Answer(status, headers, parsed)
+
+
 def _in(code: int, ranges: list[tuple[int, int]]) -> bool:
     return any(low <= code <= high for low, high in ranges)
 
@@ -308,7 +327,7 @@ async def run_request(run: StepRun) -> Outcome:
         elif kind == "httpRequest":
             sent, answer = await _http_request(run)
         else:
-            raise HubgateError(400, "request steps are not offered")
+            sent, answer = await _platform_request(run)
     except HubgateError as error:
         return Outcome(False, {"error": error.message}, error.message)
     acceptable = run.step["properties"].get("acceptableStatusCodes")
@@ -409,6 +428,7 @@ RUNNERS: dict[str, Callable[[StepRun], Awaitable[Outcome]]] = {
     "filter": run_filter,
     "elementRequest": run_request,
     "httpRequest": run_request,
+    "request": run_request,
     "loop": run_loop,
     "formula": run_formula,
     "retryFormulaExecution": run_retry,

@@ -37,6 +37,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         state = copy.deepcopy(execution.context.get("state", {}))
         trigger_owner = (execution.organization_id, execution.account_id)
         attempt = execution.attempt
+        owner = await service.owner_of(session, execution)
 
     async def load_instance(instance_id: int) -> Instance | None:
         async with runtime.sessions() as reader:
@@ -58,6 +59,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
             now=started,
             attempt=attempt,
             load_instance=load_instance,
+            owner=owner,
         )
     )
     async with unit_of_work(runtime.sessions) as session:

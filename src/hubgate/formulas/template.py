@@ -150,6 +150,11 @@ def _check_step_properties(step: str, kind: str, props: dict[str, Any]) -> None:
         for prop in ("retryStatusCodes", "acceptableStatusCodes"):
             if props.get(prop) not in (None, ""):
                 status_codes(props[prop], prop)
+    if kind == "request" and str(props["api"]).startswith("/hubs/"):
+        raise bad_request(
+            f"Step {step!r}: a request step calls the platform API; use an "
+            "elementRequest step for /hubs/ calls"
+        )
     if kind == "retryFormulaExecution":
         _whole(props["retryAttempts"], "retryAttempts", step, 1, MAX_EXECUTION_RETRIES)
 
