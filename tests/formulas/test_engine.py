@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hubgate.events.signing import elements_signature
 from hubgate.runtime import Runtime
 from hubgate.testing.receiver import CallbackReceiver
 from hubgate.testing.twilio_sim import TwilioSimulator
@@ -480,3 +481,37 @@ async def test_a_request_step_calls_the_platform_api_as_the_owner(
     )
     assert refused.status == 400
     assert "use an elementRequest step" in refused.body["message"]
+
+
+async def test_a_failed_execution_is_posted_signed_to_the_instance_webhook(
+    fapi: Api, worker: Runtime, receiver: CallbackReceiver
+) -> None:
+    formula = await make_formula(
+        fapi,
+        {
+            "name": "fails",
+            "triggers": manual("boom"),
+            "steps": [script("boom", "throw 'no'; done({});")],
+        },
+    )
+    key = "formula webhook key"
+    instance = await make_instance(
+        fapi,
+        formula["id"],
+        settings={
+            "notification.webhook.url": receiver.url,
+            "notification.webhook.signature.key": key,
+        },
+    )
+    receiver.fail_next(1, 503)  # the first post is refused: the notice is tried again
+    run = await run_manually(fapi, instance["id"], {})
+    assert (await finished(fapi, run))["status"] == "failed"
+    await receiver.wait_for(lambda r: len(r) >= 2, seconds=30)
+    notice = receiver.requests[-1]
+    assert notice.status == 200
+    assert notice.headers["elements-webhook-id"] == f"formula-execution-{run}"
+    assert notice.headers["elements-webhook-signature"] == elements_signature(key, notice.body)
+    body = notice.json()
+    assert body["executionId"] == run
+    assert body["failedSteps"][0]["stepName"] == "boom"
+    assert "no" in body["failedSteps"][0]["error"]

@@ -45,6 +45,9 @@ from hubgate.settings import Settings
 
 Json = Any
 STEP_TASK = "formulas.step"
+NOTIFY_TASK = "formulas.notify"
+WEBHOOK_URLS = "notification.webhook.url"
+WEBHOOK_KEY = "notification.webhook.signature.key"
 TRIGGER_STEP = "trigger"
 # D41: this many failed executions in a row deactivate a formula instance.
 MAX_CONSECUTIVE_FAILURES = 100
@@ -295,7 +298,7 @@ async def _checked_instance_fields(
     options = raw.get("settings") or {}
     if not isinstance(options, dict):
         raise bad_request("settings must be a JSON object")
-    for key in ("notification.email", "notification.webhook.url"):
+    for key in ("notification.email", WEBHOOK_URLS, WEBHOOK_KEY):
         if key in options and not isinstance(options[key], str):
             raise bad_request(f"Setting {key!r} must be a string")
     for url in str(options.get("notification.webhook.url", "")).split(","):
@@ -308,6 +311,37 @@ async def _checked_instance_fields(
         "settings": options,
         "element_instance_ids": instance_ids,
     }
+
+
+def webhook_urls(instance: FormulaInstance) -> list[str]:
+    return [
+        u.strip() for u in str(instance.settings.get(WEBHOOK_URLS) or "").split(",") if u.strip()
+    ]
+
+
+async def failure_notice(
+    session: AsyncSession, execution_id: int
+) -> tuple[FormulaInstance, bytes] | None:
+    """The body posted to a formula instance's webhooks when an execution failed."""
+    repo = FormulaRepository(session)
+    execution = await repo.execution_by_id(execution_id)
+    if execution is None:
+        return None
+    instance = await repo.instance_by_id(execution.formula_instance_id)
+    if instance is None:
+        return None
+    failed = await steps_read(session, execution, include_values=True, failed_only=True)
+    body = {
+        "formulaId": execution.formula_id,
+        "formulaInstanceId": instance.id,
+        "formulaInstanceName": instance.name,
+        "executionId": execution.id,
+        "status": execution.status,
+        "error": execution.error,
+        "failedSteps": failed,
+        "numberConsecutiveErrors": instance.consecutive_failures,
+    }
+    return instance, json.dumps(body).encode()
 
 
 def resolve_text(value: str, configuration: Mapping[str, str]) -> str:
@@ -677,6 +711,9 @@ async def finish(
                 f"Deactivated after {instance.consecutive_failures} consecutive failed "
                 f"executions; the last: {error or 'failed'}"
             )
+        if str(instance.settings.get(WEBHOOK_URLS) or "").strip():
+            # Deferred with the failure itself: the notice is sent even if this worker dies.
+            await repo.defer(app, NOTIFY_TASK, execution_id=execution.id)
     elif status == SUCCESS:
         instance.consecutive_failures = 0
         instance.first_failure_at = None

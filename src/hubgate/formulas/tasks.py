@@ -18,9 +18,11 @@ import procrastinate
 from procrastinate.job_context import JobContext
 
 from hubgate.db.engine import unit_of_work
+from hubgate.events.signing import notification_headers
 from hubgate.formulas import service, steps, triggers
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.instances.models import Instance
+from hubgate.kit.egress import EgressError
 from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.formulas")
@@ -76,6 +78,39 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         )
 
 
+class NoticeRefusedError(Exception):
+    """A webhook did not take a failure notice: the job is tried again later."""
+
+
+async def run_notify(runtime: Runtime, execution_id: int) -> int:
+    """Post a failed execution to the formula instance's webhooks, signed as events are
+    (D29's headers, with the instance's ``notification.webhook.signature.key``)."""
+    async with runtime.sessions() as session:
+        notice = await service.failure_notice(session, execution_id)
+    if notice is None:
+        return 0
+    instance, body = notice
+    key = instance.settings.get(service.WEBHOOK_KEY)
+    headers = notification_headers(
+        f"formula-execution-{execution_id}",
+        body,
+        str(key) if key else None,
+        now=service.utcnow(),
+    )
+    refused = []
+    for url in service.webhook_urls(instance):
+        try:
+            response = await runtime.egress.request("POST", url, headers=headers, data=body)
+        except EgressError as error:
+            refused.append(f"{url}: {error}")
+            continue
+        if not 200 <= response.status < 300:
+            refused.append(f"{url}: {response.status}")
+    if refused:
+        raise NoticeRefusedError("; ".join(refused))
+    return len(service.webhook_urls(instance))
+
+
 def _runtime(context: JobContext) -> Runtime:
     runtime: Runtime = context.additional_context["runtime"]
     return runtime
@@ -89,8 +124,19 @@ async def schedule_tick(context: JobContext, timestamp: int) -> int:
     return await triggers.fire_schedules(_runtime(context), service.utcnow())
 
 
+async def notify(context: JobContext, execution_id: int) -> int:
+    return await run_notify(_runtime(context), execution_id)
+
+
 def register(app: procrastinate.App, *, cron: str) -> None:
     app.task(name=service.STEP_TASK, pass_context=True)(step)
+    app.task(
+        name=service.NOTIFY_TASK,
+        pass_context=True,
+        retry=procrastinate.RetryStrategy(
+            max_attempts=8, exponential_wait=5, retry_exceptions={NoticeRefusedError}
+        ),
+    )(notify)
     # Deferred once per cron time across all workers; the queueing lock stops ticks piling
     # up behind a slow one. Each fire time is taken once whatever runs (triggers.py).
     tick_task = app.task(name=SCHEDULE_TASK, pass_context=True, queueing_lock=SCHEDULE_TASK)(
