@@ -183,3 +183,53 @@ async def test_a_schedule_more_often_than_the_minimum_is_refused(fapi: Api) -> N
     )
     assert response.status == 400
     assert "more often than every 15 minutes" in response.body["message"]
+
+
+async def test_a_hub_call_through_the_instance_runs_an_element_request_formula(
+    fapi: Api, worker: Runtime, twilio: dict[str, Any]
+) -> None:
+    formula = await make_formula(
+        fapi,
+        {
+            "name": "on send",
+            "configuration": [{"key": "twilio", "type": "elementInstance"}],
+            "triggers": [
+                {
+                    "type": "elementRequest",
+                    "properties": {
+                        "elementInstanceId": "${config.twilio}",
+                        "method": "POST",
+                        "api": "/hubs/messaging/messages",
+                    },
+                    "onSuccess": ["seen"],
+                }
+            ],
+            "steps": [
+                {
+                    "name": "seen",
+                    "type": "script",
+                    "properties": {
+                        "body": "done({sid: trigger.response.body.sid, "
+                        "text: trigger.request.body.Body});"
+                    },
+                }
+            ],
+        },
+    )
+    instance = await make_instance(fapi, formula["id"], {"twilio": twilio["id"]})
+    hub = fapi.with_auth(f"Element {twilio['token']}")
+    listed = await hub.get("hubs/messaging/messages")  # a GET is not the trigger's call
+    assert listed.status == 200, listed.text
+    sent = await hub.post(
+        "hubs/messaging/messages",
+        json={"To": "+15558675310", "From": "+15017122661", "Body": "watched"},
+    )
+    assert sent.status == 200, sent.text
+    runs = (await fapi.get(f"formulas/instances/{instance['id']}/executions")).body
+    assert len(runs) == 1
+    execution = await finished(fapi, runs[0]["id"])
+    assert execution["status"] == "success"
+    assert (await values(fapi, execution["id"]))["seen"] == {
+        "seen.sid": sent.body["sid"],
+        "seen.text": "watched",
+    }

@@ -272,3 +272,16 @@ class FormulaRepository:
         stmt = select(FormulaInstance).where(FormulaInstance.id == instance_id).with_for_update()
         found: FormulaInstance | None = await self._one(stmt)
         return found
+
+    async def request_listeners(self) -> Sequence[tuple[FormulaInstance, Formula]]:
+        """Active formula instances of active templates whose trigger is ``elementRequest``."""
+        stmt = (
+            select(FormulaInstance, Formula)
+            .join(Formula, Formula.id == FormulaInstance.formula_id)
+            .where(
+                FormulaInstance.active.is_(True),
+                Formula.active.is_(True),
+                Formula.body["triggers"].contains([{"type": "elementRequest"}]),
+            )
+        )
+        return [(i, f) for i, f in (await self.session.execute(stmt)).all()]

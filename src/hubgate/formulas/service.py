@@ -56,6 +56,23 @@ MAX_PAGE_SIZE = 500
 TRUNCATED_MARK = "...[truncated]"
 
 
+@dataclass
+class RequestListeners:
+    """Per process: the connector instances that elementRequest triggers watch, read at most
+    every ``REQUEST_TRIGGER_REFRESH`` seconds so that a hub call pays a set lookup, not a
+    query; writes in this process make it read again at once (other processes: D336)."""
+
+    expires: float = 0.0
+    instance_ids: frozenset[int] = frozenset()
+
+    def forget(self) -> None:
+        self.expires = 0.0
+
+
+REQUEST_TRIGGER_REFRESH = 5.0
+REQUEST_LISTENERS = RequestListeners()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -150,6 +167,7 @@ async def replace_formula(
     row.active = body.pop("active")
     row.body = body
     row.version += 1
+    REQUEST_LISTENERS.forget()
     await session.flush()
     return row
 
@@ -368,6 +386,7 @@ async def create_instance(
         **fields,
     )
     await FormulaRepository(session).add(row)
+    REQUEST_LISTENERS.forget()
     return row
 
 
@@ -385,10 +404,12 @@ async def replace_instance(
     if row.active:
         row.deactivation_reason = None
     await session.flush()
+    REQUEST_LISTENERS.forget()
     return row
 
 
 def set_active(row: FormulaInstance, active: bool) -> None:
+    REQUEST_LISTENERS.forget()
     row.active = active
     if active:
         row.deactivation_reason = None

@@ -9,7 +9,9 @@ time starts one execution.
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +22,7 @@ from hubgate.db.engine import unit_of_work
 from hubgate.formulas import schedule, service
 from hubgate.formulas.models import Formula, FormulaInstance
 from hubgate.formulas.repository import FormulaRepository
+from hubgate.hub.model import HubCall
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
 
@@ -148,3 +151,74 @@ async def _fire_one(
         {"type": "scheduled", "scheduledTime": latest.strftime("%Y-%m-%dT%H:%M:%SZ")},
     )
     return 1
+
+
+# -- elementRequest triggers -------------------------------------------------------------------
+
+
+def _api_matches(api: str, method: str, rest: Sequence[str], wanted_method: str) -> bool:
+    if wanted_method.upper() != method:
+        return False
+    segments = [s for s in api.split("?", 1)[0].split("/") if s]
+    if len(segments) < 3 or segments[0] != "hubs" or len(segments) - 2 != len(rest):
+        return False
+    # ``{name}`` in the trigger's api matches any one segment.
+    return all(
+        want == got or (want.startswith("{") and want.endswith("}"))
+        for want, got in zip(segments[2:], rest, strict=True)
+    )
+
+
+async def _listening(runtime: Runtime) -> frozenset[int]:
+    known = service.REQUEST_LISTENERS
+    now = time.monotonic()
+    if now >= known.expires:
+        async with runtime.sessions() as session:
+            pairs = await FormulaRepository(session).request_listeners()
+        known.instance_ids = frozenset(
+            element_id for instance, _ in pairs for element_id in instance.element_instance_ids
+        )
+        known.expires = now + service.REQUEST_TRIGGER_REFRESH
+    return known.instance_ids
+
+
+async def hub_called(
+    runtime: Runtime, element_id: int, call: HubCall, status: int, answer: Any
+) -> int:
+    """A hub call through ``element_id`` answered: start the executions of the formula
+    instances whose elementRequest trigger names this instance, method and api (B.3)."""
+    if element_id not in await _listening(runtime):
+        return 0
+    started = 0
+    async with unit_of_work(runtime.sessions) as session:
+        repo = FormulaRepository(session)
+        for instance, formula in await repo.request_listeners():
+            trigger = _trigger(formula, "elementRequest")
+            if trigger is None or not _listens_to(instance, trigger, element_id):
+                continue
+            properties = trigger["properties"]
+            api = service.resolve_text(str(properties.get("api", "")), instance.configuration)
+            wanted = service.resolve_text(str(properties.get("method", "")), instance.configuration)
+            if not _api_matches(api, call.method, call.segments, wanted):
+                continue
+            body = call.body.decode("utf-8", "replace")
+            try:
+                sent: Any = json.loads(body) if body else None
+            except ValueError:
+                sent = body
+            request_trigger = {
+                "type": "request",
+                "request": {
+                    "method": call.method,
+                    "path": "/" + "/".join(call.segments),
+                    "query": dict(call.query),
+                    "headers": {},
+                    "body": sent,
+                },
+                "response": {"code": status, "headers": {}, "body": answer},
+            }
+            await service.start_execution(
+                session, runtime.jobs.app, runtime.settings, instance, formula, request_trigger
+            )
+            started += 1
+    return started
