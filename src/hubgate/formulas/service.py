@@ -278,9 +278,8 @@ async def _checked_instance_fields(
 ) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise bad_request("A formula instance must be a JSON object")
-    name = raw.get("name")
-    if not isinstance(name, str) or not template.sanitize(name):
-        raise bad_request("A formula instance needs a name")
+    template.storable(raw, "A formula instance")
+    name = template.checked_name(raw.get("name"), "formula instance")
     given = raw.get("configuration") or {}
     if not isinstance(given, dict):
         raise bad_request("configuration must be a JSON object of key: value")
@@ -323,7 +322,7 @@ async def _checked_instance_fields(
         if url.strip() and not url.strip().startswith(("http://", "https://")):
             raise bad_request(f"notification.webhook.url {url.strip()!r} is not an http(s) URL")
     return {
-        "name": template.sanitize(name),
+        "name": name,
         "active": raw.get("active", True) not in (False, "false"),
         "configuration": configuration,
         "settings": options,
@@ -974,7 +973,7 @@ def parse_page_token(token: str | None) -> int | None:
         return None
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if text.startswith("e"):
+        if text.startswith("e") and 0 < int(text[1:]) < 2**63:
             return int(text[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

@@ -86,6 +86,33 @@ def _names(value: Json, where: str) -> list[str]:
     return names
 
 
+MAX_NAME = 200
+
+
+def storable(value: Json, where: str) -> None:
+    """PostgreSQL keeps no NUL character in text or JSON: such input is a 400, not a 500."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                raise bad_request(f"{where} may not hold NUL characters (\\u0000)")
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def checked_name(name: Json, what: str) -> str:
+    if not isinstance(name, str) or not sanitize(name):
+        raise bad_request(f"A {what} needs a name")
+    clean = sanitize(name)
+    if len(clean) > MAX_NAME:
+        raise bad_request(f"A {what}'s name is at most {MAX_NAME} characters")
+    return clean
+
+
 def sanitize(name: str) -> str:
     """Formula names are stored without markup, as Open Connectors does."""
     return html.unescape(_TAG.sub("", name)).strip()
@@ -198,9 +225,8 @@ def check(
 ) -> dict[str, Any]:
     """The body to store for ``raw``: every rule of item 1 checked, ids assigned."""
     body = _obj(raw, "The formula")
-    name = body.get("name")
-    if not isinstance(name, str) or not sanitize(name):
-        raise bad_request("A formula needs a name")
+    storable(body, "The formula")
+    name = checked_name(body.get("name"), "formula")
     engine = body.get("engine", "v3")
     if engine != "v3" and engine is not None:
         raise bad_request(f"Engine {engine!r} is not offered: Hubgate runs formulas on v3 (D40)")
@@ -225,7 +251,7 @@ def check(
     for entry in _list(body.get("configuration"), "configuration"):
         item = _obj(entry, "A configuration entry")
         key = item.get("key")
-        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", key):
             raise bad_request(f"Invalid configuration key {key!r}")
         if key in keys:
             raise bad_request(f"Duplicate configuration key {key!r}")
@@ -252,7 +278,7 @@ def check(
     for entry in _list(body.get("steps"), "steps"):
         item = _obj(entry, "A step")
         step = item.get("name")
-        if not isinstance(step, str) or not step or step == "trigger":
+        if not isinstance(step, str) or not step or step == "trigger" or len(step) > MAX_NAME:
             raise bad_request(f"Invalid step name {step!r}")
         if step in step_names:
             raise bad_request(f"Duplicate step name {step!r}")
@@ -320,7 +346,7 @@ def check(
         for text in references(item["properties"], skip_code=is_code):
             _check_reference(text, owner.capitalize(), keys, step_names)
     return {
-        "name": sanitize(name),
+        "name": name,
         "description": str(body.get("description") or ""),
         "active": body.get("active", True) not in (False, "false"),
         "debugLoggingEnabled": body.get("debugLoggingEnabled", True) not in (False, "false"),
