@@ -18,42 +18,7 @@ from hubgate.testing.receiver import CallbackReceiver
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.formulas.conftest import eventually, finished, make_formula, make_instance, values
-
-ANSWER = {
-    "name": "answer a received message",
-    "configuration": [{"key": "twilio", "type": "elementInstance"}],
-    "triggers": [
-        {
-            "type": "event",
-            "properties": {"elementInstanceId": "${config.twilio}"},
-            "onSuccess": ["received"],
-        }
-    ],
-    "steps": [
-        {
-            "name": "received",
-            "type": "filter",
-            "properties": {"body": "done(trigger.raw.status === 'received');"},
-            "onSuccess": ["answer"],
-        },
-        {
-            "name": "compose",
-            "type": "script",
-            "properties": {"body": "done({});"},
-        },
-        {
-            "name": "answer",
-            "type": "elementRequest",
-            "properties": {
-                "elementInstanceId": "${config.twilio}",
-                "method": "POST",
-                "api": "/hubs/messaging/messages",
-                "body": '{"To": "${trigger.raw.from}", "From": "${trigger.raw.to}", '
-                '"Body": "Thanks: ${trigger.raw.body}"}',
-            },
-        },
-    ],
-}
+from tests.formulas.test_shipped import shipped
 
 
 @pytest.fixture
@@ -87,8 +52,9 @@ async def test_a_polled_twilio_event_runs_a_formula_that_answers_through_the_hub
     created = await fapi.post("instances", json=body)
     assert created.status == 200, created.text
     twilio = created.body
-    formula = await make_formula(fapi, ANSWER)
-    await make_instance(fapi, formula["id"], {"twilio": twilio["id"]})
+    # The shipped template "when a Twilio message is received, answer it" (item 8).
+    formula = await make_formula(fapi, shipped("answer-received-message.json"))
+    await make_instance(fapi, formula["id"], {"twilio": twilio["id"], "answer": "Thanks:"})
 
     async def polls() -> int:
         status = (await fapi.get(f"instances/{twilio['id']}/events/status")).body
