@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 import pytest
 
 from hubgate.events.signing import elements_signature
-from hubgate.runtime import Runtime
+from hubgate.jobs.worker import work
+from hubgate.runtime import Runtime, open_runtime
+from hubgate.settings import Settings
 from hubgate.testing.receiver import CallbackReceiver
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import Api
@@ -515,3 +519,60 @@ async def test_a_failed_execution_is_posted_signed_to_the_instance_webhook(
     assert body["executionId"] == run
     assert body["failedSteps"][0]["stepName"] == "boom"
     assert "no" in body["failedSteps"][0]["error"]
+
+
+async def test_several_workers_share_executions_and_run_none_twice(
+    fapi: Api,
+    worker: Runtime,
+    formulas_settings: Settings,
+    formulas_url: str,
+    receiver: CallbackReceiver,
+) -> None:
+    others = [
+        await open_runtime(formulas_settings, formulas_url, job_pool_size=4) for _ in range(2)
+    ]
+    tasks = [
+        asyncio.create_task(
+            work(rt, name=f"extra-{n}", install_signal_handlers=False, fetch_interval=0.1)
+        )
+        for n, rt in enumerate(others)
+    ]
+    try:
+        formula = await make_formula(
+            fapi,
+            {
+                "name": "shared",
+                "triggers": manual("a"),
+                "steps": [
+                    script("a", "done({n: trigger.args.n});", onSuccess=["call"]),
+                    {
+                        "name": "call",
+                        "type": "httpRequest",
+                        "properties": {"method": "POST", "url": receiver.url, "body": "${steps.a}"},
+                        "onSuccess": ["b"],
+                    },
+                    script("b", "done({n: steps.a.n});"),
+                ],
+            },
+        )
+        instance = await make_instance(fapi, formula["id"])
+        runs = [await run_manually(fapi, instance["id"], {"n": n}) for n in range(15)]
+        for run in runs:
+            execution = await finished(fapi, run, seconds=60)
+            assert execution["status"] == "success"
+            assert [s["stepName"] for s in execution["stepExecutions"]] == [
+                "trigger",
+                "a",
+                "call",
+                "b",
+            ]
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for rt in others:
+            await rt.close()
+    keys = [r.headers["idempotency-key"] for r in receiver.requests]
+    assert sorted(keys) == sorted(f"{run}.call.2" for run in runs)
+    assert sorted(r.json()["n"] for r in receiver.requests) == list(range(15))
