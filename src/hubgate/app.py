@@ -15,6 +15,7 @@ from hubgate.cors import CorsMiddleware
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.events import service as events_service
 from hubgate.events.endpoints import router as events_router
+from hubgate.formulas.endpoints import router as formulas_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.fastpath import HubFastPath
 from hubgate.hub.logs import AuditMiddleware
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     api.include_router(elements_router)
     api.include_router(events_router)
     api.include_router(transformations_router)
+    api.include_router(formulas_router)
     # After the catalog, so that /hubs/{key}/elements stays the catalog's.
     api.include_router(hub_router)
     app.include_router(api)

@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     # Cadence of the scheduling job that finds due polls and undelivered events. Polling
     # intervals stay whole minutes (D28); this only says how often the clock is looked at.
     events_tick_seconds: int = Field(default=60, ge=1, le=3600)
+    # Formulas (D39, D41): the shortest interval a scheduled trigger may fire at (minutes),
+    # and how often the scheduler looks for due ticks (seconds).
+    formula_min_interval: float = Field(default=15.0, gt=0)
+    formula_tick_seconds: int = Field(default=15, ge=1, le=60)
+    # A script step's limits (D41: 30 s and 64 MiB).
+    formula_script_seconds: float = Field(default=30.0, gt=0)
+    formula_script_memory_mib: int = Field(default=64, ge=2)
+    # A step value larger than this is stored truncated and flagged (D41).
+    formula_max_value_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Seconds between delivery attempts after a failure (D29); each gets +/- jitter.
     events_retry_schedule: list[float] = Field(
         default=[5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]

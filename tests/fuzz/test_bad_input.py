@@ -87,6 +87,10 @@ def concrete(path: str, target: dict[str, Any], method: str = "GET") -> str:
         "name": "messages",
         "object_name": "churros",
         "account_id": str(target["account_id"]),
+        "formula_id": "1",
+        "trigger_id": "1",
+        "step_id": "1",
+        "execution_id": "1",
         # A resource that takes the method, so that the body is read at all.
         "rest": "messages/SM00000000000000000000000000000000" if method == "PATCH" else "messages",
     }

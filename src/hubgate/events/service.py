@@ -31,6 +31,7 @@ from hubgate.events.models import (
 )
 from hubgate.events.repository import EventRepository, Settled, StatusRow
 from hubgate.events.signing import notification_headers
+from hubgate.formulas import triggers as formula_triggers
 from hubgate.hub import routing
 from hubgate.hub.service import parse_hub_path
 from hubgate.instances.models import Instance
@@ -262,6 +263,7 @@ async def apply_poll(
     )
     events = _new_events(runtime, plan.instance, reported, "polling", started, started)
     await repo.add_events(events)
+    await formula_triggers.events_recorded(session, runtime, events)
     poller.cursor_at = started
     poller.primed = True
     poller.last_poll_at = started
@@ -355,6 +357,7 @@ async def record_vendor_changes(
         fresh.extend(c for c in group if c.object_id in changed)
     events = _new_events(runtime, instance, fresh, "webhook", now, now)
     await repo.add_events(events)
+    await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
 

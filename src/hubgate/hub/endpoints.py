@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
 from hubgate.errors_http import request_id
+from hubgate.formulas import triggers as formula_triggers
 from hubgate.hub import canonical, docs, service
 from hubgate.hub.logs import audit_json, hub_log_json, trace_entry
 from hubgate.hub.model import HubCall, HubResult, ResolvedInstance
@@ -97,6 +98,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
             body = {"message": exc.message, **exc.extra}
             await _trace(runtime, request, instance, call, started, exc.status, None, body)
         raise
+    await formula_triggers.hub_called(runtime, instance.id, call, result.status, result.body)
     if instance.trace_logging_enabled:
         await _trace(runtime, request, instance, call, started, result.status, result, result.body)
     return _json_response(result.body, result.headers, result.status)

@@ -49,8 +49,10 @@ def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> 
     app = procrastinate.App(connector=connector)
     # Imported here: the tasks import the runtime, which imports this module.
     from hubgate.events.tasks import register
+    from hubgate.formulas.tasks import register as register_formulas
 
     register(app, cron=tick_cron(settings.events_tick_seconds))
+    register_formulas(app, cron=tick_cron(settings.formula_tick_seconds))
     return app
 
 

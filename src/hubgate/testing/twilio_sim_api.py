@@ -310,8 +310,15 @@ class TwilioApi:
 
     async def create_message(self, request: web.Request) -> web.Response:
         form = await read_form(request)
+        account = request[ACCOUNT]
+        token = request.headers.get("I-Twilio-Idempotency-Token")
         with self.state.lock:
-            return _json(self.state.create_message(request[ACCOUNT], form).json(), 201)
+            if token and token in account.idempotent:
+                return _json(account.messages[account.idempotent[token]].json(), 201)
+            message = self.state.create_message(account, form)
+            if token:
+                account.idempotent[token] = message.json()["sid"]
+            return _json(message.json(), 201)
 
     async def fetch_message(self, request: web.Request) -> web.Response:
         with self.state.lock:

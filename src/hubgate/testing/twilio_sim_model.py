@@ -197,6 +197,9 @@ class Account:
     # Sort keys of deleted resources: a PageToken naming a deleted row must still resume paging
     # at the right place, otherwise a client deleting while it pages would skip or repeat rows.
     tombstones: dict[str, SortKey] = field(default_factory=dict)
+    # Messages created with Twilio's I-Twilio-Idempotency-Token, by token: a repeated create
+    # answers the first one's message instead of sending another.
+    idempotent: dict[str, str] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import CredentialsDep, RuntimeDep, SessionDep, TenantDep, read_json
+from hubgate.formulas import service as formulas_service
 from hubgate.instances.endpoints import InstanceRefDep, instance_ref
 from hubgate.instances.models import Instance
 from hubgate.instances.service import by_token, get_owned
@@ -536,6 +537,14 @@ async def delete_common_resource(
 async def common_resource_usages(
     name: ObjectNameParam, session: SessionDep, runtime: RuntimeDep, tenant: TenantDep
 ) -> schemas.UsagesRead:
-    """Formulas that use the resource: none until formulas exist."""
+    """Formulas whose elementRequest steps call the resource (issue 12 item 7)."""
     await service.common_resource(session, tenant, _element_ids(runtime), name)
-    return schemas.UsagesRead(formula_usages=[])
+    usages = await formulas_service.common_resource_usages(session, tenant, name)
+    return schemas.UsagesRead(
+        formula_usages=[
+            schemas.FormulaUsage(
+                formula_name=u.formula_name, formula_id=u.formula_id, usage_count=u.count
+            )
+            for u in usages
+        ]
+    )

@@ -1,0 +1,287 @@
+"""All SQL about formulas, tenant-scoped through ``scoped``; the engine's reads go by id.
+
+Jobs carry ids only: the engine reads an execution by id (``execution_for_update``) because
+the job was deferred by whoever owned it; everything a person asks for goes through a Tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hubgate.db.tenancy import Tenant, scoped
+from hubgate.formulas.models import (
+    FAILED,
+    FINISHED,
+    Execution,
+    Formula,
+    FormulaInstance,
+    StepExecution,
+    StepValue,
+)
+from hubgate.instances.models import Instance
+from hubgate.tenants.models import User
+
+_MAX_ID = 2**63
+
+
+def _valid(row_id: int) -> bool:
+    # Ids past BIGINT cannot exist; asking the database would only raise.
+    return 0 < row_id < _MAX_ID
+
+
+class FormulaRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, row: Any) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def add_all(self, rows: Sequence[Any]) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def delete(self, row: Any) -> None:
+        await self.session.delete(row)
+        await self.session.flush()
+
+    async def _one(self, stmt: Select[Any]) -> Any:
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    # ------------------------------------------------------------------ templates
+
+    async def formula(self, tenant: Tenant, formula_id: int) -> Formula | None:
+        if not _valid(formula_id):
+            return None
+        stmt = scoped(select(Formula), Formula, tenant).where(Formula.id == formula_id)
+        found: Formula | None = await self._one(stmt)
+        return found
+
+    async def formula_by_id(self, formula_id: int) -> Formula | None:
+        return await self.session.get(Formula, formula_id) if _valid(formula_id) else None
+
+    async def formulas(self, tenant: Tenant) -> Sequence[Formula]:
+        stmt = scoped(select(Formula), Formula, tenant).order_by(Formula.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def owner(self, formula_id: int) -> User | None:
+        """The user who made the formula: its request steps call the platform as them."""
+        stmt = (
+            select(User).join(Formula, Formula.user_id == User.id).where(Formula.id == formula_id)
+        )
+        found: User | None = await self._one(stmt)
+        return found
+
+    async def count_instances(self, formula_id: int) -> int:
+        stmt = select(func.count()).where(FormulaInstance.formula_id == formula_id)
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    # ------------------------------------------------------------------ instances
+
+    async def instance(
+        self, tenant: Tenant, instance_id: int, formula_id: int | None = None
+    ) -> FormulaInstance | None:
+        if not _valid(instance_id):
+            return None
+        stmt = scoped(select(FormulaInstance), FormulaInstance, tenant).where(
+            FormulaInstance.id == instance_id
+        )
+        if formula_id is not None:
+            stmt = stmt.where(FormulaInstance.formula_id == formula_id)
+        found: FormulaInstance | None = await self._one(stmt)
+        return found
+
+    async def instance_by_id(self, instance_id: int) -> FormulaInstance | None:
+        return await self.session.get(FormulaInstance, instance_id)
+
+    async def instances(
+        self,
+        tenant: Tenant,
+        *,
+        formula_id: int | None = None,
+        element_instance_id: int | None = None,
+        search: str | None = None,
+        include_inactive: bool = True,
+    ) -> Sequence[FormulaInstance]:
+        stmt = scoped(select(FormulaInstance), FormulaInstance, tenant)
+        if formula_id is not None:
+            stmt = stmt.where(FormulaInstance.formula_id == formula_id)
+        if element_instance_id is not None:
+            stmt = stmt.where(FormulaInstance.element_instance_ids.contains([element_instance_id]))
+        if search:
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.join(Formula, Formula.id == FormulaInstance.formula_id).where(
+                or_(
+                    FormulaInstance.name.ilike(pattern + "%", escape="\\"),
+                    Formula.name.ilike(pattern + "%", escape="\\"),
+                )
+            )
+        if not include_inactive:
+            stmt = stmt.where(FormulaInstance.active.is_(True))
+        return (await self.session.execute(stmt.order_by(FormulaInstance.id))).scalars().all()
+
+    async def listening_to(self, element_instance_id: int) -> Sequence[FormulaInstance]:
+        """Active formula instances whose configuration names this connector instance."""
+        stmt = select(FormulaInstance).where(
+            FormulaInstance.element_instance_ids.contains([element_instance_id]),
+            FormulaInstance.active.is_(True),
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def owned_instance(self, tenant: Tenant, instance_id: int) -> Instance | None:
+        if not _valid(instance_id):
+            return None
+        stmt = scoped(select(Instance), Instance, tenant).where(Instance.id == instance_id)
+        found: Instance | None = await self._one(stmt)
+        return found
+
+    async def connector_instance(self, instance_id: int) -> Instance | None:
+        return await self.session.get(Instance, instance_id) if _valid(instance_id) else None
+
+    # ------------------------------------------------------------------ executions
+
+    async def execution(self, tenant: Tenant, execution_id: int) -> Execution | None:
+        if not _valid(execution_id):
+            return None
+        stmt = scoped(select(Execution), Execution, tenant).where(Execution.id == execution_id)
+        found: Execution | None = await self._one(stmt)
+        return found
+
+    async def execution_for_update(self, execution_id: int) -> Execution | None:
+        stmt = select(Execution).where(Execution.id == execution_id).with_for_update()
+        found: Execution | None = await self._one(stmt)
+        return found
+
+    async def execution_by_id(self, execution_id: int) -> Execution | None:
+        return await self.session.get(Execution, execution_id)
+
+    async def executions(
+        self,
+        tenant: Tenant,
+        *,
+        instance_id: int | None = None,
+        formula_id: int | None = None,
+        before_id: int | None = None,
+        limit: int,
+        event_id: str | None = None,
+        object_id: str | None = None,
+        errors_only: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Sequence[Execution]:
+        stmt = scoped(select(Execution), Execution, tenant).where(
+            Execution.parent_execution_id.is_(None)
+        )
+        if instance_id is not None:
+            stmt = stmt.where(Execution.formula_instance_id == instance_id)
+        if formula_id is not None:
+            stmt = stmt.where(Execution.formula_id == formula_id)
+        if before_id is not None:
+            stmt = stmt.where(Execution.id < before_id)
+        if event_id is not None:
+            stmt = stmt.where(Execution.event_id == event_id)
+        if object_id is not None:
+            stmt = stmt.where(Execution.object_id == object_id)
+        if errors_only:
+            stmt = stmt.where(Execution.status == FAILED)
+        if since is not None:
+            stmt = stmt.where(Execution.created_at >= since)
+        if until is not None:
+            stmt = stmt.where(Execution.created_at <= until)
+        stmt = stmt.order_by(Execution.id.desc()).limit(limit)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def cancel(self, execution: Execution, status: str) -> bool:
+        """Set a status on an unfinished execution; False when it finished meanwhile."""
+        stmt = (
+            update(Execution)
+            .where(Execution.id == execution.id, Execution.status.not_in(FINISHED))
+            .values(status=status, updated_at=func.now())
+        )
+        done = (await self.session.execute(stmt)).rowcount  # type: ignore[attr-defined]
+        return bool(done)
+
+    async def step_executions(self, execution_id: int) -> Sequence[StepExecution]:
+        stmt = (
+            select(StepExecution)
+            .where(StepExecution.execution_id == execution_id)
+            .order_by(StepExecution.position)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def step_values(self, step_ids: Sequence[int]) -> Sequence[StepValue]:
+        if not step_ids:
+            return []
+        stmt = (
+            select(StepValue)
+            .where(StepValue.step_execution_id.in_(step_ids))
+            .order_by(StepValue.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def delete_steps_from(self, execution_id: int, position: int) -> None:
+        await self.session.execute(
+            delete(StepExecution).where(
+                StepExecution.execution_id == execution_id, StepExecution.position >= position
+            )
+        )
+
+    # ------------------------------------------------------------------ jobs
+
+    async def defer(
+        self,
+        app: procrastinate.App,
+        task: str,
+        *,
+        lock: str | None = None,
+        schedule_at: datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Defer a job in this session's transaction: it exists if and only if the
+        transaction commits (D43)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        job = app.configure_task(
+            task, allow_unknown=False, lock=lock, schedule_at=schedule_at
+        ).make_new_job(**kwargs)
+        await app.job_manager.defer_job_async(job, connection=raw.driver_connection)
+
+    # ------------------------------------------------------------------ triggers
+
+    async def scheduled_instances(self) -> Sequence[tuple[FormulaInstance, Formula]]:
+        """Active formula instances of active templates whose trigger is ``scheduled``."""
+        stmt = (
+            select(FormulaInstance, Formula)
+            .join(Formula, Formula.id == FormulaInstance.formula_id)
+            .where(
+                FormulaInstance.active.is_(True),
+                Formula.active.is_(True),
+                Formula.body["triggers"].contains([{"type": "scheduled"}]),
+            )
+            .order_by(FormulaInstance.id)
+        )
+        return [(i, f) for i, f in (await self.session.execute(stmt)).all()]
+
+    async def lock_instance(self, instance_id: int) -> FormulaInstance | None:
+        stmt = select(FormulaInstance).where(FormulaInstance.id == instance_id).with_for_update()
+        found: FormulaInstance | None = await self._one(stmt)
+        return found
+
+    async def request_listeners(self) -> Sequence[tuple[FormulaInstance, Formula]]:
+        """Active formula instances of active templates whose trigger is ``elementRequest``."""
+        stmt = (
+            select(FormulaInstance, Formula)
+            .join(Formula, Formula.id == FormulaInstance.formula_id)
+            .where(
+                FormulaInstance.active.is_(True),
+                Formula.active.is_(True),
+                Formula.body["triggers"].contains([{"type": "elementRequest"}]),
+            )
+        )
+        return [(i, f) for i, f in (await self.session.execute(stmt)).all()]

@@ -1,0 +1,124 @@
+"""Real processes: a worker SIGKILLed in the middle of an execution loses nothing.
+
+The formula's side-effecting steps send messages through the hub to the Twilio simulator.
+The worker is killed while the simulator holds its first message request; a second worker
+takes the stalled job over. The execution completes; each message step's effect reached the
+simulator once (the repeated request carried the same idempotency key, which the simulator,
+like Twilio, answers with the first message); no step whose result was committed ran again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from hubgate.testing.twilio_sim import TwilioSimulator
+from tests.conftest import Api, RunningHubgate, twilio_instance_body
+from tests.events.conftest import Cluster
+from tests.formulas.conftest import eventually, finished, make_formula, make_instance, run_manually
+
+pytestmark = pytest.mark.slow
+
+
+def send(name: str, text: str, after: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "elementRequest",
+        "properties": {
+            "elementInstanceId": "${config.twilio}",
+            "method": "POST",
+            "api": "/hubs/messaging/messages",
+            "body": '{"To": "+15558675310", "From": "+15017122661", "Body": "' + text + '"}',
+        },
+        "onSuccess": after,
+    }
+
+
+def count(text: str) -> str:
+    return f"done({{n: (steps.{text} ? steps.{text}.n : 0) + 1}});"
+
+
+async def test_a_worker_killed_mid_execution_loses_nothing_and_repeats_nothing(
+    cluster: Cluster, cluster_api: tuple[Api, RunningHubgate], sim: TwilioSimulator
+) -> None:
+    api, _ = cluster_api
+    account_sid, auth_token = sim.add_account()
+    created = await api.post(
+        "instances", json=twilio_instance_body(sim, username=account_sid, password=auth_token)
+    )
+    assert created.status == 200, created.text
+    formula = await make_formula(
+        api,
+        {
+            "name": "two messages",
+            "configuration": [{"key": "twilio", "type": "elementInstance"}],
+            "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["before"]}],
+            "steps": [
+                {
+                    "name": "before",
+                    "type": "script",
+                    "properties": {"body": "done({at: Date.now()});"},
+                    "onSuccess": ["first"],
+                },
+                send("first", "one", ["between"]),
+                {
+                    "name": "between",
+                    "type": "script",
+                    "properties": {
+                        "body": "done({sid: JSON.parse(steps.first.response.body).sid});"
+                    },
+                    "onSuccess": ["second"],
+                },
+                send("second", "two", []),
+            ],
+        },
+    )
+    instance = await make_instance(api, formula["id"], {"twilio": created.body["id"]})
+
+    def message_posts() -> int:
+        return sum(
+            1 for r in sim.requests if r.method == "POST" and r.path.endswith("Messages.json")
+        )
+
+    sim.set_latency(4.0)  # the first message request is held while the worker dies
+    first_worker = cluster.worker()
+    try:
+        run = await run_manually(api, instance["id"], {})
+
+        async def in_flight() -> bool:
+            return message_posts() >= 1
+
+        await eventually(in_flight, seconds=60)
+        cluster.kill(first_worker)
+        await asyncio.sleep(4.5)  # the simulator finishes the held request: the message exists
+        sim.set_latency(0.0)
+        cluster.worker()
+        execution = await finished(api, run, seconds=90)
+    except BaseException:
+        print(cluster.logs())
+        raise
+    finally:
+        sim.set_latency(0.0)  # the simulator is shared by the session's other tests
+    assert execution["status"] == "success", cluster.logs()
+    steps = [s["stepName"] for s in execution["stepExecutions"]]
+    assert steps == ["trigger", "before", "first", "between", "second"]
+    # The first request was repeated after the crash with the same key, and had one effect.
+    assert message_posts() == 3
+    bodies = sorted(m["body"] for m in sim.messages(account_sid))
+    assert bodies == ["one", "two"]
+    stored = (
+        await api.get(
+            f"formulas/instances/executions/{run}/steps", params={"includeValues": "true"}
+        )
+    ).body
+    between = next(s for s in stored if s["stepName"] == "between")
+    sid = next(v["value"] for v in between["stepExecutionValues"] if v["key"] == "between.sid")
+    assert sid == next(m["sid"] for m in sim.messages(account_sid) if m["body"] == "one")
+    rows = cluster.sql(
+        "SELECT step_name, count(*) FROM formula_step_executions WHERE execution_id = %s "
+        "GROUP BY step_name",
+        run,
+    )
+    assert all(n == 1 for _, n in rows)
