@@ -410,6 +410,8 @@ class SendGridSimulator(SimServer):
         self.messages: dict[str, Message] = {}
         self.templates: dict[str, Template] = {}
         self.bounces: dict[str, JsonObject] = {}
+        # Every mail body a send accepted, as it arrived: what a test compares with its request.
+        self.mail_bodies: list[JsonObject] = []
         self.webhook_url = webhook_url
         self.deliveries: list[Delivery] = []
         self._private_key = ec.generate_private_key(ec.SECP256R1())
@@ -616,6 +618,7 @@ class SendGridSimulator(SimServer):
         except ValueError:
             raise SendGridError(400, "Bad Request") from None
         body = _MailCheck(parsed, self.templates).run()
+        self.mail_bodies.append(parsed)
         x_message_id = random_text(22)
         template_id = body.get("template_id") or ""
         custom = body.get("custom_args") if isinstance(body.get("custom_args"), dict) else {}

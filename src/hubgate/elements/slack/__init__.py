@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubgate.elements.manifest import load_manifest
-from hubgate.elements.sdk import Element, Hooks
+from hubgate.elements.sdk import Element, Hooks, load_transformations
 from hubgate.elements.slack.oauth import SlackOAuth
 from hubgate.elements.slack.webhooks import SlackWebhook
 
 element = Element(
     manifest=load_manifest(Path(__file__).with_name("manifest.json")),
+    transformations=load_transformations(Path(__file__).with_name("transformations.json")),
     hooks=Hooks(webhook=SlackWebhook(), oauth=SlackOAuth()),
 )
