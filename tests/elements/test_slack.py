@@ -83,6 +83,11 @@ async def test_oauth_url_refuses_missing_values_and_unreachable_overrides(api: A
     denied = await anonymous.get("elements/slack/oauth/url", params=params)
     assert denied.status == 400
     assert "oauth.token.url" in denied.body["message"]
+    unreadable = await anonymous.get(
+        "elements/slack/oauth/url", params={**params, "callbackUrl": "http://[::1"}
+    )
+    assert unreadable.status == 400, unreadable.text
+    assert "callbackUrl" in unreadable.body["message"]
     twilio = await anonymous.get(
         "elements/twiliov2/oauth/url",
         params={"apiKey": "k", "apiSecret": "s", "callbackUrl": CALLBACK},

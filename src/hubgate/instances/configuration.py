@@ -147,8 +147,11 @@ def _check_url(config: Configuration, key: str, *, required: bool) -> None:
 
 
 def validate_url(value: str, what: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # "http://[" and other hosts urlsplit cannot read
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad_request(f"{what} must be an http or https URL")
 
 
