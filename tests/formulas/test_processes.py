@@ -78,8 +78,11 @@ async def test_a_worker_killed_mid_execution_loses_nothing_and_repeats_nothing(
     instance = await make_instance(api, formula["id"], {"twilio": created.body["id"]})
 
     def message_posts() -> int:
+        # The simulator is the session's: only this account's requests count.
         return sum(
-            1 for r in sim.requests if r.method == "POST" and r.path.endswith("Messages.json")
+            1
+            for r in sim.requests
+            if r.method == "POST" and r.path.endswith(f"{account_sid}/Messages.json")
         )
 
     sim.set_latency(4.0)  # the first message request is held while the worker dies
