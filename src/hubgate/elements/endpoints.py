@@ -83,11 +83,11 @@ async def oauth_url(
     key_or_id: str,
     request: Request,
     runtime: RuntimeDep,
-    api_key: Annotated[str | None, Query(alias="apiKey", max_length=500)] = None,
-    api_secret: Annotated[str | None, Query(alias="apiSecret", max_length=500)] = None,
-    callback_url: Annotated[str | None, Query(alias="callbackUrl", max_length=2000)] = None,
-    scope: Annotated[str | None, Query(max_length=2000)] = None,
-    state: Annotated[str | None, Query(max_length=2000)] = None,
+    api_key: Annotated[str | None, Query(alias="apiKey")] = None,
+    api_secret: Annotated[str | None, Query(alias="apiSecret")] = None,
+    callback_url: Annotated[str | None, Query(alias="callbackUrl")] = None,
+    scope: Annotated[str | None, Query()] = None,
+    state: Annotated[str | None, Query()] = None,
 ) -> dict[str, str]:
     """Where a person consents to an OAuth element's access (D56); the URL overrides
     ``base.url``, ``oauth.authorization.url`` and ``oauth.token.url`` may be given too."""

@@ -39,6 +39,7 @@ URL_OVERRIDES = ("base.url", AUTHORIZATION_URL, TOKEN_URL)
 # An access token that expires within this many seconds is refreshed before it is used, so a
 # call never starts with a token that dies on its way.
 REFRESH_MARGIN = 300
+MAX_PARAMETER_LENGTH = 2000
 
 
 def flow_of(element: Element) -> OAuthFlow:
@@ -63,6 +64,10 @@ def authorize_url(runtime: Runtime, element: Element, query: Mapping[str, str]) 
     """``GET /elements/{keyOrId}/oauth/url`` (D56): where the person consents."""
     flow = flow_of(element)
     manifest = element.manifest
+    # Checked here rather than in the route's schema, so one rule names the parameter.
+    long = sorted(name for name, value in query.items() if len(value) > MAX_PARAMETER_LENGTH)
+    if long:
+        raise bad_request(f"{', '.join(long)} longer than {MAX_PARAMETER_LENGTH} characters")
     missing = [name for name in ("apiKey", "apiSecret", "callbackUrl") if not query.get(name)]
     if missing:
         raise bad_request(f"Missing query parameter: {', '.join(missing)}", missing=missing)
