@@ -38,6 +38,7 @@ from proxy.run import (
     PAGE_PATH,
     ROOT,
     SID,
+    Target,
     ensure_tools,
     free_port,
     post_json,
@@ -155,14 +156,15 @@ def main() -> int:
             "c_scripted": f"{api}/hubs/messaging/scripted",
         }
         for url in urls.values():
-            run_wrk(url, 8, 2, element)  # warm-up: connections, caches, each worker's mappings
+            # Warm-up: connections, caches, each worker's mappings.
+            run_wrk(Target(url, element), 8, 2)
         # Rounds interleave the targets, each round starting one target later, so a burst of
         # load from elsewhere on the machine hits all three alike.
         order = list(urls.items())
         for round_number in range(args.repeat):
             shift = round_number % len(order)
             for name, url in order[shift:] + order[:shift]:
-                run = run_wrk(url, args.connections, args.duration, element)
+                run = run_wrk(Target(url, element), args.connections, args.duration)
                 failures.note(name, "non-2xx answers", run["non_2xx"])
                 for kind, count in run["socket_errors"].items():
                     failures.note(name, f"socket {kind} errors", count)

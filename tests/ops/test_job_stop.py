@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from hubgate.events.tasks import DELIVER
+from hubgate.events.tasks import DISPATCH
 from hubgate.testing.receiver import CallbackReceiver
 from hubgate.testing.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, free_port
@@ -71,7 +71,7 @@ async def one_delivery_in_flight(
 
 def delivery_jobs(cluster: Cluster) -> list[tuple[Any, ...]]:
     return cluster.sql(
-        "SELECT status::text FROM procrastinate_jobs WHERE task_name = %s ORDER BY id", DELIVER
+        "SELECT status::text FROM procrastinate_jobs WHERE task_name = %s ORDER BY id", DISPATCH
     )
 
 
