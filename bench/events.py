@@ -70,7 +70,7 @@ from hubgate.jobs.worker import stop_worker
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
-from hubgate.testing.receiver import CallbackReceiver, Received
+from sims.receiver import CallbackReceiver, Received
 
 sys.path.insert(0, str(Path(__file__).parent))
 from failures import Failures

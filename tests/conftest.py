@@ -27,7 +27,7 @@ from hubgate.httpserver import server_options
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests import results
 
 # Every log line and secret of the run, for the secrets check that runs last (tests/secrets).

@@ -265,7 +265,7 @@ def sim_twilio(
     port: Annotated[int, typer.Option(metavar="PORT", help="Listen port.")] = 8090,
 ) -> None:
     """Run the Twilio simulator: prints an Account SID, Auth Token and the base.url to use."""
-    from hubgate.testing.twilio_sim import main as run_simulator
+    from sims.twilio_sim import main as run_simulator
 
     run_simulator(host=host, port=port)
 

@@ -19,7 +19,7 @@ from bench.events import KEY, check_notifications
 from bench.failures import Failures, paired_ratio
 from standardwebhooks import Webhook
 
-from hubgate.testing.receiver import Received
+from sims.receiver import Received
 
 ROOT = Path(__file__).resolve().parents[2]
 

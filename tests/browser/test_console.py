@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.browser.conftest import Watched, sign_in
 from tests.conftest import Api, TenantCredentials
 from tests.instances.test_lifecycle import provision

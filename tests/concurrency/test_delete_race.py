@@ -10,7 +10,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.concurrency.conftest import Serving
 from tests.conftest import Api, Response, twilio_instance_body
 from tests.logwatch import remember_secret

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.concurrency.conftest import Serving
 from tests.conftest import Api, twilio_instance_body
 from tests.logwatch import remember_secret

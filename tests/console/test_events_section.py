@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, twilio_instance_body
 from tests.console.conftest import ConsoleClient
 

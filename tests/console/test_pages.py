@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from hubgate.console.static_files import CONSOLE_STATIC
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.console.conftest import ConsoleClient, Page
 from tests.instances.test_lifecycle import provision

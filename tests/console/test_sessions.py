@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.console.models import ConsoleSession
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, TenantCredentials, twilio_instance_body
 from tests.console.conftest import ConsoleClient, Page
 

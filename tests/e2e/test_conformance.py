@@ -11,7 +11,7 @@ import pytest
 
 from hubgate.hub.paging import MAX_PAGE
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, TenantCredentials, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, twilio_instance_body
 
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, TenantCredentials, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 from tests.limits.conftest import hubgate_with

@@ -18,9 +18,9 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 
 from hubgate.elements.sdk import Element, ResolvedInstance
-from hubgate.testing.twilio_sim import TwilioSimulator
 from sims.sendgrid import SendGridSimulator
 from sims.slack import Grant, SlackSimulator
+from sims.twilio_sim import TwilioSimulator
 
 
 def resolved(element: Element, **config: str) -> ResolvedInstance:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import SHARED, Api, twilio_instance_body
 
 EXPANDED = {

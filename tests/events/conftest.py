@@ -33,8 +33,8 @@ from hubgate.db.migrate import upgrade
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings, reveal
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
     RunningHubgate,

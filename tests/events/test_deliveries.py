@@ -22,7 +22,7 @@ from hubgate.events.signing import standard_webhooks_secret
 from hubgate.events.tasks import defer_delivery, run_delivery
 from hubgate.instances.models import Instance
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from tests.conftest import Api
 from tests.events.conftest import SIGNATURE_KEY, Provisioner, eventually
 

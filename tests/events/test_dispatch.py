@@ -23,7 +23,7 @@ from hubgate.instances.models import Instance
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from tests.events.conftest import Provisioner, eventually
 
 

@@ -19,8 +19,8 @@ from standardwebhooks import Webhook
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver, Received
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver, Received
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
 from tests.events.conftest import SIGNATURE_KEY, Provisioner, eventually
 

@@ -14,8 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from hubgate.events import service
-from hubgate.testing.receiver import CallbackReceiver, Received
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver, Received
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.events.conftest import Cluster
 from tests.logwatch import remember_secret

@@ -17,7 +17,7 @@ from hubgate.events.tasks import POLL, run_poll, run_tick
 from hubgate.instances.models import Instance
 from hubgate.kit.errors import HubgateError
 from hubgate.runtime import Runtime
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
 from tests.events.conftest import Provisioner
 

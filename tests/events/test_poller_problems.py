@@ -15,7 +15,7 @@ import psycopg
 
 from hubgate.events.tasks import run_poll
 from hubgate.runtime import Runtime
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, twilio_instance_body
 from tests.events.conftest import Provisioner
 from tests.events.test_poller import FakeHub, sync

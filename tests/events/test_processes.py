@@ -18,8 +18,8 @@ from twilio.request_validator import RequestValidator
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
 from hubgate.events.tasks import run_poll
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
     RunningHubgate,

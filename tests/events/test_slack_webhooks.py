@@ -18,7 +18,7 @@ import pytest_asyncio
 from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
 from hubgate.elements.slack import webhooks as sw
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from sims.slack import SlackSimulator
 from tests.conftest import Api
 from tests.elements.slack_flow import provision

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from hubgate.elements.twiliov2 import webhooks as tw
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from tests.conftest import Api
 from tests.events.conftest import SIGNATURE_KEY, Provisioner, encoded_id
 

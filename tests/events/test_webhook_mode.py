@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl
 from twilio.request_validator import RequestValidator
 
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.events.conftest import Provisioner
 
 

@@ -14,7 +14,7 @@ import aiohttp
 from hubgate.app import create_app
 from hubgate.bootstrap import create_tenant
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, free_port, serve_in_loop, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 from tests.faults.conftest import PrivateDatabase

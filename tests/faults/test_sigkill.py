@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from hubgate.kit.crypto import Keyring
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import twilio_instance_body
 from tests.faults.conftest import (
     PrivateDatabase,

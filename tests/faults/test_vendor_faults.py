@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import twilio_instance_body
 from tests.faults.conftest import (
     PrivateDatabase,

@@ -20,7 +20,7 @@ from hubgate.app import create_app
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
     RunningHubgate,

@@ -14,8 +14,8 @@ from hubgate.events.signing import elements_signature
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
 from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.events.conftest import Cluster
 from tests.formulas.conftest import eventually, finished, make_formula, make_instance, run_manually

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from hubgate.db.engine import unit_of_work
 from hubgate.formulas.models import FormulaInstance
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from tests.conftest import Api, RunningHubgate
 from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
 

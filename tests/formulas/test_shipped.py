@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hubgate.runtime import Runtime
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
 from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
 

@@ -14,8 +14,8 @@ from hubgate.events import service as events_service
 from hubgate.formulas import triggers
 from hubgate.formulas.models import Execution
 from hubgate.runtime import Runtime
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.formulas.conftest import eventually, finished, make_formula, make_instance, values
 from tests.formulas.test_shipped import shipped

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, TenantCredentials, new_tenant, twilio_instance_body
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.app import create_app
 from hubgate.settings import Settings
 from hubgate.tenants.models import User
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, Api, TenantCredentials, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, Api, twilio_instance_body
 from tests.e2e.test_errors import assert_d9
 from tests.logwatch import remember_secret

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hubgate.testing.twilio_sim import SimRequest, TwilioSimulator
+from sims.twilio_sim import SimRequest, TwilioSimulator
 from tests.conftest import Api, shared_file
 from tests.hub.twilio_contract import TwilioContract
 

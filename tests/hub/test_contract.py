@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubgate.testing.twilio_sim import SimRequest
+from sims.twilio_sim import SimRequest
 from tests.conftest import Api, RunningPrism, shared_file
 from tests.hub.twilio_contract import TwilioContract
 

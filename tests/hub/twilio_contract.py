@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonschema
 
-from hubgate.testing.twilio_sim import SimRequest
+from sims.twilio_sim import SimRequest
 
 Json = dict[str, Any]
 

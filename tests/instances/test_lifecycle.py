@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, TenantCredentials, twilio_instance_body
 
 

@@ -14,7 +14,7 @@ import pytest
 from hubgate.bootstrap import create_tenant
 from hubgate.elements.registry import Element, ElementRegistry
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, TenantCredentials, twilio_instance_body
 
 

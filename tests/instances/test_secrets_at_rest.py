@@ -14,7 +14,7 @@ from hubgate.db.embedded import pg_tool
 from hubgate.instances.models import Instance
 from hubgate.instances.service import decrypt_configuration, decrypt_token, rewrap_all
 from hubgate.kit.crypto import DecryptionError
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, TenantCredentials, twilio_instance_body
 
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from hubgate.limits import RateLimiter
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import (
     Api,
     TenantCredentials,

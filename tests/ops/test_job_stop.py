@@ -17,8 +17,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from hubgate.events.tasks import DISPATCH
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, free_port
 from tests.events.conftest import Cluster, eventually, provision_on
 

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, twilio_instance_body
 from tests.logwatch import remember_secret
 from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, twilio_instance_body
 from tests.logwatch import remember_secret
 from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving

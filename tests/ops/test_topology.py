@@ -34,8 +34,8 @@ import psycopg
 import pytest
 
 from hubgate.kit.crypto import Keyring
-from hubgate.testing.receiver import CallbackReceiver
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.receiver import CallbackReceiver
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import free_port, twilio_instance_body
 from tests.events.conftest import FAST
 from tests.faults.conftest import API, authorization, create_org, hubgate_env

@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, free_port, twilio_instance_body
 from tests.logwatch import remember_secret
 from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving

@@ -25,7 +25,7 @@ from hubgate.instances.models import Instance
 from hubgate.instances.service import decrypt_configuration, decrypt_token
 from hubgate.kit.crypto import Keyring, KeyringError
 from hubgate.settings import Settings
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, Api, RunningHubgate, free_port, serve_in_loop, twilio_instance_body
 from tests.instances.test_secrets_at_rest import pg_dump
 from tests.logwatch import LOG_FILES, SECRETS, remember_secret

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from sims.sendgrid import SendGridSimulator
 from sims.slack import SlackSimulator
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from multidict import CIMultiDictProxy
 
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from sims.sendgrid import SendGridSimulator
 
 Answer = tuple[int, Any, CIMultiDictProxy[str]]

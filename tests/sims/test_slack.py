@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from hubgate.testing.receiver import CallbackReceiver, Received
+from sims.receiver import CallbackReceiver, Received
 from sims.slack import SlackSimulator
 from tests.conftest import free_port
 

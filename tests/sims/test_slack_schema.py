@@ -35,7 +35,7 @@ import jsonschema
 import pytest
 from jsonschema import Draft4Validator
 
-from hubgate.testing.receiver import CallbackReceiver
+from sims.receiver import CallbackReceiver
 from sims.slack import SlackSimulator
 from tests.conftest import shared_file
 from tests.sims.test_slack import CALLBACK, api, consent, exchange

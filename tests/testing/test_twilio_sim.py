@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from hubgate.testing.twilio_sim import SimulatorThread, TwilioSimulator
+from sims.twilio_sim import SimulatorThread, TwilioSimulator
 
 FROM = "+15017122661"
 TO = "+15558675310"
@@ -993,7 +993,7 @@ def test_main_prints_configuration_and_stops_on_ctrl_c() -> None:
         "HUBGATE_SIM_AUTH_TOKEN": FIXED_TOKEN,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "hubgate.testing.twilio_sim", "--port", str(port)],
+        [sys.executable, "-m", "sims.twilio_sim", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from jsonschema import Draft202012Validator, FormatChecker
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import shared_file
 
 API = "/2010-04-01"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, twilio_instance_body
 
 CHURROS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubgate.testing.twilio_sim import TwilioSimulator
+from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, TenantCredentials
 from tests.transformations.api import CHURROS, field, instance, ok
 

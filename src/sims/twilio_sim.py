@@ -6,7 +6,7 @@ and lets tests inject rate limits, outages and latency.
 
     async:   sim = TwilioSimulator(); await sim.start(); ...; await sim.stop()
     sync:    with SimulatorThread() as sim: requests.get(f"{sim.base_url}/{sim.account_sid}.json")
-    shell:   python -m hubgate.testing.twilio_sim --port 8090
+    shell:   python -m sims.twilio_sim --port 8090
 
 Other processes drive a running simulator through the JSON routes under `/_sim/` (no auth; bind
 to loopback only). Requests to those routes are neither recorded nor subject to `fail_next`.
@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 import aiohttp
 from aiohttp import web
 
-from hubgate.testing.twilio_sim_api import ACCOUNT, TwilioApi, read_form
-from hubgate.testing.twilio_sim_model import (
+from sims.twilio_sim_api import ACCOUNT, TwilioApi, read_form
+from sims.twilio_sim_model import (
     API_ROOT,
     Account,
     Resource,

@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from hubgate.testing import twilio_sim_catalog as catalog
-from hubgate.testing.twilio_sim_model import (
+from sims import twilio_sim_catalog as catalog
+from sims.twilio_sim_model import (
     API_ROOT,
     CALL_STATUSES,
     Account,

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from hubgate.testing.twilio_sim_model import (
+from sims.twilio_sim_model import (
     API_VERSION,
     E164,
     Account,
