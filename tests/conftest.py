@@ -27,6 +27,8 @@ from hubgate.httpserver import server_options
 from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime
 from hubgate.settings import Settings
+from sims.sendgrid import SendGridSimulator
+from sims.slack import SlackSimulator
 from sims.twilio_sim import TwilioSimulator
 from tests import results
 
@@ -235,6 +237,26 @@ class Api:
 
     async def delete(self, path: str, **kw: Any) -> Response:
         return await self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+async def sendgrid() -> AsyncIterator[SendGridSimulator]:
+    simulator = SendGridSimulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackSimulator]:
+    simulator = SlackSimulator()
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
 
 
 @pytest.fixture(scope="session")

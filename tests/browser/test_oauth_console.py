@@ -19,16 +19,6 @@ pytestmark = pytest.mark.browser
 
 
 @pytest_asyncio.fixture
-async def slack() -> AsyncIterator[SlackSimulator]:
-    simulator = SlackSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest_asyncio.fixture
 async def oauth_tab(
     browser: Browser, hubgate: RunningHubgate, slack: SlackSimulator
 ) -> AsyncIterator[Watched]:

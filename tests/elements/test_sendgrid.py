@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -36,14 +35,6 @@ VECTOR_BODY = (
     b'"LRzXl_NHStOGhQ4kofSm_A.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0","smtp-id":'
     b'"<LRzXl_NHStOGhQ4kofSm_A@ismtpd0039p1iad1.sendgrid.net>","timestamp":1600112492}]\r\n'
 )
-
-
-@pytest.fixture
-async def sendgrid() -> AsyncIterator[SendGridSimulator]:
-    simulator = SendGridSimulator()
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def instance_body(sim: SendGridSimulator, **configuration: Any) -> dict[str, Any]:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from hubgate.instances.models import Instance
@@ -31,16 +29,6 @@ from tests.elements.slack_flow import (
     provision,
     watch_secrets,
 )
-
-
-@pytest_asyncio.fixture
-async def slack() -> AsyncIterator[SlackSimulator]:
-    simulator = SlackSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 def live_tokens(sim: SlackSimulator) -> list[str]:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
 from hubgate.elements.slack import webhooks as sw
@@ -83,16 +81,6 @@ def test_a_request_without_the_signing_secret_is_refused() -> None:
     headers = {"x-slack-request-timestamp": stamp, "x-slack-signature": "v0=00"}
     with pytest.raises(WebhookRefusedError):
         sw.SlackWebhook().receive(VendorRequest("http://h/e", headers, body), {})
-
-
-@pytest_asyncio.fixture
-async def slack() -> AsyncIterator[SlackSimulator]:
-    simulator = SlackSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def webhook_instance(

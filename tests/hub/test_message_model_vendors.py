@@ -4,10 +4,7 @@ arriving at its simulator in the vendor's own shape, each answered in the canoni
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest_asyncio
 
 from sims.sendgrid import SendGridSimulator
 from sims.slack import SlackSimulator
@@ -17,26 +14,6 @@ from tests.elements.test_sendgrid import SENDER, hub_of
 from tests.elements.test_sendgrid import provision as provision_sendgrid
 from tests.hub.conftest import HubInstance
 from tests.hub.test_message_model import FROM, TO, adopt_messages
-
-
-@pytest_asyncio.fixture
-async def sendgrid() -> AsyncIterator[SendGridSimulator]:
-    simulator = SendGridSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest_asyncio.fixture
-async def slack() -> AsyncIterator[SlackSimulator]:
-    simulator = SlackSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 async def test_one_canonical_message_through_three_vendors(

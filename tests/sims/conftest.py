@@ -8,28 +8,6 @@ import aiohttp
 import pytest_asyncio
 
 from sims.receiver import CallbackReceiver
-from sims.sendgrid import SendGridSimulator
-from sims.slack import SlackSimulator
-
-
-@pytest_asyncio.fixture
-async def sendgrid() -> AsyncIterator[SendGridSimulator]:
-    simulator = SendGridSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest_asyncio.fixture
-async def slack() -> AsyncIterator[SlackSimulator]:
-    simulator = SlackSimulator()
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
 
 
 @pytest_asyncio.fixture
