@@ -269,6 +269,7 @@ class Bench:
                 for account in random.sample(self.accounts, max(1, self.count // 10)):
                     await self.inbound(http, account, f"round {number}")
             cpu = cpu_seconds(worker.pid)
+            database = postgres_cpu_seconds(self.data)
             started = time.monotonic()
             if number:  # round 0 is the first poll, due as soon as events are on
                 self.sql("UPDATE event_pollers SET next_poll_at = now()")
@@ -283,6 +284,7 @@ class Bench:
                 break
             elapsed = time.monotonic() - started
             used = cpu_seconds(worker.pid) - cpu
+            database = postgres_cpu_seconds(self.data) - database
             rows.append(
                 {
                     "round": "priming" if number == 0 else f"changes on 10% ({number})",
@@ -291,6 +293,7 @@ class Bench:
                     "polls_per_second": round(self.count / elapsed, 1),
                     "worker_cpu_seconds": round(used, 2),
                     "cpu_ms_per_poll": round(used / self.count * 1000, 2),
+                    "postgres_cpu_ms_per_poll": round(database / self.count * 1000, 2),
                 }
             )
         await asyncio.sleep(3)  # deliveries of the last round settle

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Table,
     and_,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     not_,
     or_,
     select,
@@ -271,6 +273,37 @@ class EventRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def poller_and_instance(
+        self, instance_id: int, resource: str
+    ) -> tuple[EventPoller, Instance] | None:
+        """A poller and its instance as they are now, in one statement."""
+        stmt = (
+            select(EventPoller, Instance)
+            .join(Instance, Instance.id == EventPoller.instance_id)
+            .where(EventPoller.instance_id == instance_id, EventPoller.resource == resource)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def advance_poller(
+        self, instance_id: int, resource: str, cursor_at: datetime, values: dict[str, Any]
+    ) -> bool:
+        """Write a poll's outcome to its poller if its cursor is still ``cursor_at``, in one
+        statement that also locks the row; False when another poll moved it meanwhile."""
+        stmt = (
+            update(EventPoller)
+            .where(
+                EventPoller.instance_id == instance_id,
+                EventPoller.resource == resource,
+                EventPoller.cursor_at == cursor_at,
+            )
+            .values(**values, polls=EventPoller.polls + 1)
+            .returning(EventPoller.instance_id)
+            .execution_options(synchronize_session=False)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
     async def due_pollers(self, before: datetime, limit: int) -> Sequence[tuple[int, str]]:
         stmt = (
             select(EventPoller.instance_id, EventPoller.resource)
@@ -291,46 +324,14 @@ class EventRepository:
 
     # -- seen-set ---------------------------------------------------------------------------
 
-    async def seen(self, instance_id: int, resource: str, ids: Sequence[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        stmt = select(SeenObject.object_id, SeenObject.digest).where(
-            SeenObject.instance_id == instance_id,
-            SeenObject.resource == resource,
-            SeenObject.object_id.in_(ids),
-        )
-        return {row[0]: row[1] for row in await self.session.execute(stmt)}
-
-    async def remember(
-        self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
-    ) -> None:
-        if not digests:
-            return
-        stmt = insert(SeenObject).values(
-            [
-                {
-                    "instance_id": instance_id,
-                    "resource": resource,
-                    "object_id": object_id,
-                    "digest": digest,
-                    "seen_at": at,
-                }
-                for object_id, digest in digests
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
-            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
-        )
-        await self.session.execute(stmt)
-
     async def remember_changed(
         self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
-    ) -> set[str]:
+    ) -> dict[str, bool]:
         """Record the digests that are new or differ from what was seen, in one statement;
-        answers their object ids (what was reported already is left as it is)."""
+        answers their object ids, each with whether it was new (what was seen already with
+        the same digest is left as it is, and not answered)."""
         if not digests:
-            return set()
+            return {}
         stmt = insert(SeenObject).values(
             [
                 {
@@ -347,8 +348,10 @@ class EventRepository:
             index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
             set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
             where=SeenObject.digest != stmt.excluded.digest,
-        ).returning(SeenObject.object_id)
-        return set((await self.session.execute(upsert)).scalars())
+            # A row this statement inserted has no deleting or locking transaction (xmax 0);
+            # one it updated carries this transaction's id: that tells CREATED from UPDATED.
+        ).returning(SeenObject.object_id, literal_column("xmax = 0", Boolean))
+        return {row[0]: row[1] for row in await self.session.execute(upsert)}
 
     async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
         await self.session.execute(
