@@ -22,6 +22,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -35,6 +36,7 @@ from hubgate.events.models import (
     EventAttempt,
     EventPoller,
     SeenObject,
+    VendorEventId,
 )
 from hubgate.instances.models import Instance
 
@@ -352,6 +354,41 @@ class EventRepository:
             # one it updated carries this transaction's id: that tells CREATED from UPDATED.
         ).returning(SeenObject.object_id, literal_column("xmax = 0", Boolean))
         return {row[0]: row[1] for row in await self.session.execute(upsert)}
+
+    # -- vendor event ids (D380) -------------------------------------------------------------
+
+    async def take_vendor_event_ids(
+        self, instance_id: int, ids: Iterable[str], at: datetime
+    ) -> set[str]:
+        """Record the ids not taken before, in one statement; answers those (a concurrent
+        taker of the same id waits for this transaction and then finds it taken)."""
+        rows = [
+            {"instance_id": instance_id, "vendor_event_id": vendor_id, "taken_at": at}
+            for vendor_id in dict.fromkeys(ids)
+        ]
+        if not rows:
+            return set()
+        stmt = (
+            insert(VendorEventId)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(VendorEventId.vendor_event_id)
+        )
+        return set((await self.session.execute(stmt)).scalars())
+
+    async def forget_vendor_event_ids(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ids taken before ``before``, oldest first; answers how many."""
+        oldest = (
+            select(VendorEventId.instance_id, VendorEventId.vendor_event_id)
+            .where(VendorEventId.taken_at < before)
+            .order_by(VendorEventId.taken_at)
+            .limit(limit)
+        )
+        stmt = delete(VendorEventId).where(
+            tuple_(VendorEventId.instance_id, VendorEventId.vendor_event_id).in_(oldest)
+        )
+        result = await self.session.execute(stmt.returning(VendorEventId.instance_id))
+        return len(result.all())
 
     async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
         await self.session.execute(

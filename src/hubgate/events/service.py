@@ -345,9 +345,14 @@ async def record_vendor_changes(
     found: Sequence[ch.Change],
     now: datetime,
 ) -> list[uuid.UUID]:
-    """Events for what a vendor webhook reported, minus what was reported already (a vendor
-    retrying its webhook, or the same status twice), judged by the same seen-set."""
+    """Events for what a vendor webhook reported, minus what was reported already: an event
+    id taken before (a vendor retrying its webhook, D380), or the same status twice (judged by
+    the same seen-set as polls)."""
     repo = EventRepository(session)
+    vendor_ids = [c.vendor_event_id for c in found if c.vendor_event_id is not None]
+    if vendor_ids:
+        taken = await repo.take_vendor_event_ids(instance.id, vendor_ids, now)
+        found = [c for c in found if c.vendor_event_id is None or c.vendor_event_id in taken]
     fresh: list[ch.Change] = []
     for object_type in dict.fromkeys(c.object_type for c in found):
         group = [c for c in found if c.object_type == object_type]
@@ -625,6 +630,16 @@ async def redeliver(session: AsyncSession, event: Event, now: datetime) -> None:
     event.notified_at = None
     event.failure_reason = None
     await session.flush()
+
+
+# D380: Slack retries for minutes; a day is far beyond any vendor's retry schedule.
+VENDOR_EVENT_IDS_KEPT = timedelta(days=1)
+
+
+async def forget_vendor_event_ids(session: AsyncSession, now: datetime) -> int:
+    """Drop vendor event ids kept longer than ``VENDOR_EVENT_IDS_KEPT``, a bounded batch."""
+    repo = EventRepository(session)
+    return await repo.forget_vendor_event_ids(now - VENDOR_EVENT_IDS_KEPT, DUE_BATCH)
 
 
 async def overdue(session: AsyncSession, before: datetime) -> Sequence[uuid.UUID]:

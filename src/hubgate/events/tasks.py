@@ -133,7 +133,8 @@ async def hub_fetch(
 
 
 async def run_tick(runtime: Runtime) -> dict[str, int]:
-    """Sync pollers, defer due polls, re-defer undelivered events, rescue stalled jobs."""
+    """Sync pollers, defer due polls, re-defer undelivered events, forget vendor event ids
+    kept long enough (D380), rescue stalled jobs."""
     settings = runtime.settings
     now = service.utcnow()
     async with unit_of_work(runtime.sessions) as session:
@@ -150,8 +151,16 @@ async def run_tick(runtime: Runtime) -> dict[str, int]:
         )
     if overdue:
         await defer_dispatch(runtime.jobs)
+    async with unit_of_work(runtime.sessions) as session:
+        forgotten = await service.forget_vendor_event_ids(session, now)
     rescued = await rescue_stalled(runtime.jobs.app, settings.worker_stalled_seconds)
-    return {"synced": synced, "polls": len(due), "redeferred": len(overdue), "rescued": rescued}
+    return {
+        "synced": synced,
+        "polls": len(due),
+        "redeferred": len(overdue),
+        "forgotten": forgotten,
+        "rescued": rescued,
+    }
 
 
 async def rescue_stalled(app: procrastinate.App, seconds: float) -> int:
