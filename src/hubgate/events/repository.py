@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Table,
     and_,
@@ -17,7 +16,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal_column,
     not_,
     or_,
     select,
@@ -165,6 +163,51 @@ _SETTLE_BATCH = text(
 )
 
 
+# The seen-set's upsert of one poll or webhook, one statement whatever the number of objects
+# (arrays, not a VALUES list, so that it is compiled and prepared once). A row it inserted has
+# no deleting or locking transaction (xmax 0); one it updated carries this transaction's id:
+# that tells CREATED from UPDATED. Unchanged digests are neither written nor answered.
+_REMEMBER = text(
+    """
+    INSERT INTO event_seen AS s (instance_id, resource, object_id, digest, seen_at)
+    SELECT :instance_id, :resource, o.object_id, o.digest, :at
+    FROM unnest(CAST(:object_ids AS varchar[]), CAST(:digests AS varchar[])) AS o(object_id, digest)
+    ON CONFLICT (instance_id, resource, object_id) DO UPDATE
+        SET digest = excluded.digest, seen_at = excluded.seen_at
+        WHERE s.digest <> excluded.digest
+    RETURNING s.object_id, s.xmax = 0
+    """
+)
+_TAKE_VENDOR_IDS = text(
+    """
+    INSERT INTO event_vendor_ids (instance_id, vendor_event_id, taken_at)
+    SELECT :instance_id, i, :at FROM unnest(CAST(:ids AS varchar[])) AS i
+    ON CONFLICT DO NOTHING
+    RETURNING vendor_event_id
+    """
+)
+_POLLERS = cast(Table, EventPoller.__table__)
+# A poll's outcome, if its poller's cursor is still the one the fetch used (D381).
+_ADVANCE = (
+    update(_POLLERS)
+    .where(
+        _POLLERS.c.instance_id == bindparam("poller_instance"),
+        _POLLERS.c.resource == bindparam("poller_resource"),
+        _POLLERS.c.cursor_at == bindparam("expected_cursor"),
+    )
+    .values(
+        cursor_at=bindparam("polled_at"),
+        primed=True,
+        last_poll_at=bindparam("polled_at"),
+        polls=_POLLERS.c.polls + 1,
+        consecutive_failures=0,
+        last_error=None,
+        next_poll_at=bindparam("next_due"),
+    )
+    .returning(_POLLERS.c.instance_id)
+)
+
+
 @dataclass(frozen=True)
 class Settled:
     """What a batch records for one leased notification; ``attempt`` None: handed back untried."""
@@ -289,22 +332,24 @@ class EventRepository:
         return (row[0], row[1]) if row is not None else None
 
     async def advance_poller(
-        self, instance_id: int, resource: str, cursor_at: datetime, values: dict[str, Any]
+        self,
+        instance_id: int,
+        resource: str,
+        expected_cursor: datetime,
+        at: datetime,
+        due: datetime,
     ) -> bool:
-        """Write a poll's outcome to its poller if its cursor is still ``cursor_at``, in one
-        statement that also locks the row; False when another poll moved it meanwhile."""
-        stmt = (
-            update(EventPoller)
-            .where(
-                EventPoller.instance_id == instance_id,
-                EventPoller.resource == resource,
-                EventPoller.cursor_at == cursor_at,
-            )
-            .values(**values, polls=EventPoller.polls + 1)
-            .returning(EventPoller.instance_id)
-            .execution_options(synchronize_session=False)
-        )
-        return (await self.session.execute(stmt)).first() is not None
+        """Record a poll made at ``at`` and its next due time if the poller's cursor is still
+        ``expected_cursor``, in one statement that also locks the row; False when another poll
+        moved it meanwhile."""
+        params = {
+            "poller_instance": instance_id,
+            "poller_resource": resource,
+            "expected_cursor": expected_cursor,
+            "polled_at": at,
+            "next_due": due,
+        }
+        return (await self.session.execute(_ADVANCE, params)).first() is not None
 
     async def due_pollers(self, before: datetime, limit: int) -> Sequence[tuple[int, str]]:
         stmt = (
@@ -332,28 +377,17 @@ class EventRepository:
         """Record the digests that are new or differ from what was seen, in one statement;
         answers their object ids, each with whether it was new (what was seen already with
         the same digest is left as it is, and not answered)."""
-        if not digests:
+        latest = dict(digests)
+        if not latest:
             return {}
-        stmt = insert(SeenObject).values(
-            [
-                {
-                    "instance_id": instance_id,
-                    "resource": resource,
-                    "object_id": object_id,
-                    "digest": digest,
-                    "seen_at": at,
-                }
-                for object_id, digest in dict(digests).items()
-            ]
-        )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
-            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
-            where=SeenObject.digest != stmt.excluded.digest,
-            # A row this statement inserted has no deleting or locking transaction (xmax 0);
-            # one it updated carries this transaction's id: that tells CREATED from UPDATED.
-        ).returning(SeenObject.object_id, literal_column("xmax = 0", Boolean))
-        return {row[0]: row[1] for row in await self.session.execute(upsert)}
+        params = {
+            "instance_id": instance_id,
+            "resource": resource,
+            "object_ids": list(latest),
+            "digests": list(latest.values()),
+            "at": at,
+        }
+        return {row[0]: row[1] for row in await self.session.execute(_REMEMBER, params)}
 
     # -- vendor event ids (D380) -------------------------------------------------------------
 
@@ -362,19 +396,11 @@ class EventRepository:
     ) -> set[str]:
         """Record the ids not taken before, in one statement; answers those (a concurrent
         taker of the same id waits for this transaction and then finds it taken)."""
-        rows = [
-            {"instance_id": instance_id, "vendor_event_id": vendor_id, "taken_at": at}
-            for vendor_id in dict.fromkeys(ids)
-        ]
-        if not rows:
+        fresh = list(dict.fromkeys(ids))
+        if not fresh:
             return set()
-        stmt = (
-            insert(VendorEventId)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(VendorEventId.vendor_event_id)
-        )
-        return set((await self.session.execute(stmt)).scalars())
+        params = {"instance_id": instance_id, "ids": fresh, "at": at}
+        return set((await self.session.execute(_TAKE_VENDOR_IDS, params)).scalars())
 
     async def forget_vendor_event_ids(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` ids taken before ``before``, oldest first; answers how many."""

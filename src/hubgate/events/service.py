@@ -246,15 +246,8 @@ async def apply_poll(
     """
     repo = EventRepository(session)
     instance_id = plan.instance.id
-    outcome = {
-        "cursor_at": started,
-        "primed": True,
-        "last_poll_at": started,
-        "consecutive_failures": 0,
-        "last_error": None,
-        "next_poll_at": next_due(plan.due_at, plan.interval_minutes, started),
-    }
-    if not await repo.advance_poller(instance_id, plan.resource, plan.cursor_at, outcome):
+    due = next_due(plan.due_at, plan.interval_minutes, started)
+    if not await repo.advance_poller(instance_id, plan.resource, plan.cursor_at, started, due):
         return []
     fetched = ch.fingerprints(records, plan.id_field)
     created = await repo.remember_changed(
