@@ -689,8 +689,10 @@ def summary(result: dict[str, Any], failures: Failures) -> dict[str, Any]:
         measured = result["instances"] >= 10_000
         figures.update(
             median_polls_per_second=median(r["polls_per_second"] for r in changed),
-            median_cpu_ms_per_poll=median(r["cpu_ms_per_poll"] for r in changed),
-            median_postgres_cpu_ms_per_poll=median(r["postgres_cpu_ms_per_poll"] for r in changed),
+            median_cpu_ms_per_poll=round(median(r["cpu_ms_per_poll"] for r in changed), 2),
+            median_postgres_cpu_ms_per_poll=round(
+                median(r["postgres_cpu_ms_per_poll"] for r in changed), 2
+            ),
             target_polls_per_second=round(TARGET_POLLS_PER_SECOND, 2),
             polls_at_10k="measured" if measured else "extrapolated from fewer instances",
             round_seconds_at_10k=round(round_seconds, 1),

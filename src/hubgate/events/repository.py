@@ -10,15 +10,19 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     func,
+    literal_column,
     not_,
     or_,
     select,
+    table,
     text,
     tuple_,
     update,
@@ -187,6 +191,13 @@ _TAKE_VENDOR_IDS = text(
     """
 )
 _POLLERS = cast(Table, EventPoller.__table__)
+# procrastinate's jobs, as far as the tick asks about them (its schema, procrastinate 3.10).
+_JOBS = table(
+    "procrastinate_jobs",
+    column("queueing_lock", String),
+    column("lock", String),
+    column("status", String),
+)
 # A poll's outcome, if its poller's cursor is still the one the fetch used (D381).
 _ADVANCE = (
     update(_POLLERS)
@@ -351,10 +362,24 @@ class EventRepository:
         }
         return (await self.session.execute(_ADVANCE, params)).first() is not None
 
-    async def due_pollers(self, before: datetime, limit: int) -> Sequence[tuple[int, str]]:
+    async def due_pollers(
+        self, before: datetime, limit: int, lock_prefix: str
+    ) -> Sequence[tuple[int, str]]:
+        """Pollers due by ``before`` whose poll is neither queued nor running: a tick during a
+        long round must not try again to defer the polls still waiting (each a refused
+        insert). A poll job's lock and queueing lock are ``lock_prefix`` + instance id + ``:``
+        + resource; procrastinate's unique partial indexes on both make each test a probe."""
+        lock = func.concat(lock_prefix, EventPoller.instance_id, ":", EventPoller.resource)
+        waiting = exists().where(
+            or_(
+                # Literals, not parameters: they must match the indexes' predicates.
+                and_(_JOBS.c.queueing_lock == lock, _JOBS.c.status == literal_column("'todo'")),
+                and_(_JOBS.c.lock == lock, _JOBS.c.status == literal_column("'doing'")),
+            )
+        )
         stmt = (
             select(EventPoller.instance_id, EventPoller.resource)
-            .where(EventPoller.next_poll_at <= before)
+            .where(EventPoller.next_poll_at <= before, not_(waiting))
             .order_by(EventPoller.next_poll_at)
             .limit(limit)
         )

@@ -150,8 +150,11 @@ async def sync_instance_pollers(session: AsyncSession, instance: Instance, now: 
     await session.flush()
 
 
-async def due_polls(session: AsyncSession, before: datetime) -> Sequence[tuple[int, str]]:
-    return await EventRepository(session).due_pollers(before, DUE_BATCH)
+async def due_polls(
+    session: AsyncSession, before: datetime, lock_prefix: str
+) -> Sequence[tuple[int, str]]:
+    """Pollers due whose poll is not queued or running already (see ``due_pollers``)."""
+    return await EventRepository(session).due_pollers(before, DUE_BATCH, lock_prefix)
 
 
 async def make_due(session: AsyncSession, instance_id: int, now: datetime) -> int:

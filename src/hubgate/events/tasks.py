@@ -38,8 +38,11 @@ DELIVER = "events.deliver"
 DISPATCH = "events.dispatch"
 
 
+POLL_LOCK_PREFIX = f"{POLL}:"
+
+
 def poll_lock(instance_id: int, resource: str) -> str:
-    return f"{POLL}:{instance_id}:{resource}"
+    return f"{POLL_LOCK_PREFIX}{instance_id}:{resource}"
 
 
 def delivery_lock(event_id: uuid.UUID | str) -> str:
@@ -140,7 +143,7 @@ async def run_tick(runtime: Runtime) -> dict[str, int]:
     async with unit_of_work(runtime.sessions) as session:
         synced = await service.sync_pollers(session, now)
     async with unit_of_work(runtime.sessions) as session:
-        due = await service.due_polls(session, now + service.tick_slack(settings))
+        due = await service.due_polls(session, now + service.tick_slack(settings), POLL_LOCK_PREFIX)
     for instance_id, resource in due:
         await defer_poll(runtime.jobs, instance_id, resource)
     # An event whose attempt time passed a while ago has lost its job (a crash between commit
