@@ -9,7 +9,7 @@ from pydantic import RootModel
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, read_json
-from hubgate.formulas import schemas, service, template
+from hubgate.formulas import schemas, service
 from hubgate.formulas.models import Execution, FormulaInstance
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.kit.errors import HubgateError
@@ -442,13 +442,9 @@ async def _run_manually(
     if len(raw) > MAX_TRIGGER_BYTES:
         raise HubgateError(413, "A trigger's input is at most 5 MB (D41)")
     args = await _body(request)
-    template.storable(args, "A trigger's input")
     row = await service.get_instance(session, tenant, instance_id, formula_id)
-    if not row.active:
-        raise HubgateError(400, f"Formula instance {row.id} is not active")
-    formula = await service.get_formula(session, tenant, row.formula_id)
-    execution = await service.start_execution(
-        session, runtime.jobs.app, runtime.settings, row, formula, service.manual_trigger(args)
+    execution = await service.run_manually(
+        session, runtime.jobs.app, runtime.settings, tenant, row, args
     )
     await session.commit()
     # Open Connectors answers an array whose first element is the new execution (B.7).

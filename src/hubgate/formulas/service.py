@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
 from hubgate.formulas import schedule, template
+from hubgate.formulas.catalog import ShippedTemplate
 from hubgate.formulas.models import (
     CANCELLED,
     FAILED,
@@ -150,6 +151,17 @@ async def create_formula(
     )
     await FormulaRepository(session).add(row)
     return row
+
+
+async def formula_of_shipped(
+    session: AsyncSession, tenant: Tenant, shipped: ShippedTemplate, settings: Settings
+) -> Formula:
+    """The tenant's template made from a shipped one: the one of that name if there is one
+    (so that choosing it again adds an instance, not a copy), else a new one (D370)."""
+    for row in await FormulaRepository(session).formulas(tenant):
+        if row.name == shipped.name:
+            return row
+    return await create_formula(session, tenant, copy.deepcopy(shipped.body), settings)
 
 
 async def replace_formula(
@@ -478,6 +490,23 @@ async def start_execution(
         origin_execution_id=origin.id if origin is not None else None,
     )
     return await _begin(session, app, settings, execution, at=at)
+
+
+async def run_manually(
+    session: AsyncSession,
+    app: procrastinate.App,
+    settings: Settings,
+    tenant: Tenant,
+    instance: FormulaInstance,
+    args: Json,
+) -> Execution:
+    """An execution of ``instance`` with ``trigger.args = args`` (the API's and the console's
+    "run now"); an inactive instance runs nothing (D344)."""
+    template.storable(args, "A trigger's input")
+    if not instance.active:
+        raise HubgateError(400, f"Formula instance {instance.id} is not active")
+    formula = await get_formula(session, tenant, instance.formula_id)
+    return await start_execution(session, app, settings, instance, formula, manual_trigger(args))
 
 
 async def _begin(
