@@ -78,10 +78,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def execution_lock(execution_id: int) -> str:
-    return f"{STEP_TASK}:{execution_id}"
-
-
 def _min_interval(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.formula_min_interval)
 
@@ -550,7 +546,6 @@ async def _begin(
         await repo.defer(
             app,
             STEP_TASK,
-            lock=execution_lock(execution.id),
             schedule_at=at,
             execution_id=execution.id,
             position=1,
@@ -587,8 +582,11 @@ async def plan_step(session: AsyncSession, execution_id: int, position: int) -> 
     return None
 
 
-async def owner_of(session: AsyncSession, execution: Execution) -> Tenant:
-    """Whom a ``request`` step acts as: the template's owner, in the execution's tenant."""
+async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[str, Any]) -> Tenant:
+    """Whom a ``request`` step acts as: the template's owner, in the execution's tenant. No
+    other step acts as a user, so theirs is the tenant alone, without a query (D373)."""
+    if step.get("type") != "request":
+        return _tenant_of(execution)
     user = await FormulaRepository(session).owner(execution.formula_id)
     if user is None:
         return Tenant(execution.organization_id, execution.account_id, 0, "")
@@ -624,14 +622,12 @@ async def record_step(
     context = copy.deepcopy(execution.context)
     context["state"] = state
     name = str(step["name"])
-    lock = execution_lock(execution.id)
     if outcome.again_at is not None:
         state["tries"] = int(state.get("tries", 0)) + 1
         execution.context = context
         await repo.defer(
             app,
             STEP_TASK,
-            lock=lock,
             schedule_at=outcome.again_at,
             execution_id=execution.id,
             position=position,
@@ -677,7 +673,7 @@ async def record_step(
     if not pending:
         await finish(session, app, settings, execution, SUCCESS, None)
         return "success"
-    await repo.defer(app, STEP_TASK, lock=lock, execution_id=execution.id, position=position + 1)
+    await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
     return "next"
 
 
@@ -702,7 +698,6 @@ async def _spawn(
         await repo.defer(
             app,
             STEP_TASK,
-            lock=execution_lock(parent.id),
             execution_id=parent.id,
             position=position,
         )
@@ -807,7 +802,6 @@ async def _tell_parent(session: AsyncSession, app: procrastinate.App, child: Exe
     await repo.defer(
         app,
         STEP_TASK,
-        lock=execution_lock(parent.id),
         execution_id=parent.id,
         position=child.parent_position,
     )
@@ -912,7 +906,6 @@ async def replay(
     await repo.defer(
         app,
         STEP_TASK,
-        lock=execution_lock(replayed.id),
         execution_id=replayed.id,
         position=start.position,
     )
