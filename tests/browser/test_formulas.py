@@ -9,8 +9,6 @@ database would run every job other packages' tests left there.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -21,21 +19,18 @@ import pytest
 from playwright.async_api import expect
 from pydantic import SecretStr
 
-from hubgate.app import create_app
-from hubgate.jobs.worker import work
-from hubgate.runtime import Runtime, open_runtime
+from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from sims.twilio_sim import TwilioSimulator
 from tests.browser.conftest import Watched, sign_in
+from tests.clusters import database_url, hubgate_on, worker_on
 from tests.conftest import (
     Api,
     RunningHubgate,
     TenantCredentials,
     free_port,
     new_tenant,
-    serve_in_loop,
 )
-from tests.events.conftest import database_url
 from tests.instances.test_lifecycle import provision
 
 pytestmark = pytest.mark.browser
@@ -58,11 +53,8 @@ def console_settings(settings: Settings, console_url: str) -> Settings:
 async def hubgate(console_settings: Settings, console_url: str) -> AsyncIterator[RunningHubgate]:
     """The console under test, on this module's database (the ``tab`` and ``api`` fixtures
     use it through this name)."""
-    app = create_app(console_settings, database_url=console_url)
-    server, task = await serve_in_loop(app, console_settings.port)
-    yield RunningHubgate(url=f"http://127.0.0.1:{console_settings.port}", app=app)
-    server.should_exit = True
-    await task
+    async with hubgate_on(console_settings, console_url) as running:
+        yield running
 
 
 @pytest.fixture
@@ -72,17 +64,8 @@ async def tenant(console_settings: Settings, console_url: str) -> TenantCredenti
 
 @pytest.fixture
 async def worker(console_settings: Settings, console_url: str) -> AsyncIterator[Runtime]:
-    runtime = await open_runtime(console_settings, console_url, job_pool_size=6)
-    task = asyncio.create_task(
-        work(runtime, name="console-formulas", install_signal_handlers=False, fetch_interval=0.1)
-    )
-    try:
+    async with worker_on(console_settings, console_url, "console-formulas") as runtime:
         yield runtime
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runtime.close()
 
 
 async def twilio_instance(api: Api, sim: TwilioSimulator) -> tuple[dict[str, Any], str]:

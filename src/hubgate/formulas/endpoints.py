@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import RootModel
 
 from hubgate.db.tenancy import Tenant
@@ -487,15 +488,32 @@ async def run_instance(
     return await _run_manually(instance_id, None, request, session, tenant, runtime)
 
 
+@dataclass(frozen=True)
+class Paging:
+    size: int
+    before_id: int | None
+
+
+def paging(
+    pageSize: str | None = None,  # noqa: N803 - the wire name
+    nextPage: str | None = None,  # noqa: N803 - the wire name
+) -> Paging:
+    """The execution lists' paging (D344): ``pageSize``, and ``nextPage`` from the last page's
+    ``Elements-Next-Page-Token``."""
+    return Paging(service.page_size(pageSize), service.parse_page_token(nextPage))
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
 async def _executions(
     session: SessionDep,
     tenant: Tenant,
     response: Response,
+    page: Paging,
     *,
     instance_id: int | None,
     formula_id: int | None,
-    page_size: str | None,
-    next_page: str | None,
     event_id: str | None = None,
     object_id: str | None = None,
     errors_only: bool = False,
@@ -506,12 +524,12 @@ async def _executions(
         await service.get_instance(session, tenant, instance_id, formula_id)
     elif formula_id is not None:
         await service.get_formula(session, tenant, formula_id)
-    size = service.page_size(page_size)
+    size = page.size
     rows = await FormulaRepository(session).executions(
         tenant,
         instance_id=instance_id,
         formula_id=formula_id,
-        before_id=service.parse_page_token(next_page),
+        before_id=page.before_id,
         limit=size + 1,
         event_id=event_id,
         object_id=object_id,
@@ -534,8 +552,7 @@ async def list_executions(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
     eventId: str | None = None,  # noqa: N803 - the wire name
     objectId: str | None = None,  # noqa: N803 - the wire name
 ) -> Any:
@@ -543,10 +560,9 @@ async def list_executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=None,
-        page_size=pageSize,
-        next_page=nextPage,
         event_id=eventId,
         object_id=objectId,
     )
@@ -563,8 +579,7 @@ async def list_formula_executions(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
     eventId: str | None = None,  # noqa: N803 - the wire name
     objectId: str | None = None,  # noqa: N803 - the wire name
 ) -> Any:
@@ -572,10 +587,9 @@ async def list_formula_executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=formula_id,
-        page_size=pageSize,
-        next_page=nextPage,
         event_id=eventId,
         object_id=objectId,
     )
@@ -589,17 +603,15 @@ async def instance_errors(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
 ) -> Any:
     return await _executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=None,
-        page_size=pageSize,
-        next_page=nextPage,
         errors_only=True,
     )
 
@@ -612,17 +624,15 @@ async def formula_errors(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
 ) -> Any:
     return await _executions(
         session,
         tenant,
         response,
+        page,
         instance_id=None,
         formula_id=formula_id,
-        page_size=pageSize,
-        next_page=nextPage,
         errors_only=True,
     )
 
