@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,11 +44,7 @@ from typing import Any
 import aiohttp
 import psycopg
 
-from hubgate.bootstrap import create_tenant
-from hubgate.db.embedded import start_embedded
 from hubgate.db.engine import unit_of_work
-from hubgate.db.migrate import upgrade
-from hubgate.db.tenancy import Tenant
 from hubgate.events import service as events
 from hubgate.events.changes import CREATED, Change, digest
 from hubgate.formulas import service
@@ -58,13 +53,11 @@ from hubgate.instances.models import Instance
 from hubgate.instances.schemas import InstanceCreate
 from hubgate.instances.service import provision
 from hubgate.jobs.worker import stop_worker
-from hubgate.kit.crypto import Keyring
 from hubgate.runtime import Runtime, open_runtime
-from hubgate.settings import Settings
-from sims.receiver import CallbackReceiver
 
 sys.path.insert(0, str(Path(__file__).parent))
-from events import cpu_seconds, free_port, percentile, postgres_cpu_seconds, until
+import events as events_bench
+from events import cpu_seconds, percentile, postgres_cpu_seconds, until
 from failures import Failures
 
 RESULTS = Path(__file__).parent / "results"
@@ -121,46 +114,17 @@ def ms(delta: float) -> float:
     return round(delta * 1000, 2)
 
 
-class Bench:
+class Bench(events_bench.Bench):
+    """The events benchmark's set-up (embedded PostgreSQL, the simulator's process, a
+    receiver, the tenant) with no instances of its own; this one adds one Twilio instance and
+    the two formulas."""
+
     def __init__(self, data: Path, within: float) -> None:
-        self.data = data
+        super().__init__(data, 0, within)
         self.within = within
-        self.failures = Failures()
-        self.sim_port = free_port()
-        self.url = start_embedded(data, database="bench")
-        upgrade(self.url)
-        self.keyring = Keyring.generate().to_json()
-        self.settings = Settings(
-            data_dir=data,
-            database_url=self.url,
-            keyring=self.keyring,
-            egress_allow="127.0.0.0/8",
-            log_level="warning",
-        )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUBGATE_")}
-        self.env.update(
-            HUBGATE_DATABASE_URL=self.url,
-            HUBGATE_KEYRING=self.keyring,
-            HUBGATE_DATA_DIR=str(data),
-            HUBGATE_EGRESS_ALLOW="127.0.0.0/8",
-            HUBGATE_LOG_LEVEL="warning",
-        )
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.receiver = CallbackReceiver()
         self.connection: psycopg.Connection[tuple[Any, ...]] | None = None
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        with (self.data / "processes.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "hubgate", *args],
-                env={**self.env, **env},
-                stdout=log,
-                stderr=log,
-            )
-        self.processes.append(process)
-        return process
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         # One connection for the whole run: a connection per poll of the progress would fork
         # a PostgreSQL backend each time, CPU that the figures would charge to the engine.
         if self.connection is None:
@@ -169,21 +133,11 @@ class Bench:
         return cursor.fetchall() if cursor.description else []
 
     async def setup(self, http: aiohttp.ClientSession, runtime: Runtime) -> None:
-        self.start("sim", "twilio", "--port", str(self.sim_port))
-        sim = f"http://127.0.0.1:{self.sim_port}/_sim"
-        for _ in range(200):
-            try:
-                async with http.get(f"{sim}/health"):
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.1)
-        await self.receiver.start()
-        async with http.post(f"{sim}/accounts", json={}) as answer:
-            account = await answer.json()
+        await super().setup(http, runtime)
+        account = await self.sim(http, "accounts", {})
         self.account = str(account["accountSid"])
-        self.messages_url = f"{sim}/messages?accountSid={self.account}"
-        created = await create_tenant(self.settings, self.url, name="bench", email="b@x.test")
-        tenant = Tenant(created.organization_id, created.account_id, created.user_id, "b@x.test")
+        self.messages_url = f"http://127.0.0.1:{self.sim_port}/_sim/messages"
+        self.messages_url += f"?accountSid={self.account}"
         body = InstanceCreate(
             name="bench",
             element={"key": "twiliov2"},  # type: ignore[arg-type]
@@ -196,16 +150,16 @@ class Bench:
             },
         )
         async with unit_of_work(runtime.sessions) as session:
-            instance, _ = await provision(session, runtime, tenant, body)
+            instance, _ = await provision(session, runtime, self.tenant, body)
             self.instance_id = instance.id
             ids = []
             for template in (THREE_STEPS, ON_EVENT):
                 formula = await service.create_formula(
-                    session, tenant, json.loads(json.dumps(template)), runtime.settings
+                    session, self.tenant, json.loads(json.dumps(template)), runtime.settings
                 )
                 made = await service.create_instance(
                     session,
-                    tenant,
+                    self.tenant,
                     formula,
                     {"name": template["name"], "configuration": {"twilio": str(instance.id)}},
                     runtime.settings,
@@ -235,7 +189,7 @@ class Bench:
                     )
 
     def ended(self, instance_id: int, after: int) -> int:
-        rows = self.sql(
+        rows = self.rows(
             "SELECT count(*) FROM formula_executions WHERE formula_instance_id = %s AND id > %s"
             " AND status IN ('success', 'failed', 'retry', 'cancelled')",
             instance_id,
@@ -244,12 +198,12 @@ class Bench:
         return int(rows[0][0])
 
     def last_execution(self) -> int:
-        return int(self.sql("SELECT coalesce(max(id), 0) FROM formula_executions")[0][0])
+        return int(self.rows("SELECT coalesce(max(id), 0) FROM formula_executions")[0][0])
 
     def check(self, target: str, instance_id: int, after: int, count: int) -> None:
         """Every execution since ``after`` succeeded; one message each reached the simulator."""
         statuses = dict(
-            self.sql(
+            self.rows(
                 "SELECT status, count(*) FROM formula_executions"
                 " WHERE formula_instance_id = %s AND id > %s GROUP BY status",
                 instance_id,
@@ -277,7 +231,7 @@ class Bench:
             await self.queue(runtime, count, number * count)
             worker = self.start("worker", HUBGATE_WORKER_FETCH_SECONDS="0.1")
             # The clock starts when the worker takes its first job, not at its start-up.
-            await until(lambda a=after: self.sql(_STARTED, a)[0][0] > 0, 0.01, self.within)
+            await until(lambda a=after: self.rows(_STARTED, a)[0][0] > 0, 0.01, self.within)
             started = time.monotonic()
             cpu = cpu_seconds(worker.pid)
             database = postgres_cpu_seconds(self.data)
@@ -331,7 +285,7 @@ class Bench:
             stop_worker(worker)
         self.check("overhead", self.three_steps, after, count)
         await self.check_messages(http, "overhead", first + count)
-        rows = self.sql(_STEP_TIMES, self.three_steps, after)
+        rows = self.rows(_STEP_TIMES, self.three_steps, after)
         by_execution: dict[int, dict[str, tuple[datetime, datetime]]] = {}
         for execution_id, name, started, finished in rows:
             by_execution.setdefault(execution_id, {})[name] = (started, finished)
@@ -350,7 +304,7 @@ class Bench:
         }
 
     async def latency(self, runtime: Runtime, count: int) -> dict[str, Any]:
-        self.sql("UPDATE formula_instances SET active = true WHERE id = %s", self.on_event)
+        self.rows("UPDATE formula_instances SET active = true WHERE id = %s", self.on_event)
         service.REQUEST_LISTENERS.forget()
         after = self.last_execution()
         worker = self.start("worker", HUBGATE_WORKER_FETCH_SECONDS="0.1")
@@ -377,7 +331,7 @@ class Bench:
         finally:
             stop_worker(worker)
         self.check("latency", self.on_event, after, count)
-        rows = self.sql(_FIRST_STEPS, self.on_event, after)
+        rows = self.rows(_FIRST_STEPS, self.on_event, after)
         latencies = [(started.timestamp() - sent[oid]) * 1000 for oid, started in rows]
         self.failures.note("latency", "execution missing", len(sent) - len(latencies))
         if not latencies:
@@ -391,8 +345,7 @@ class Bench:
     def close(self) -> None:
         if self.connection is not None:
             self.connection.close()
-        for process in self.processes:
-            stop_worker(process)
+        super().close()
 
 
 _STARTED = "SELECT count(*) FROM formula_step_executions s JOIN formula_executions e"

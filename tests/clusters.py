@@ -32,6 +32,7 @@ from hubgate.db.migrate import upgrade
 from hubgate.jobs.worker import work
 from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings, reveal
+from sims.receiver import CallbackReceiver
 from tests.conftest import Api, RunningHubgate, free_port, new_tenant, serve_in_loop
 
 # Short enough for tests, long enough that a loaded machine does not trip over them.
@@ -82,6 +83,17 @@ async def worker_on(settings: Settings, url: str, name: str) -> AsyncIterator[Ru
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await runtime.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[CallbackReceiver]:
+    """A callback receiver: events' notifications and formulas' failure notices go there."""
+    server = CallbackReceiver()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 async def eventually(

@@ -29,6 +29,7 @@ from tests.clusters import (
     database_url,
     eventually,
     hubgate_on,
+    receiver,
     worker_on,
 )
 from tests.conftest import (
@@ -42,7 +43,7 @@ from tests.conftest import (
 
 # The process fixtures and helpers live in tests/clusters.py; the events tests (and others)
 # import them from here.
-__all__ = ["FAST", "Cluster", "cluster", "cluster_api", "eventually"]
+__all__ = ["FAST", "Cluster", "cluster", "cluster_api", "eventually", "receiver"]
 
 
 @pytest.fixture(scope="package")
@@ -90,16 +91,6 @@ async def worker(events_settings: Settings, events_url: str) -> AsyncIterator[Ru
     """A job worker in the test's event loop, stopped after the test."""
     async with worker_on(events_settings, events_url, "test-worker") as runtime:
         yield runtime
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[CallbackReceiver]:
-    server = CallbackReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

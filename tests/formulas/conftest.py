@@ -24,6 +24,7 @@ from tests.clusters import (
     database_url,
     eventually,
     hubgate_on,
+    receiver,
     worker_on,
 )
 from tests.conftest import (
@@ -36,7 +37,7 @@ from tests.conftest import (
 )
 
 # The shared process fixtures (tests/clusters.py), and eventually for the tests here.
-__all__ = ["cluster", "cluster_api", "eventually"]
+__all__ = ["cluster", "cluster_api", "eventually", "receiver"]
 
 
 @pytest.fixture(scope="package")

@@ -19,10 +19,11 @@ from sims.receiver import CallbackReceiver
 from sims.sendgrid import SendGridSimulator
 from sims.slack import SlackSimulator
 from sims.twilio_sim import TwilioSimulator
-from tests.conftest import Api, RunningHubgate, twilio_instance_body
+from tests.conftest import Api, RunningHubgate
 from tests.elements import slack_flow
 from tests.elements.test_sendgrid import SENDER
 from tests.elements.test_sendgrid import provision as provision_sendgrid
+from tests.events.conftest import provision_on
 from tests.formulas.conftest import (
     eventually,
     finished,
@@ -93,16 +94,6 @@ async def test_the_daily_count_emails_yesterdays_message_count_through_sendgrid(
     ]
 
 
-@pytest.fixture
-async def receiver() -> Any:
-    server = CallbackReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def test_a_delivered_message_is_posted_to_the_slack_channel(
     fapi: Api,
     worker: Runtime,
@@ -112,22 +103,7 @@ async def test_a_delivered_message_is_posted_to_the_slack_channel(
     receiver: CallbackReceiver,
     http: aiohttp.ClientSession,
 ) -> None:
-    account_sid, auth_token = sim.add_account()
-    created = await fapi.post(
-        "instances",
-        json=twilio_instance_body(
-            sim,
-            username=account_sid,
-            password=auth_token,
-            **{
-                "event.notification.enabled": True,
-                "event.notification.callback.url": receiver.url,
-                "event.poller.refresh_interval": 1,
-            },
-        ),
-    )
-    assert created.status == 200, created.text
-    twilio = created.body
+    twilio = await provision_on(fapi, sim, receiver)
     workspace = await slack_flow.provision(fapi, http, slack)
     channel = slack.channel_named("random")
     formula = await make_formula(fapi, shipped("delivered-to-slack.json"))
