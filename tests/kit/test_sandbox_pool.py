@@ -28,19 +28,29 @@ TIGHT = Fence(cpu_seconds=1.0, memory_bytes=96 * MIB)
 PARAMS = ("n",)
 
 
+def all_workers() -> set[int]:
+    return {
+        child.pid
+        for child in psutil.Process().children()
+        if "hubgate.kit.sandbox.worker" in " ".join(child.cmdline())
+    }
+
+
+# Workers of other pools in this test process (the default one) are not the test's.
+_OTHERS: set[int] = set()
+
+
 @pytest.fixture
 async def pool() -> AsyncIterator[SandboxPool]:
+    _OTHERS.clear()
+    _OTHERS.update(all_workers())
     made = SandboxPool(2)
     yield made
     made.close()
 
 
 def workers() -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process().children()
-        if "hubgate.kit.sandbox.worker" in " ".join(child.cmdline())
-    ]
+    return [psutil.Process(pid) for pid in sorted(all_workers() - _OTHERS)]
 
 
 async def still_serves(pool: SandboxPool) -> None:
