@@ -55,6 +55,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import orjson
 import quickjs
 import xstatic.pkg.lodash
 import xstatic.pkg.moment
@@ -93,11 +94,12 @@ _HERE: Final = resources.files(__package__)
 _PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
 _CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
 _UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
+_MODULES: Final = _HERE.joinpath("modules.js").read_text(encoding="utf-8")
 # Compiling JavaScript is most of a fresh context's cost, so `CE` and each module are compiled
 # into a context only when the script's text names them (lodash alone costs milliseconds).
 _LODASH_DIR: Final = Path(xstatic.pkg.lodash.BASE_DIR)
 _MOMENT_DIR: Final = Path(xstatic.pkg.moment.BASE_DIR)
-_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util")
+_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util|notify|require")
 # CLDR keeps the alpha-3 codes of former states as aliases of their successors; ISO 3166-3
 # withdrew these, and each successor has its current code among the aliases too.
 _WITHDRAWN_ALPHA3: Final = frozenset({"BUR", "DDR", "FXX", "TMP", "YMD", "ZAR"})
@@ -221,29 +223,25 @@ class ScriptSession:
         context = self._context
         assert context is not None
         context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
-        for name in (
-            "install",
-            "register",
-            "registerFp",
-            "compile",
-            "call",
-            "result",
-            "callAll",
-            "results",
-            "console",
-        ):
+        mentioned = set(_MENTIONS.findall(body))
+        if mentioned & {"notify", "require"}:
+            context.eval(f"__hubgate.extend({_MODULES});")
+        names = ["install", "compile", "call", "result", "callAll", "results", "console"]
+        if "require" in mentioned:
+            names += ["register", "registerFp"]
+        for name in names:
             self._driver[name] = context.eval(f"__hubgate.{name}")
         context.eval("delete globalThis.__hubgate;")
-        mentioned = set(_MENTIONS.findall(body))
         if "CE" in mentioned:
             self._driver["install"]("CE", context.eval(f"({_CE})({_tables()})"))
-        if "util" in mentioned:
-            self._driver["register"]("util", context.eval(_UTIL))
-        if "lodash" in mentioned:
-            self._register("lodash")
-            self._driver["registerFp"](self._module("lodash/fp"))
-        if "moment" in mentioned:
-            self._register("moment")
+        if "require" in mentioned:
+            if "util" in mentioned:
+                self._driver["register"]("util", context.eval(_UTIL))
+            if "lodash" in mentioned:
+                self._register("lodash")
+                self._driver["registerFp"](self._module("lodash/fp"))
+            if "moment" in mentioned:
+                self._register("moment")
         self._driver["compile"](json.dumps(self._params), body)
 
     def _module(self, name: str) -> quickjs.Object:
@@ -321,7 +319,9 @@ class ScriptSession:
                 raise _OutOfTimeError
             context.set_time_limit(remaining)
             self._driver["callAll"](
-                json.dumps([{name: inputs.get(name) for name in params} for inputs in calls])
+                orjson.dumps(
+                    [{name: inputs.get(name) for name in params} for inputs in calls]
+                ).decode()
             )
             while True:
                 remaining = self._deadline - time.monotonic()
@@ -337,7 +337,7 @@ class ScriptSession:
         try:
             # Reading what was done takes no budget of the script's.
             context.set_time_limit(_READ_SECONDS)
-            answer = json.loads(self._driver["results"]())
+            answer = orjson.loads(self._driver["results"]())
         except quickjs.JSException as error:
             failure = stopped or self._failure(*_classify(error, self._limits))
             return [failure] * len(calls)

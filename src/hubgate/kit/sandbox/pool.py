@@ -16,7 +16,6 @@ only shared state is guarded by a thread lock.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -26,6 +25,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 from hubgate.kit.sandbox.outcomes import MIB, FailureKind, Limits, Outcome, ScriptFailure
 from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, decode, frame
@@ -204,7 +205,7 @@ class SandboxPool:
             self._replace(worker)
             raise
         self._release(worker)
-        return [decode(found) for found in json.loads(answer)]
+        return [decode(found) for found in orjson.loads(answer)]
 
     async def _acquire(self) -> _Worker:
         waiting: asyncio.Future[_Worker | None] | None = None

@@ -8,9 +8,10 @@ answer is the list of outcomes, one per call, each ``{"value", "console", "notes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
+
+import orjson
 
 from hubgate.kit.sandbox.outcomes import FailureKind, Outcome, ScriptFailure, ScriptResult
 
@@ -20,7 +21,7 @@ OUT_OF_MEMORY_EXIT: Final = 3
 
 
 def frame(document: Any) -> bytes:
-    text = json.dumps(document, separators=(",", ":")).encode()
+    text = orjson.dumps(document)
     return len(text).to_bytes(HEADER, "big") + text
 
 

@@ -12,12 +12,13 @@ SIGXCPU, or an allocation fails, and the pool replaces the process.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import resource
 import sys
 from typing import BinaryIO
+
+import orjson
 
 from hubgate.kit.sandbox import Limits, bundled_sources, run_many
 from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, encode, frame
@@ -48,7 +49,7 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     _, as_hard = resource.getrlimit(resource.RLIMIT_AS)
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     while (text := _read(source)) is not None:
-        job = json.loads(text)
+        job = orjson.loads(text)
         limits = Limits(seconds=job["seconds"], memory_bytes=job["memoryBytes"])
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + job["fenceBytes"], as_hard))
         allowed = math.ceil(_cpu_used() + job["fenceSeconds"])
