@@ -346,8 +346,7 @@ def test_the_global_object_holds_only_the_language_and_the_prelude() -> None:
     # behind require().
     names = set(
         value_of(
-            "typeof CE; typeof notify; typeof require;"
-            " done(Object.getOwnPropertyNames(globalThis))"
+            "typeof CE; typeof notify; typeof require; done(Object.getOwnPropertyNames(globalThis))"
         )
     )
     prelude = {"CE", "console", "notify", "require"}
