@@ -127,3 +127,12 @@ async def test_a_cancelled_job_costs_its_worker_and_nothing_else(pool: SandboxPo
         await job
     await still_serves(pool)
     assert len(workers()) <= 2
+
+
+async def test_a_worker_that_died_while_idle_is_replaced_before_a_job(pool: SandboxPool) -> None:
+    await still_serves(pool)
+    [idle] = workers()
+    idle.kill()
+    idle.wait(timeout=30)
+    await still_serves(pool)
+    assert [w.pid for w in workers()] != [idle.pid]

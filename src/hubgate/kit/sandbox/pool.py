@@ -119,7 +119,10 @@ class _Worker:
                 if len(received) >= HEADER + size and not answered.done():
                     answered.set_result(bytes(received[HEADER : HEADER + size]))
 
-        loop.add_writer(self.writes, writable)
+        # A job usually fits the pipe's buffer: written at once, with no writer to watch.
+        writable()
+        if pending:
+            loop.add_writer(self.writes, writable)
         loop.add_reader(self.reads, readable)
         try:
             async with asyncio.timeout(wait_seconds):
@@ -210,8 +213,13 @@ class SandboxPool:
     async def _acquire(self) -> _Worker:
         waiting: asyncio.Future[_Worker | None] | None = None
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.process.poll() is None:
+                    return worker
+                # Died while idle (killed from outside): its slot is taken by a new one.
+                worker.kill()
+                self._live -= 1
             if self._live < self._size:
                 self._live += 1
             else:
