@@ -90,6 +90,8 @@ def main() -> None:
     def pool_job() -> None:
         loop.run_until_complete(pool.run_many(SCRIPT, mapping.SCRIPT_PARAMS, inputs, LIMITS))
 
+    pool_job()  # the worker process starts here, not in the first measured round
+
     def mapped_records() -> None:
         for record in records:
             mapping.from_vendor(transformation, record)
