@@ -1,9 +1,11 @@
 """The parts of a common resource hub call, in process: what bench/transform.py's changes bought.
 
 (1) a script over a request's 10 records: one ``ScriptSession.call`` per record against one
-``call_many`` for all (D324), the calls alone, each round in fresh sessions; and a session's
-opening and closing; (2) mapping the 10 records with 6 key-to-key fields: the general walk
-against the key-to-key plan. Medians of ``--rounds`` rounds of ``--calls`` calls each.
+``call_many`` for all (D324), the calls alone, each round in fresh sessions; a session's
+opening and closing; and the whole job sent to a sandbox worker process and answered (D390,
+one job at a time: the round trip's wall time, the worker's work included); (2) mapping the
+10 records with 6 key-to-key fields: the general walk against the key-to-key plan. Medians of
+``--rounds`` rounds of ``--calls`` calls each.
 
     .venv/bin/python bench/transform_parts.py [--rounds 5] [--calls 200] [--out FILE]
 """
@@ -11,6 +13,7 @@ against the key-to-key plan. Medians of ``--rounds`` rounds of ``--calls`` calls
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -23,7 +26,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hubgate.hub.normalize import drop_nulls
-from hubgate.kit.sandbox import MIB, Limits, ScriptSession
+from hubgate.kit.sandbox import MIB, Limits, SandboxPool, ScriptSession
 from hubgate.transformations import mapping
 from proxy.run import ROOT, canned_page
 from transform import MAPPING, REMOVE_UNMAPPED, SCRIPT
@@ -81,12 +84,21 @@ def main() -> None:
         with session():
             pass
 
+    pool = SandboxPool(1)
+    loop = asyncio.new_event_loop()
+
+    def pool_job() -> None:
+        loop.run_until_complete(pool.run_many(SCRIPT, mapping.SCRIPT_PARAMS, inputs, LIMITS))
+
+    pool_job()  # the worker process starts here, not in the first measured round
+
     def mapped_records() -> None:
         for record in records:
             mapping.from_vendor(transformation, record)
 
     parts = {
         "script_session_open_close_ms": open_close,
+        "script_10_records_pool_round_trip_ms": pool_job,
         "map_10_records_general_walk_ms": mapped_records,
         "map_10_records_key_to_key_ms": mapped_records,
     }
@@ -103,6 +115,8 @@ def main() -> None:
                     rounds[name].append(per_call_ms(work, args.calls))
             else:
                 rounds[name].append(per_call_ms(work, args.calls))
+    pool.close()
+    loop.close()
     figures = {name: round(statistics.median(values), 4) for name, values in rounds.items()}
     for name, value in figures.items():
         print(f"{name:<34} {value:>9.4f}")

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # list, smaller than a formula step's 30 s / 64 MiB (D41) because a caller waits on it.
     transformation_script_seconds: float = Field(default=2.0, gt=0, le=30)
     transformation_script_memory_mib: int = Field(default=32, ge=8, le=64)
+    # Sandbox worker processes per Hubgate process, with OS limits as D42's second fence
+    # (D390); 0 runs scripts in threads of the Hubgate process under the engine's limits only.
+    script_processes: int = Field(default=2, ge=0, le=64)
 
     # --- operations (D62-D66, docs/deploy.md) -----------------------------------------------
     # Seconds SIGTERM waits for in-flight requests and running jobs before stopping at once.

@@ -154,7 +154,7 @@ async def test_authenticate_creates_the_instance_and_shows_it(
     assert "Common resource" in mapping.text()
     assert "not in Hubgate yet" not in mapping.text()
     formulas = await signed_in.get(f"/instances/{created['id']}/formulas")
-    assert "Formulas are not in Hubgate yet" in formulas.text()
+    assert "When a Twilio message is received, answer it" in formulas.text()
 
 
 async def test_edit_keeps_secrets_left_empty_and_rechecks_changed_ones(
@@ -361,8 +361,16 @@ async def test_no_page_needs_anything_from_another_host(
     make and find none leaving this host, and the Content-Security-Policy forbids them.
     """
     created = await provision(api, sim)
+    # A formula instance of the instance, so that its page is crawled too.
+    formula = await api.post(
+        "formulas", json={"name": "crawled", "triggers": [{"type": "manual", "properties": {}}]}
+    )
+    assert formula.status == 200, formula.text
+    bound = await api.post(f"formulas/{formula.body['id']}/instances", json={"name": "crawled"})
+    assert bound.status == 200, bound.text
     own = urlsplit(hubgate.url).hostname or ""
     start = [
+        f"/formula-instances/{bound.body['id']}",
         "/catalog",
         "/catalog/twiliov2",
         "/instances",

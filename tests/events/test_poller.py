@@ -3,11 +3,13 @@ of that state: priming, CREATED/UPDATED, the cursor, one transaction, failures, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hubgate.db.engine import unit_of_work
 from hubgate.events import service
@@ -135,6 +137,50 @@ async def test_each_status_change_is_one_update(
             kinds.append(event["eventType"])
             assert event["raw"]["messages"][0]["sid"] == message["sid"]
     assert kinds == ["CREATED", "UPDATED", "UPDATED"]
+
+
+@contextmanager
+def statements(runtime: Runtime) -> Iterator[list[str]]:
+    """The SQL statements sent through the runtime's engine while the block runs."""
+    sent: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+async def test_a_polls_statements_do_not_grow_with_what_it_finds(
+    provision: Provisioner, sim: TwilioSimulator, runtime: Runtime
+) -> None:
+    """Item 2 of issue 13: one statement reads the plan, one each writes the poller, the
+    seen-set and the events (plus the formula triggers' look-up when there are events)."""
+    instance = await provision()
+    hub = FakeHub(sim)
+    await sync(runtime)
+    await run_poll(runtime, instance["id"], "messages", fetch=hub)
+    counts = []
+    for changes in (1, 25):
+        for n in range(changes):
+            sim.add_inbound_message(
+                "+15005550006", "+15005550001", f"m{n}", account_sid=account(instance)
+            )
+        await interval_passes(runtime, instance["id"])
+        with statements(runtime) as sent:
+            created = await run_poll(runtime, instance["id"], "messages", fetch=hub)
+        assert len(created) == (changes + 9) // 10
+        counts.append(len(sent))
+    await interval_passes(runtime, instance["id"])
+    with statements(runtime) as quiet:
+        assert await run_poll(runtime, instance["id"], "messages", fetch=hub) == []
+    assert counts[0] == counts[1] <= 5
+    # Nothing changed: the plan, the poller and the seen-set's upsert that inserts nothing.
+    assert len(quiet) == 3, quiet
 
 
 async def test_two_runs_of_one_poll_commit_once(
@@ -266,8 +312,8 @@ async def test_ticks_defer_one_poll_per_due_poller_however_often_they_run(
 ) -> None:
     first = await provision()
     second = await provision()
-    for _ in range(3):
-        await run_tick(runtime)
+    # Later ticks find the polls queued already and do not try to defer them again.
+    assert [(await run_tick(runtime))["polls"] for _ in range(3)] == [2, 0, 0]
     queued = await runtime.jobs.app.job_manager.list_jobs_async(task=POLL, status="todo")
     assert sorted(job.task_kwargs["instance_id"] for job in queued) == sorted(
         [first["id"], second["id"]]

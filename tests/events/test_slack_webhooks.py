@@ -158,3 +158,34 @@ async def test_tampered_and_replayed_events_are_refused(
     assert answer.status == 403, answer.text
     assert set(answer.body) == {"requestId", "message"}
     assert (await events_api.get(f"instances/{instance['id']}/events")).body == []
+
+
+async def test_a_retry_after_a_later_edit_gives_nothing(
+    events_api: Api,
+    http: aiohttp.ClientSession,
+    slack: SlackSimulator,
+    receiver: CallbackReceiver,
+    worker: Runtime,
+) -> None:
+    """D380: Slack retries the post's event after the message was edited (its first answer
+    was late); the event id was taken already, so the retry is acknowledged and gives nothing,
+    although the message's last digest in the seen-set is the edit's."""
+    instance = await webhook_instance(events_api, http, slack, receiver)
+    channel = slack.channel_named("general")
+    posted, _ = await slack.send_event(channel, text="first")
+    ts = posted["event"]["ts"]
+    await slack.send_event(channel, action="edit", ts=ts, text="first, edited")
+    body = json.dumps(posted).encode()
+    headers = {
+        **slack.signed_headers(body),
+        "X-Slack-Retry-Num": "1",
+        "X-Slack-Retry-Reason": "http_timeout",
+    }
+    retried = await slack.post(instance["eventsCallbackUrl"], body, headers)
+    assert retried.status == 200, retried.body
+
+    got = await receiver.wait_for(lambda r: len(r) >= 2)
+    kinds = sorted(r.json()["message"]["events"][0]["eventType"] for r in got)
+    assert kinds == ["CREATED", "UPDATED"]
+    stored = (await events_api.get(f"instances/{instance['id']}/events")).body
+    assert [e["eventType"] for e in reversed(stored)] == ["CREATED", "UPDATED"]

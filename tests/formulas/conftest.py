@@ -6,9 +6,7 @@ of their own so that they neither run nor are run by other packages' jobs.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,23 +14,30 @@ import psycopg
 import pytest
 from pydantic import SecretStr
 
-from hubgate.app import create_app
-from hubgate.jobs.worker import work
-from hubgate.runtime import Runtime, open_runtime
+from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from sims.twilio_sim import TwilioSimulator
+from tests.clusters import (
+    FAST,
+    cluster,
+    cluster_api,
+    database_url,
+    eventually,
+    hubgate_on,
+    receiver,
+    worker_on,
+)
 from tests.conftest import (
     Api,
     RunningHubgate,
     TenantCredentials,
     free_port,
     new_tenant,
-    serve_in_loop,
     twilio_instance_body,
 )
-from tests.events.conftest import FAST, cluster, cluster_api, database_url
 
-__all__ = ["cluster", "cluster_api"]  # the events tests' process fixtures, used here too
+# The shared process fixtures (tests/clusters.py), and eventually for the tests here.
+__all__ = ["cluster", "cluster_api", "eventually", "receiver"]
 
 
 @pytest.fixture(scope="package")
@@ -57,11 +62,8 @@ def formulas_settings(settings: Settings, formulas_url: str) -> Settings:
 async def formulas_hubgate(
     formulas_settings: Settings, formulas_url: str
 ) -> AsyncIterator[RunningHubgate]:
-    app = create_app(formulas_settings, database_url=formulas_url)
-    server, task = await serve_in_loop(app, formulas_settings.port)
-    yield RunningHubgate(url=f"http://127.0.0.1:{formulas_settings.port}", app=app)
-    server.should_exit = True
-    await task
+    async with hubgate_on(formulas_settings, formulas_url) as running:
+        yield running
 
 
 def clean(url: str) -> None:
@@ -82,17 +84,8 @@ def clean_slate(formulas_url: str) -> Any:
 @pytest.fixture
 async def worker(formulas_settings: Settings, formulas_url: str) -> AsyncIterator[Runtime]:
     """A job worker in the test's event loop, stopped after the test."""
-    runtime = await open_runtime(formulas_settings, formulas_url, job_pool_size=6)
-    task = asyncio.create_task(
-        work(runtime, name="formula-worker", install_signal_handlers=False, fetch_interval=0.1)
-    )
-    try:
+    async with worker_on(formulas_settings, formulas_url, "formula-worker") as runtime:
         yield runtime
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runtime.close()
 
 
 @pytest.fixture
@@ -118,16 +111,6 @@ async def twilio(fapi: Api, sim: TwilioSimulator) -> dict[str, Any]:
     assert response.status == 200, response.text
     instance: dict[str, Any] = response.body
     return instance
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], seconds: float = 20.0, interval: float = 0.1
-) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def finished(api: Api, execution_id: int, seconds: float = 30.0) -> dict[str, Any]:

@@ -101,16 +101,6 @@ async def test_an_element_request_step_goes_through_the_hub(
     assert sim.message(sid)["body"] == "hi from a formula"
 
 
-@pytest.fixture
-async def receiver() -> Any:
-    server = CallbackReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 async def one_run(api: Api, body: dict[str, Any], args: Any = None, **config: Any) -> int:
     formula = await make_formula(api, body)
     instance = await make_instance(api, formula["id"], config)

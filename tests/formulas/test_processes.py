@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sims.twilio_sim import TwilioSimulator
+from tests.clusters import Cluster
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
-from tests.events.conftest import Cluster
 from tests.formulas.conftest import eventually, finished, make_formula, make_instance, run_manually
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from hubgate.db.engine import unit_of_work
@@ -14,16 +13,6 @@ from hubgate.runtime import Runtime
 from sims.receiver import CallbackReceiver
 from tests.conftest import Api, RunningHubgate
 from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
-
-
-@pytest.fixture
-async def receiver() -> Any:
-    server = CallbackReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def post(name: str, url: str, *after: str) -> dict[str, Any]:

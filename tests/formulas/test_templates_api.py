@@ -290,3 +290,25 @@ async def test_common_resource_usages_count_the_formula_steps_that_call_it(fapi:
             {"formulaName": "uses contacts", "formulaId": formula["id"], "usageCount": 2}
         ]
     }
+
+
+async def test_ids_beyond_the_database_range_are_a_404_on_every_instance_route(
+    fapi: Api, twilio: dict[str, Any]
+) -> None:
+    # The OpenAPI fuzzer found these answering 500: a formula id past BIGINT reached the query.
+    formula = await make_formula(fapi, BASE)
+    instance = await make_instance(fapi, formula["id"], {"twilio": twilio["id"], "greeting": "x"})
+    huge = 2**80
+    under_huge = f"formulas/{huge}/instances/{instance['id']}"
+    for method, path in [
+        ("GET", under_huge),
+        ("DELETE", under_huge),
+        ("DELETE", f"{under_huge}/active"),
+        ("GET", f"{under_huge}/executions"),
+        ("POST", f"{under_huge}/executions"),
+        ("GET", f"formulas/{formula['id']}/instances/{huge}"),
+    ]:
+        answer = await fapi.call(method, path, json={} if method == "POST" else None)
+        assert answer.status == 404, (method, path, answer.body)
+        assert answer.body["requestId"]
+    assert (await fapi.get(f"formulas/{formula['id']}/instances/{instance['id']}")).status == 200

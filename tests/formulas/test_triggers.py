@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from hubgate.db.engine import unit_of_work
@@ -19,16 +18,6 @@ from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
 from tests.formulas.conftest import eventually, finished, make_formula, make_instance, values
 from tests.formulas.test_shipped import shipped
-
-
-@pytest.fixture
-async def receiver() -> Any:
-    server = CallbackReceiver()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 async def test_a_polled_twilio_event_runs_a_formula_that_answers_through_the_hub(

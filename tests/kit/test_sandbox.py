@@ -342,8 +342,13 @@ def test_no_host_global(name: str) -> None:
 
 
 def test_the_global_object_holds_only_the_language_and_the_prelude() -> None:
-    # Naming CE in the text installs it (D241); the modules live behind require().
-    names = set(value_of("typeof CE; done(Object.getOwnPropertyNames(globalThis))"))
+    # Naming CE, notify or require in the text installs them (D241, D391); the modules live
+    # behind require().
+    names = set(
+        value_of(
+            "typeof CE; typeof notify; typeof require; done(Object.getOwnPropertyNames(globalThis))"
+        )
+    )
     prelude = {"CE", "console", "notify", "require"}
     assert prelude <= names
     assert names - prelude <= {
@@ -522,6 +527,10 @@ def test_require_util() -> None:
 
 def test_only_what_the_text_names_is_compiled_in() -> None:
     assert value_of("done(typeof globalThis['C' + 'E'])") == "undefined"
+    assert value_of("done([typeof globalThis['not' + 'ify'], typeof console.log])") == [
+        "undefined",
+        "function",
+    ]
     failure = failure_of("require('lo' + 'dash')")
     assert failure.message.startswith("Error: Cannot find module 'lodash'")
 

@@ -57,13 +57,15 @@ async def test_the_instance_level_lists_the_fields_of_all_three_levels(
     ]
     org = await ok(api, "GET", f"{ORG}/churros")
     assert [(f["path"], f["level"]) for f in org["fields"]] == [("churrosId", "organization")]
+    # Beside the element's shipped default for messages (D392).
+    default = (await ok(api, "GET", "elements/twiliov2/transformations"))["messages"]
     listed = await ok(api, "GET", f"instances/{created['id']}/transformations")
-    assert listed == {"churros": merged}
-    assert await ok(api, "GET", ORG) == {"churros": org}
+    assert listed == {"churros": merged, "messages": default}
+    assert await ok(api, "GET", ORG) == {"churros": org, "messages": default}
     # Through the Element token, the same view.
     token = api.with_auth(f"Element {created['token']}")
     assert await ok(token, "GET", "instances/transformations/churros") == merged
-    assert await ok(token, "GET", "instances/transformations") == {"churros": merged}
+    assert await ok(token, "GET", "instances/transformations") == listed
     # The effective transformation maps all three (try-it-out).
     vendor = {"Id": 7, "Name": "sugar", "LastModifiedDate": "2024-01-01", "Other": 1}
     execute = {"payload": vendor, "instanceId": created["id"]}
@@ -235,7 +237,8 @@ async def test_another_tenants_transformations_are_404(
         assert response.body["message"] == f"No instance found with id {created['id']}"
     assert (await other.get(f"{ORG}/churros")).status == 404
     assert (await other.get(f"{ACCOUNT}/churros")).status == 404
-    assert await ok(other, "GET", ORG) == {}
+    # The other tenant sees the element's default only (D392), none of the owner's.
+    assert list(await ok(other, "GET", ORG)) == ["messages"]
     execute = {"payload": {"Id": 1}, "instanceId": created["id"]}
     assert (await other.post("transformations/churros/execute", json=execute)).status == 404
     upsert = {"level": "instance", "objectName": "churros", "elementInstanceId": created["id"]}

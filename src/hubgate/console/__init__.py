@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from hubgate.console import events_section, mapper_endpoints, trace_logs
+from hubgate.console import events_section, formula_endpoints, mapper_endpoints, trace_logs
 from hubgate.console.endpoints import router
 from hubgate.console.pages import install_error_pages
 from hubgate.console.static_files import console_static
@@ -19,4 +19,5 @@ def install(app: FastAPI, *, api_prefix: str) -> None:
     app.mount("/static/console", console_static(), name="console-static")
     app.include_router(router)
     app.include_router(mapper_endpoints.router)
+    app.include_router(formula_endpoints.router)
     install_error_pages(app, api_prefix)

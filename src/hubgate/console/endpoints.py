@@ -573,20 +573,3 @@ async def api_docs_document(runtime: RuntimeDep, user: UserDep, instance: Instan
     return JSONResponse(
         service.openapi_document(runtime, instance), headers={"Cache-Control": "no-store"}
     )
-
-
-@router.get("/instances/{instance_id:int}/formulas")
-async def formulas(request: Request, user: UserDep, instance: InstanceDep) -> Response:
-    return render(
-        request,
-        "upcoming.html",
-        {
-            "title": "Use in a formula",
-            "nav": "instances",
-            "instance": instance,
-            "feature": "Formulas",
-            "what": "A formula is a workflow that reacts to this instance's events or runs on "
-            "a schedule, and calls hub APIs through one or more instances.",
-        },
-        user=user,
-    )

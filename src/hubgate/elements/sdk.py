@@ -179,6 +179,9 @@ class Change:
     event_type: str
     raw: dict[str, Any]
     digest: str
+    # The vendor's id of the event that reported the change, where it gives one (Slack's
+    # ``event_id``): a retry of an event id already taken gives nothing (D380).
+    vendor_event_id: str | None = None
 
 
 def digest(obj: Mapping[str, Any]) -> str:

@@ -182,14 +182,10 @@ def parse_date(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def diff(
-    records: Iterable[Mapping[str, Any]],
-    *,
-    object_type: str,
-    id_field: str,
-    seen: Mapping[str, str],
-) -> list[Change]:
-    """New ids are CREATED, known ids with other content UPDATED, the rest nothing.
+def fingerprints(
+    records: Iterable[Mapping[str, Any]], id_field: str
+) -> dict[str, tuple[Mapping[str, Any], str]]:
+    """Each object of a fetch by id, with the digest of its content, in the order fetched.
 
     Records without an id cannot be told apart and are skipped; an id that comes twice in one
     fetch (a page boundary moved under the vendor) counts once, with its last content.
@@ -200,22 +196,41 @@ def diff(
         if key is not None:
             latest.pop(key, None)
             latest[key] = record
-    changes = []
-    for key, record in latest.items():
-        fingerprint = digest(record)
-        previous = seen.get(key)
-        if previous == fingerprint:
-            continue
-        changes.append(
-            Change(
-                object_type=object_type,
-                object_id=key,
-                event_type=CREATED if previous is None else UPDATED,
-                raw=dict(record),
-                digest=fingerprint,
-            )
+    return {key: (record, digest(record)) for key, record in latest.items()}
+
+
+def changes_of(
+    object_type: str,
+    found: Mapping[str, tuple[Mapping[str, Any], str]],
+    created: Mapping[str, bool],
+) -> list[Change]:
+    """The changes among ``found`` (from ``fingerprints``): the ids in ``created``, CREATED
+    where it says True and UPDATED where False, in the order fetched."""
+    return [
+        Change(
+            object_type=object_type,
+            object_id=key,
+            event_type=CREATED if created[key] else UPDATED,
+            raw=dict(record),
+            digest=fingerprint,
         )
-    return changes
+        for key, (record, fingerprint) in found.items()
+        if key in created
+    ]
+
+
+def diff(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    object_type: str,
+    id_field: str,
+    seen: Mapping[str, str],
+) -> list[Change]:
+    """New ids are CREATED, known ids with other content UPDATED, the rest nothing (the
+    seen-set's upsert answers the same in one statement, ``remember_changed``)."""
+    found = fingerprints(records, id_field)
+    created = {key: key not in seen for key, (_, d) in found.items() if seen.get(key) != d}
+    return changes_of(object_type, found, created)
 
 
 def made_since(change: Change, created_field: str | None, since: datetime) -> bool:

@@ -77,6 +77,20 @@ class SeenObject(Base):
     seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class VendorEventId(Base):
+    """A vendor's event id already taken from one instance's webhook (D380): a retry of it,
+    even after later events of the same object, gives nothing. Kept a day (Slack retries for
+    minutes), then swept by the tick."""
+
+    __tablename__ = "event_vendor_ids"
+
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    vendor_event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 class Event(TenantOwned, Base):
     """One notification (D29) and its record (D30): up to 10 object events, delivered as one."""
 

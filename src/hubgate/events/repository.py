@@ -10,16 +10,21 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     func,
+    literal_column,
     not_,
     or_,
     select,
+    table,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +38,7 @@ from hubgate.events.models import (
     EventAttempt,
     EventPoller,
     SeenObject,
+    VendorEventId,
 )
 from hubgate.instances.models import Instance
 
@@ -161,6 +167,58 @@ _SETTLE_BATCH = text(
 )
 
 
+# The seen-set's upsert of one poll or webhook, one statement whatever the number of objects
+# (arrays, not a VALUES list, so that it is compiled and prepared once). A row it inserted has
+# no deleting or locking transaction (xmax 0); one it updated carries this transaction's id:
+# that tells CREATED from UPDATED. Unchanged digests are neither written nor answered.
+_REMEMBER = text(
+    """
+    INSERT INTO event_seen AS s (instance_id, resource, object_id, digest, seen_at)
+    SELECT :instance_id, :resource, o.object_id, o.digest, :at
+    FROM unnest(CAST(:object_ids AS varchar[]), CAST(:digests AS varchar[])) AS o(object_id, digest)
+    ON CONFLICT (instance_id, resource, object_id) DO UPDATE
+        SET digest = excluded.digest, seen_at = excluded.seen_at
+        WHERE s.digest <> excluded.digest
+    RETURNING s.object_id, s.xmax = 0
+    """
+)
+_TAKE_VENDOR_IDS = text(
+    """
+    INSERT INTO event_vendor_ids (instance_id, vendor_event_id, taken_at)
+    SELECT :instance_id, i, :at FROM unnest(CAST(:ids AS varchar[])) AS i
+    ON CONFLICT DO NOTHING
+    RETURNING vendor_event_id
+    """
+)
+_POLLERS = cast(Table, EventPoller.__table__)
+# procrastinate's jobs, as far as the tick asks about them (its schema, procrastinate 3.10).
+_JOBS = table(
+    "procrastinate_jobs",
+    column("queueing_lock", String),
+    column("lock", String),
+    column("status", String),
+)
+# A poll's outcome, if its poller's cursor is still the one the fetch used (D381).
+_ADVANCE = (
+    update(_POLLERS)
+    .where(
+        _POLLERS.c.instance_id == bindparam("poller_instance"),
+        _POLLERS.c.resource == bindparam("poller_resource"),
+        _POLLERS.c.cursor_at == bindparam("expected_cursor"),
+    )
+    .values(
+        cursor_at=bindparam("polled_at"),
+        primed=True,
+        last_poll_at=bindparam("polled_at"),
+        polls=_POLLERS.c.polls + 1,
+        consecutive_failures=0,
+        last_error=None,
+        next_poll_at=bindparam("next_due"),
+    )
+    .returning(_POLLERS.c.instance_id)
+)
+
+
 @dataclass(frozen=True)
 class Settled:
     """What a batch records for one leased notification; ``attempt`` None: handed back untried."""
@@ -271,10 +329,57 @@ class EventRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
-    async def due_pollers(self, before: datetime, limit: int) -> Sequence[tuple[int, str]]:
+    async def poller_and_instance(
+        self, instance_id: int, resource: str
+    ) -> tuple[EventPoller, Instance] | None:
+        """A poller and its instance as they are now, in one statement."""
+        stmt = (
+            select(EventPoller, Instance)
+            .join(Instance, Instance.id == EventPoller.instance_id)
+            .where(EventPoller.instance_id == instance_id, EventPoller.resource == resource)
+            .execution_options(populate_existing=True)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return (row[0], row[1]) if row is not None else None
+
+    async def advance_poller(
+        self,
+        instance_id: int,
+        resource: str,
+        expected_cursor: datetime,
+        at: datetime,
+        due: datetime,
+    ) -> bool:
+        """Record a poll made at ``at`` and its next due time if the poller's cursor is still
+        ``expected_cursor``, in one statement that also locks the row; False when another poll
+        moved it meanwhile."""
+        params = {
+            "poller_instance": instance_id,
+            "poller_resource": resource,
+            "expected_cursor": expected_cursor,
+            "polled_at": at,
+            "next_due": due,
+        }
+        return (await self.session.execute(_ADVANCE, params)).first() is not None
+
+    async def due_pollers(
+        self, before: datetime, limit: int, lock_prefix: str
+    ) -> Sequence[tuple[int, str]]:
+        """Pollers due by ``before`` whose poll is neither queued nor running: a tick during a
+        long round must not try again to defer the polls still waiting (each a refused
+        insert). A poll job's lock and queueing lock are ``lock_prefix`` + instance id + ``:``
+        + resource; procrastinate's unique partial indexes on both make each test a probe."""
+        lock = func.concat(lock_prefix, EventPoller.instance_id, ":", EventPoller.resource)
+        waiting = exists().where(
+            or_(
+                # Literals, not parameters: they must match the indexes' predicates.
+                and_(_JOBS.c.queueing_lock == lock, _JOBS.c.status == literal_column("'todo'")),
+                and_(_JOBS.c.lock == lock, _JOBS.c.status == literal_column("'doing'")),
+            )
+        )
         stmt = (
             select(EventPoller.instance_id, EventPoller.resource)
-            .where(EventPoller.next_poll_at <= before)
+            .where(EventPoller.next_poll_at <= before, not_(waiting))
             .order_by(EventPoller.next_poll_at)
             .limit(limit)
         )
@@ -291,64 +396,50 @@ class EventRepository:
 
     # -- seen-set ---------------------------------------------------------------------------
 
-    async def seen(self, instance_id: int, resource: str, ids: Sequence[str]) -> dict[str, str]:
-        if not ids:
-            return {}
-        stmt = select(SeenObject.object_id, SeenObject.digest).where(
-            SeenObject.instance_id == instance_id,
-            SeenObject.resource == resource,
-            SeenObject.object_id.in_(ids),
-        )
-        return {row[0]: row[1] for row in await self.session.execute(stmt)}
-
-    async def remember(
-        self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
-    ) -> None:
-        if not digests:
-            return
-        stmt = insert(SeenObject).values(
-            [
-                {
-                    "instance_id": instance_id,
-                    "resource": resource,
-                    "object_id": object_id,
-                    "digest": digest,
-                    "seen_at": at,
-                }
-                for object_id, digest in digests
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
-            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
-        )
-        await self.session.execute(stmt)
-
     async def remember_changed(
         self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
-    ) -> set[str]:
+    ) -> dict[str, bool]:
         """Record the digests that are new or differ from what was seen, in one statement;
-        answers their object ids (what was reported already is left as it is)."""
-        if not digests:
+        answers their object ids, each with whether it was new (what was seen already with
+        the same digest is left as it is, and not answered)."""
+        latest = dict(digests)
+        if not latest:
+            return {}
+        params = {
+            "instance_id": instance_id,
+            "resource": resource,
+            "object_ids": list(latest),
+            "digests": list(latest.values()),
+            "at": at,
+        }
+        return {row[0]: row[1] for row in await self.session.execute(_REMEMBER, params)}
+
+    # -- vendor event ids (D380) -------------------------------------------------------------
+
+    async def take_vendor_event_ids(
+        self, instance_id: int, ids: Iterable[str], at: datetime
+    ) -> set[str]:
+        """Record the ids not taken before, in one statement; answers those (a concurrent
+        taker of the same id waits for this transaction and then finds it taken)."""
+        fresh = list(dict.fromkeys(ids))
+        if not fresh:
             return set()
-        stmt = insert(SeenObject).values(
-            [
-                {
-                    "instance_id": instance_id,
-                    "resource": resource,
-                    "object_id": object_id,
-                    "digest": digest,
-                    "seen_at": at,
-                }
-                for object_id, digest in dict(digests).items()
-            ]
+        params = {"instance_id": instance_id, "ids": fresh, "at": at}
+        return set((await self.session.execute(_TAKE_VENDOR_IDS, params)).scalars())
+
+    async def forget_vendor_event_ids(self, before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` ids taken before ``before``, oldest first; answers how many."""
+        oldest = (
+            select(VendorEventId.instance_id, VendorEventId.vendor_event_id)
+            .where(VendorEventId.taken_at < before)
+            .order_by(VendorEventId.taken_at)
+            .limit(limit)
         )
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[SeenObject.instance_id, SeenObject.resource, SeenObject.object_id],
-            set_={"digest": stmt.excluded.digest, "seen_at": stmt.excluded.seen_at},
-            where=SeenObject.digest != stmt.excluded.digest,
-        ).returning(SeenObject.object_id)
-        return set((await self.session.execute(upsert)).scalars())
+        stmt = delete(VendorEventId).where(
+            tuple_(VendorEventId.instance_id, VendorEventId.vendor_event_id).in_(oldest)
+        )
+        result = await self.session.execute(stmt.returning(VendorEventId.instance_id))
+        return len(result.all())
 
     async def forget_seen(self, instance_id: int, resources: Sequence[str]) -> None:
         await self.session.execute(

@@ -150,8 +150,11 @@ async def sync_instance_pollers(session: AsyncSession, instance: Instance, now: 
     await session.flush()
 
 
-async def due_polls(session: AsyncSession, before: datetime) -> Sequence[tuple[int, str]]:
-    return await EventRepository(session).due_pollers(before, DUE_BATCH)
+async def due_polls(
+    session: AsyncSession, before: datetime, lock_prefix: str
+) -> Sequence[tuple[int, str]]:
+    """Pollers due whose poll is not queued or running already (see ``due_pollers``)."""
+    return await EventRepository(session).due_pollers(before, DUE_BATCH, lock_prefix)
 
 
 async def make_due(session: AsyncSession, instance_id: int, now: datetime) -> int:
@@ -185,12 +188,11 @@ async def prepare_poll(
     session: AsyncSession, instance_id: int, resource: str, now: datetime, slack: timedelta
 ) -> PollPlan | None:
     """What to fetch, or None when the poller is gone or not due (polled already)."""
-    repo = EventRepository(session)
-    poller = await repo.poller(instance_id, resource)
-    if poller is None or poller.next_poll_at > now + slack:
+    found = await EventRepository(session).poller_and_instance(instance_id, resource)
+    if found is None:
         return None
-    instance = await repo.instance(instance_id)
-    if instance is None or not polls(instance.configuration, instance.disabled):
+    poller, instance = found
+    if poller.next_poll_at > now + slack or not polls(instance.configuration, instance.disabled):
         return None
     spec = next(
         (s for s in ch.poller_specs(instance.configuration) if s.resource == resource), None
@@ -239,18 +241,22 @@ async def apply_poll(
     records: Sequence[Mapping[str, Any]],
     started: datetime,
 ) -> list[uuid.UUID]:
-    """Events, cursor and seen-set of one poll, in the caller's transaction.
+    """Events, cursor and seen-set of one poll, in the caller's transaction: one statement
+    each for the poller, the seen-set and the events.
 
-    The poller row is locked and its cursor compared with the one the fetch used: if another
-    poll committed in between (a stalled job run twice), this one's results are dropped.
+    The poller's update is conditional on the cursor the fetch used, and locks its row: if
+    another poll committed in between (a stalled job run twice), this one's results are dropped.
     """
     repo = EventRepository(session)
-    poller = await repo.poller(plan.instance.id, plan.resource, for_update=True)
-    if poller is None or poller.cursor_at != plan.cursor_at:
+    instance_id = plan.instance.id
+    due = next_due(plan.due_at, plan.interval_minutes, started)
+    if not await repo.advance_poller(instance_id, plan.resource, plan.cursor_at, started, due):
         return []
-    ids = [key for record in records if (key := ch.object_id(record, plan.id_field)) is not None]
-    seen = await repo.seen(plan.instance.id, plan.resource, ids)
-    found = ch.diff(records, object_type=plan.resource, id_field=plan.id_field, seen=seen)
+    fetched = ch.fingerprints(records, plan.id_field)
+    created = await repo.remember_changed(
+        instance_id, plan.resource, [(key, d) for key, (_, d) in fetched.items()], started
+    )
+    found = ch.changes_of(plan.resource, fetched, created)
     if plan.primed:
         reported = found
     else:
@@ -258,20 +264,10 @@ async def apply_poll(
         # are reported (known by the poller's created-date field, else the manifest's).
         created_field = plan.created_field or created_field_of(runtime, plan.instance, plan.url)
         reported = [c for c in found if ch.made_since(c, created_field, plan.enabled_at)]
-    await repo.remember(
-        plan.instance.id, plan.resource, [(c.object_id, c.digest) for c in found], started
-    )
     events = _new_events(runtime, plan.instance, reported, "polling", started, started)
-    await repo.add_events(events)
-    await formula_triggers.events_recorded(session, runtime, events)
-    poller.cursor_at = started
-    poller.primed = True
-    poller.last_poll_at = started
-    poller.polls += 1
-    poller.consecutive_failures = 0
-    poller.last_error = None
-    poller.next_poll_at = next_due(plan.due_at, plan.interval_minutes, started)
-    await session.flush()
+    if events:
+        await repo.add_events(events)
+        await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
 
@@ -345,9 +341,14 @@ async def record_vendor_changes(
     found: Sequence[ch.Change],
     now: datetime,
 ) -> list[uuid.UUID]:
-    """Events for what a vendor webhook reported, minus what was reported already (a vendor
-    retrying its webhook, or the same status twice), judged by the same seen-set."""
+    """Events for what a vendor webhook reported, minus what was reported already: an event
+    id taken before (a vendor retrying its webhook, D380), or the same status twice (judged by
+    the same seen-set as polls)."""
     repo = EventRepository(session)
+    vendor_ids = [c.vendor_event_id for c in found if c.vendor_event_id is not None]
+    if vendor_ids:
+        taken = await repo.take_vendor_event_ids(instance.id, vendor_ids, now)
+        found = [c for c in found if c.vendor_event_id is None or c.vendor_event_id in taken]
     fresh: list[ch.Change] = []
     for object_type in dict.fromkeys(c.object_type for c in found):
         group = [c for c in found if c.object_type == object_type]
@@ -625,6 +626,16 @@ async def redeliver(session: AsyncSession, event: Event, now: datetime) -> None:
     event.notified_at = None
     event.failure_reason = None
     await session.flush()
+
+
+# D380: Slack retries for minutes; a day is far beyond any vendor's retry schedule.
+VENDOR_EVENT_IDS_KEPT = timedelta(days=1)
+
+
+async def forget_vendor_event_ids(session: AsyncSession, now: datetime) -> int:
+    """Drop vendor event ids kept longer than ``VENDOR_EVENT_IDS_KEPT``, a bounded batch."""
+    repo = EventRepository(session)
+    return await repo.forget_vendor_event_ids(now - VENDOR_EVENT_IDS_KEPT, DUE_BATCH)
 
 
 async def overdue(session: AsyncSession, before: datetime) -> Sequence[uuid.UUID]:

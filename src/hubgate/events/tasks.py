@@ -38,8 +38,11 @@ DELIVER = "events.deliver"
 DISPATCH = "events.dispatch"
 
 
+POLL_LOCK_PREFIX = f"{POLL}:"
+
+
 def poll_lock(instance_id: int, resource: str) -> str:
-    return f"{POLL}:{instance_id}:{resource}"
+    return f"{POLL_LOCK_PREFIX}{instance_id}:{resource}"
 
 
 def delivery_lock(event_id: uuid.UUID | str) -> str:
@@ -133,13 +136,14 @@ async def hub_fetch(
 
 
 async def run_tick(runtime: Runtime) -> dict[str, int]:
-    """Sync pollers, defer due polls, re-defer undelivered events, rescue stalled jobs."""
+    """Sync pollers, defer due polls, re-defer undelivered events, forget vendor event ids
+    kept long enough (D380), rescue stalled jobs."""
     settings = runtime.settings
     now = service.utcnow()
     async with unit_of_work(runtime.sessions) as session:
         synced = await service.sync_pollers(session, now)
     async with unit_of_work(runtime.sessions) as session:
-        due = await service.due_polls(session, now + service.tick_slack(settings))
+        due = await service.due_polls(session, now + service.tick_slack(settings), POLL_LOCK_PREFIX)
     for instance_id, resource in due:
         await defer_poll(runtime.jobs, instance_id, resource)
     # An event whose attempt time passed a while ago has lost its job (a crash between commit
@@ -150,8 +154,16 @@ async def run_tick(runtime: Runtime) -> dict[str, int]:
         )
     if overdue:
         await defer_dispatch(runtime.jobs)
+    async with unit_of_work(runtime.sessions) as session:
+        forgotten = await service.forget_vendor_event_ids(session, now)
     rescued = await rescue_stalled(runtime.jobs.app, settings.worker_stalled_seconds)
-    return {"synced": synced, "polls": len(due), "redeferred": len(overdue), "rescued": rescued}
+    return {
+        "synced": synced,
+        "polls": len(due),
+        "redeferred": len(overdue),
+        "forgotten": forgotten,
+        "rescued": rescued,
+    }
 
 
 async def rescue_stalled(app: procrastinate.App, seconds: float) -> int:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import RootModel
 
 from hubgate.db.tenancy import Tenant
 from hubgate.deps import RuntimeDep, SessionDep, TenantDep, read_json
-from hubgate.formulas import schemas, service, template
+from hubgate.formulas import schemas, service
 from hubgate.formulas.models import Execution, FormulaInstance
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.kit.errors import HubgateError
@@ -442,13 +443,9 @@ async def _run_manually(
     if len(raw) > MAX_TRIGGER_BYTES:
         raise HubgateError(413, "A trigger's input is at most 5 MB (D41)")
     args = await _body(request)
-    template.storable(args, "A trigger's input")
     row = await service.get_instance(session, tenant, instance_id, formula_id)
-    if not row.active:
-        raise HubgateError(400, f"Formula instance {row.id} is not active")
-    formula = await service.get_formula(session, tenant, row.formula_id)
-    execution = await service.start_execution(
-        session, runtime.jobs.app, runtime.settings, row, formula, service.manual_trigger(args)
+    execution = await service.run_manually(
+        session, runtime.jobs.app, runtime.settings, tenant, row, args
     )
     await session.commit()
     # Open Connectors answers an array whose first element is the new execution (B.7).
@@ -491,15 +488,32 @@ async def run_instance(
     return await _run_manually(instance_id, None, request, session, tenant, runtime)
 
 
+@dataclass(frozen=True)
+class Paging:
+    size: int
+    before_id: int | None
+
+
+def paging(
+    pageSize: str | None = None,  # noqa: N803 - the wire name
+    nextPage: str | None = None,  # noqa: N803 - the wire name
+) -> Paging:
+    """The execution lists' paging (D344): ``pageSize``, and ``nextPage`` from the last page's
+    ``Elements-Next-Page-Token``."""
+    return Paging(service.page_size(pageSize), service.parse_page_token(nextPage))
+
+
+PagingDep = Annotated[Paging, Depends(paging)]
+
+
 async def _executions(
     session: SessionDep,
     tenant: Tenant,
     response: Response,
+    page: Paging,
     *,
     instance_id: int | None,
     formula_id: int | None,
-    page_size: str | None,
-    next_page: str | None,
     event_id: str | None = None,
     object_id: str | None = None,
     errors_only: bool = False,
@@ -510,12 +524,12 @@ async def _executions(
         await service.get_instance(session, tenant, instance_id, formula_id)
     elif formula_id is not None:
         await service.get_formula(session, tenant, formula_id)
-    size = service.page_size(page_size)
+    size = page.size
     rows = await FormulaRepository(session).executions(
         tenant,
         instance_id=instance_id,
         formula_id=formula_id,
-        before_id=service.parse_page_token(next_page),
+        before_id=page.before_id,
         limit=size + 1,
         event_id=event_id,
         object_id=object_id,
@@ -538,8 +552,7 @@ async def list_executions(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
     eventId: str | None = None,  # noqa: N803 - the wire name
     objectId: str | None = None,  # noqa: N803 - the wire name
 ) -> Any:
@@ -547,10 +560,9 @@ async def list_executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=None,
-        page_size=pageSize,
-        next_page=nextPage,
         event_id=eventId,
         object_id=objectId,
     )
@@ -567,8 +579,7 @@ async def list_formula_executions(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
     eventId: str | None = None,  # noqa: N803 - the wire name
     objectId: str | None = None,  # noqa: N803 - the wire name
 ) -> Any:
@@ -576,10 +587,9 @@ async def list_formula_executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=formula_id,
-        page_size=pageSize,
-        next_page=nextPage,
         event_id=eventId,
         object_id=objectId,
     )
@@ -593,17 +603,15 @@ async def instance_errors(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
 ) -> Any:
     return await _executions(
         session,
         tenant,
         response,
+        page,
         instance_id=instance_id,
         formula_id=None,
-        page_size=pageSize,
-        next_page=nextPage,
         errors_only=True,
     )
 
@@ -616,17 +624,15 @@ async def formula_errors(
     response: Response,
     session: SessionDep,
     tenant: TenantDep,
-    pageSize: str | None = None,  # noqa: N803 - the wire name
-    nextPage: str | None = None,  # noqa: N803 - the wire name
+    page: PagingDep,
 ) -> Any:
     return await _executions(
         session,
         tenant,
         response,
+        page,
         instance_id=None,
         formula_id=formula_id,
-        page_size=pageSize,
-        next_page=nextPage,
         errors_only=True,
     )
 

@@ -87,7 +87,7 @@ class FormulaRepository:
     async def instance(
         self, tenant: Tenant, instance_id: int, formula_id: int | None = None
     ) -> FormulaInstance | None:
-        if not _valid(instance_id):
+        if not _valid(instance_id) or (formula_id is not None and not _valid(formula_id)):
             return None
         stmt = scoped(select(FormulaInstance), FormulaInstance, tenant).where(
             FormulaInstance.id == instance_id

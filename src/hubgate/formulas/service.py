@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant
 from hubgate.formulas import schedule, template
+from hubgate.formulas.catalog import ShippedTemplate
 from hubgate.formulas.models import (
     CANCELLED,
     FAILED,
@@ -75,10 +76,6 @@ REQUEST_LISTENERS = RequestListeners()
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def execution_lock(execution_id: int) -> str:
-    return f"{STEP_TASK}:{execution_id}"
 
 
 def _min_interval(settings: Settings) -> timedelta:
@@ -150,6 +147,17 @@ async def create_formula(
     )
     await FormulaRepository(session).add(row)
     return row
+
+
+async def formula_of_shipped(
+    session: AsyncSession, tenant: Tenant, shipped: ShippedTemplate, settings: Settings
+) -> Formula:
+    """The tenant's template made from a shipped one: the one of that name if there is one
+    (so that choosing it again adds an instance, not a copy), else a new one (D370)."""
+    for row in await FormulaRepository(session).formulas(tenant):
+        if row.name == shipped.name:
+            return row
+    return await create_formula(session, tenant, copy.deepcopy(shipped.body), settings)
 
 
 async def replace_formula(
@@ -480,6 +488,23 @@ async def start_execution(
     return await _begin(session, app, settings, execution, at=at)
 
 
+async def run_manually(
+    session: AsyncSession,
+    app: procrastinate.App,
+    settings: Settings,
+    tenant: Tenant,
+    instance: FormulaInstance,
+    args: Json,
+) -> Execution:
+    """An execution of ``instance`` with ``trigger.args = args`` (the API's and the console's
+    "run now"); an inactive instance runs nothing (D344)."""
+    template.storable(args, "A trigger's input")
+    if not instance.active:
+        raise HubgateError(400, f"Formula instance {instance.id} is not active")
+    formula = await get_formula(session, tenant, instance.formula_id)
+    return await start_execution(session, app, settings, instance, formula, manual_trigger(args))
+
+
 async def _begin(
     session: AsyncSession,
     app: procrastinate.App,
@@ -521,7 +546,6 @@ async def _begin(
         await repo.defer(
             app,
             STEP_TASK,
-            lock=execution_lock(execution.id),
             schedule_at=at,
             execution_id=execution.id,
             position=1,
@@ -558,8 +582,11 @@ async def plan_step(session: AsyncSession, execution_id: int, position: int) -> 
     return None
 
 
-async def owner_of(session: AsyncSession, execution: Execution) -> Tenant:
-    """Whom a ``request`` step acts as: the template's owner, in the execution's tenant."""
+async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[str, Any]) -> Tenant:
+    """Whom a ``request`` step acts as: the template's owner, in the execution's tenant. No
+    other step acts as a user, so theirs is the tenant alone, without a query (D373)."""
+    if step.get("type") != "request":
+        return _tenant_of(execution)
     user = await FormulaRepository(session).owner(execution.formula_id)
     if user is None:
         return Tenant(execution.organization_id, execution.account_id, 0, "")
@@ -595,14 +622,12 @@ async def record_step(
     context = copy.deepcopy(execution.context)
     context["state"] = state
     name = str(step["name"])
-    lock = execution_lock(execution.id)
     if outcome.again_at is not None:
         state["tries"] = int(state.get("tries", 0)) + 1
         execution.context = context
         await repo.defer(
             app,
             STEP_TASK,
-            lock=lock,
             schedule_at=outcome.again_at,
             execution_id=execution.id,
             position=position,
@@ -648,7 +673,7 @@ async def record_step(
     if not pending:
         await finish(session, app, settings, execution, SUCCESS, None)
         return "success"
-    await repo.defer(app, STEP_TASK, lock=lock, execution_id=execution.id, position=position + 1)
+    await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
     return "next"
 
 
@@ -673,7 +698,6 @@ async def _spawn(
         await repo.defer(
             app,
             STEP_TASK,
-            lock=execution_lock(parent.id),
             execution_id=parent.id,
             position=position,
         )
@@ -778,7 +802,6 @@ async def _tell_parent(session: AsyncSession, app: procrastinate.App, child: Exe
     await repo.defer(
         app,
         STEP_TASK,
-        lock=execution_lock(parent.id),
         execution_id=parent.id,
         position=child.parent_position,
     )
@@ -883,7 +906,6 @@ async def replay(
     await repo.defer(
         app,
         STEP_TASK,
-        lock=execution_lock(replayed.id),
         execution_id=replayed.id,
         position=start.position,
     )

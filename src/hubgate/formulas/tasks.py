@@ -5,8 +5,10 @@ any transaction (a script may take 30 s, a vendor its timeout), then in one tran
 the step's result and values, the new context and the next step's job (``service.record_step``).
 A worker killed before that commit leaves the job to be run again (stalled-job rescue), which
 repeats only this step, with the same idempotency key; killed after it, the job finds its
-position taken and does nothing. The job's ``lock`` keeps two steps of one execution from
-running at once, whatever the number of workers.
+position taken and does nothing. An execution has one step job queued at a time (each step's
+commit queues the next), and the position checked under the execution's row lock makes any
+second one stale, whatever the number of workers. The jobs carry no procrastinate ``lock``:
+the next step's job would wait behind the running one until the worker's next poll (D373).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         state = copy.deepcopy(execution.context.get("state", {}))
         trigger_owner = (execution.organization_id, execution.account_id)
         attempt = execution.attempt
-        owner = await service.owner_of(session, execution)
+        owner = await service.owner_of(session, execution, plan.step)
 
     async def load_instance(instance_id: int) -> Instance | None:
         async with runtime.sessions() as reader:

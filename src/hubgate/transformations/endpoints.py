@@ -228,8 +228,7 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
     async def list_transformations(
         key_or_id: str, session: SessionDep, runtime: RuntimeDep, place: PlaceDep
     ) -> TransformationMap:
-        key = _element_key(runtime, key_or_id)
-        return await service.list_transformations(session, place, key)
+        return await service.list_transformations(session, place, runtime.registry.get(key_or_id))
 
     @routes.post(
         one,
@@ -257,8 +256,8 @@ def element_transformation_routes(place_of: PlaceOf) -> APIRouter:
         runtime: RuntimeDep,
         place: PlaceDep,
     ) -> schemas.TransformationRead:
-        key = _element_key(runtime, key_or_id)
-        return await service.get_transformation(session, place, key, object_name)
+        element = runtime.registry.get(key_or_id)
+        return await service.element_view(session, place, element, object_name)
 
     @routes.put(
         one,
@@ -308,8 +307,11 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
         return Place(_instance_tenant(instance), "instance", instance.id)
 
     @routes.get(many, response_model=TransformationMap, response_model_exclude_none=True)
-    async def list_transformations(session: SessionDep, instance: InstanceDep) -> TransformationMap:
-        return await service.list_transformations(session, place(instance), instance.element_key)
+    async def list_transformations(
+        session: SessionDep, runtime: RuntimeDep, instance: InstanceDep
+    ) -> TransformationMap:
+        element = runtime.registry.get(instance.element_key)
+        return await service.list_transformations(session, place(instance), element)
 
     @routes.post(
         one,
@@ -327,11 +329,13 @@ def instance_transformation_routes(instance_of: InstanceOf) -> APIRouter:
 
     @routes.get(one, response_model=schemas.TransformationRead, response_model_exclude_none=True)
     async def get_transformation(
-        object_name: ObjectNameParam, session: SessionDep, instance: InstanceDep
+        object_name: ObjectNameParam,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        instance: InstanceDep,
     ) -> schemas.TransformationRead:
-        return await service.get_transformation(
-            session, place(instance), instance.element_key, object_name
-        )
+        element = runtime.registry.get(instance.element_key)
+        return await service.element_view(session, place(instance), element, object_name)
 
     @routes.put(
         one,
@@ -442,7 +446,8 @@ async def execute_transformation(
     else:
         raise bad_request("Give elementId or instanceId")
     limits = service.script_limits(runtime.settings)
-    result, error = await service.execute(session, place, key, object_name, body, limits)
+    element = runtime.registry.get(key)
+    result, error = await service.execute(session, place, element, object_name, body, limits)
     if error is not None:
         response.headers["Elements-Error"] = error
     return result

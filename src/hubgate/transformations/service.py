@@ -239,7 +239,8 @@ def transformation_read(
     rows: Sequence[StoredTransformation], merged: Transformation
 ) -> schemas.TransformationRead:
     lowest = rows[-1]
-    fields = [{**f.raw, "level": f.level} for f in merged.fields]
+    # A field without a level is the element's default's (D322).
+    fields = [{**f.raw, "level": f.level or "system"} for f in merged.fields]
     return schemas.TransformationRead.model_validate(
         {
             "objectName": lowest.object_name,
@@ -275,10 +276,22 @@ def element_default_transformations(element: Element) -> dict[str, schemas.Trans
     }
 
 
+def _merged(
+    element: Element, name: str, rows: Sequence[StoredTransformation]
+) -> Transformation | None:
+    """The effective transformation: the element's default (D322) above the stored levels."""
+    chain = [_parsed(r) for r in rows]
+    default = element_defaults(element).get(name)
+    if default is not None:
+        chain.insert(0, default)
+    return effective(chain)
+
+
 async def get_transformation(
     session: AsyncSession, place: Place, element_key: str, name: str
 ) -> schemas.TransformationRead:
-    """The transformation as ``place`` sees it, merged per D36; 404 when no level has one."""
+    """The transformation as ``place`` stores it, merged per D36 with the levels above; 404
+    when no level has one. ``element_view`` adds the element's default."""
     rows = await _chain(session, place, element_key, name)
     merged = effective([_parsed(r) for r in rows])
     if merged is None:
@@ -286,18 +299,32 @@ async def get_transformation(
     return transformation_read(rows, merged)
 
 
+async def element_view(
+    session: AsyncSession, place: Place, element: Element, name: str
+) -> schemas.TransformationRead:
+    """The transformation as ``place`` sees it, merged per D36 over the element's default
+    (D322, D392); 404 when neither a level nor the element has one."""
+    rows = await _chain(session, place, element.key, name)
+    if not rows and name in element.transformations:
+        return element_default_transformations(element)[name]
+    merged = _merged(element, name, rows)
+    if merged is None:
+        raise HubgateError(404, f"No transformation found for object {name!r}")
+    return transformation_read(rows, merged)
+
+
 async def list_transformations(
-    session: AsyncSession, place: Place, element_key: str
+    session: AsyncSession, place: Place, element: Element
 ) -> dict[str, schemas.TransformationRead]:
-    names: set[str] = set()
+    names: set[str] = set(element.transformations)
     seen = _above(place.level)
     for row in await TransformationRepository(session).visible_transformations(place.tenant):
-        if row.element_key != element_key or row.level not in seen:
+        if row.element_key != element.key or row.level not in seen:
             continue
         if row.level == "instance" and row.owner_id != place.owner_id:
             continue
         names.add(row.object_name)
-    return {n: await get_transformation(session, place, element_key, n) for n in sorted(names)}
+    return {n: await element_view(session, place, element, n) for n in sorted(names)}
 
 
 async def save_transformation(
@@ -351,15 +378,16 @@ def script_limits(settings: Settings) -> ScriptLimits:
 async def execute(
     session: AsyncSession,
     place: Place,
-    element_key: str,
+    element: Element,
     name: str,
     body: schemas.ExecuteBody,
     limits: ScriptLimits,
 ) -> tuple[Any, str | None]:
     """Try a transformation out on ``payload`` (A.2): from the vendor, or with ``method``
-    POST, PUT or PATCH towards it. Returns the result and the ``Elements-Error`` text."""
-    rows = await _chain(session, place, element_key, name)
-    merged = effective([_parsed(r) for r in rows])
+    POST, PUT or PATCH towards it, over the element's default (D392). Returns the result and
+    the ``Elements-Error`` text."""
+    rows = await _chain(session, place, element.key, name)
+    merged = _merged(element, name, rows)
     if merged is None:
         raise HubgateError(404, f"No transformation found for object {name!r}")
     from_vendor = body.method not in ("POST", "PUT", "PATCH")

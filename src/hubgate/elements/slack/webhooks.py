@@ -5,7 +5,7 @@ signing secret of ``v0:<X-Slack-Request-Timestamp>:<raw body>``; a timestamp mor
 minutes away from now is refused, so a captured request cannot be replayed later. The
 ``url_verification`` challenge is answered with the challenge itself; a message event becomes
 a change of the message its ``ts`` names. Slack retries a delivery with the same ``event_id``;
-the change's digest is made from that id, so the retry is the change already seen.
+the change carries that id, and the events domain takes each id once (D380).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def message_change(event: Mapping[str, Any], event_id: str) -> Change | None:
     if not isinstance(ts, str) or not ts:
         return None
     raw = dict(event)
-    return Change("messages", ts, kind, raw, digest({"event_id": event_id}))
+    return Change("messages", ts, kind, raw, digest({"event_id": event_id}), event_id)
 
 
 class SlackWebhook:

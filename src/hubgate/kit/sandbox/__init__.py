@@ -41,6 +41,7 @@ event loop nor the loop's default executor.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import re
@@ -48,96 +49,57 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import orjson
 import quickjs
 import xstatic.pkg.lodash
 import xstatic.pkg.moment
 
+from hubgate.kit.sandbox.outcomes import (
+    FORMULA_LIMITS,
+    MIB,
+    FailureKind,
+    Limits,
+    Outcome,
+    ScriptFailure,
+    ScriptResult,
+)
+from hubgate.kit.sandbox.pool import Fence, SandboxPool
+
 __all__ = [
     "FORMULA_LIMITS",
+    "MIB",
     "FailureKind",
+    "Fence",
     "Limits",
+    "Outcome",
+    "SandboxPool",
     "ScriptFailure",
     "ScriptResult",
     "ScriptSession",
+    "bundled_sources",
     "run",
     "run_async",
     "run_many",
     "run_many_async",
 ]
 
-MIB: Final = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per run (or per session): seconds of script time and bytes of JavaScript heap."""
-
-    seconds: float
-    memory_bytes: int
-
-    def __post_init__(self) -> None:
-        if self.seconds <= 0:
-            raise ValueError("a script time limit must be positive")
-        # Below this the prelude itself does not fit.
-        if self.memory_bytes < 2 * MIB:
-            raise ValueError("a script memory limit must be at least 2 MiB")
-
-
-# D41: a formula step's script gets 30 s and 64 MiB.
-FORMULA_LIMITS: Final = Limits(seconds=30.0, memory_bytes=64 * MIB)
-
-
-class FailureKind(StrEnum):
-    SYNTAX = "syntax error"
-    ERROR = "error"
-    TIME_LIMIT = "time limit"
-    MEMORY_LIMIT = "memory limit"
-    NO_DONE = "done not called"
-    BAD_RESULT = "result not JSON"
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptResult:
-    """A script that called ``done(value)``; ``value`` is plain JSON data."""
-
-    value: Any
-    console: tuple[str, ...] = ()
-    notifications: tuple[Mapping[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptFailure:
-    """Why a script gave no value. ``message`` is the engine's first line (``TypeError: x``)."""
-
-    kind: FailureKind
-    message: str
-    console: tuple[str, ...] = ()
-    notifications: tuple[Mapping[str, str], ...] = field(default=())
-
-    def reason(self) -> str:
-        """One line for a person, e.g. for ``Elements-Error`` (D37)."""
-        return f"{self.kind.value}: {self.message}"
-
-
-Outcome = ScriptResult | ScriptFailure
 
 _HERE: Final = resources.files(__package__)
 _PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
 _CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
 _UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
+_MODULES: Final = _HERE.joinpath("modules.js").read_text(encoding="utf-8")
 # Compiling JavaScript is most of a fresh context's cost, so `CE` and each module are compiled
 # into a context only when the script's text names them (lodash alone costs milliseconds).
 _LODASH_DIR: Final = Path(xstatic.pkg.lodash.BASE_DIR)
 _MOMENT_DIR: Final = Path(xstatic.pkg.moment.BASE_DIR)
-_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util")
+_MENTIONS: Final = re.compile(r"\bCE\b|lodash|moment|util|notify|require")
 # CLDR keeps the alpha-3 codes of former states as aliases of their successors; ISO 3166-3
 # withdrew these, and each successor has its current code among the aliases too.
 _WITHDRAWN_ALPHA3: Final = frozenset({"BUR", "DDR", "FXX", "TMP", "YMD", "ZAR"})
@@ -155,6 +117,13 @@ def _bundled(name: str) -> str:
         "moment": _MOMENT_DIR / "moment.min.js",
     }
     return paths[name].read_text(encoding="utf-8")
+
+
+def bundled_sources() -> None:
+    """Read every bundled module and build ``CE``'s tables now rather than on first use."""
+    for name in ("lodash", "lodash/fp", "moment"):
+        _bundled(name)
+    _tables()
 
 
 @cache
@@ -254,29 +223,25 @@ class ScriptSession:
         context = self._context
         assert context is not None
         context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
-        for name in (
-            "install",
-            "register",
-            "registerFp",
-            "compile",
-            "call",
-            "result",
-            "callAll",
-            "results",
-            "console",
-        ):
+        mentioned = set(_MENTIONS.findall(body))
+        if mentioned & {"notify", "require"}:
+            context.eval(f"__hubgate.extend({_MODULES});")
+        names = ["install", "compile", "call", "result", "callAll", "results", "console"]
+        if "require" in mentioned:
+            names += ["register", "registerFp"]
+        for name in names:
             self._driver[name] = context.eval(f"__hubgate.{name}")
         context.eval("delete globalThis.__hubgate;")
-        mentioned = set(_MENTIONS.findall(body))
         if "CE" in mentioned:
             self._driver["install"]("CE", context.eval(f"({_CE})({_tables()})"))
-        if "util" in mentioned:
-            self._driver["register"]("util", context.eval(_UTIL))
-        if "lodash" in mentioned:
-            self._register("lodash")
-            self._driver["registerFp"](self._module("lodash/fp"))
-        if "moment" in mentioned:
-            self._register("moment")
+        if "require" in mentioned:
+            if "util" in mentioned:
+                self._driver["register"]("util", context.eval(_UTIL))
+            if "lodash" in mentioned:
+                self._register("lodash")
+                self._driver["registerFp"](self._module("lodash/fp"))
+            if "moment" in mentioned:
+                self._register("moment")
         self._driver["compile"](json.dumps(self._params), body)
 
     def _module(self, name: str) -> quickjs.Object:
@@ -354,7 +319,9 @@ class ScriptSession:
                 raise _OutOfTimeError
             context.set_time_limit(remaining)
             self._driver["callAll"](
-                json.dumps([{name: inputs.get(name) for name in params} for inputs in calls])
+                orjson.dumps(
+                    [{name: inputs.get(name) for name in params} for inputs in calls]
+                ).decode()
             )
             while True:
                 remaining = self._deadline - time.monotonic()
@@ -370,7 +337,7 @@ class ScriptSession:
         try:
             # Reading what was done takes no budget of the script's.
             context.set_time_limit(_READ_SECONDS)
-            answer = json.loads(self._driver["results"]())
+            answer = orjson.loads(self._driver["results"]())
         except quickjs.JSException as error:
             failure = stopped or self._failure(*_classify(error, self._limits))
             return [failure] * len(calls)
@@ -453,17 +420,41 @@ _POOL: Final = ThreadPoolExecutor(
 )
 
 
+_pools: dict[int, SandboxPool] = {}
+_pools_lock: Final = threading.Lock()
+
+
+def _process_pool() -> SandboxPool | None:
+    """This process's pool of sandbox processes (D390), or None when scripts run in threads."""
+    # Read lazily: the setting is Hubgate's, the sandbox itself takes no configuration.
+    from hubgate.settings import get_settings
+
+    size = get_settings().script_processes
+    if size == 0:
+        return None
+    with _pools_lock:
+        # Keyed by process id: a forked server worker must not share its parent's pipes.
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = SandboxPool(size)
+            atexit.register(pool.close)
+        return pool
+
+
 async def run_async(
     body: str, params: Sequence[str], inputs: Mapping[str, Any], limits: Limits
 ) -> Outcome:
-    """``run`` in the sandbox's thread pool; the event loop keeps serving meanwhile."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_POOL, partial(run, body, params, inputs, limits))
+    """``run`` in a sandbox process (or, with ``script_processes`` 0, in the thread pool); the
+    event loop keeps serving meanwhile."""
+    return (await run_many_async(body, params, [inputs], limits))[0]
 
 
 async def run_many_async(
     body: str, params: Sequence[str], calls: Sequence[Mapping[str, Any]], limits: Limits
 ) -> list[Outcome]:
-    """``run_many`` in the sandbox's thread pool."""
+    """``run_many`` in a sandbox process, or in the thread pool (``script_processes`` 0)."""
+    pool = _process_pool()
+    if pool is not None:
+        return await pool.run_many(body, params, calls, limits)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_POOL, partial(run_many, body, params, calls, limits))

@@ -1,7 +1,8 @@
 // The sandbox prelude (D42): evaluated first in every fresh QuickJS context, before any script.
-// It leaves `console`, `notify` and `require` on the global object and returns the driver the
-// host uses to install `CE` (ce.js) and bundled modules (util.js, lodash, moment) when the
-// script's text names them, and to compile and call the script. Everything here is plain
+// It leaves `console` on the global object and returns the driver the host uses to add
+// `notify` and `require` (modules.js), `CE` (ce.js) and bundled modules (util.js, lodash,
+// moment) when the script's text names them (D391: QuickJS compiles every line it is given, so
+// a fresh context's cost is the source it compiles), and to compile and call the script. Everything here is plain
 // JavaScript: QuickJS refuses host callbacks while a time limit is set, which also means no
 // script can ever reach a Python object.
 (function (global) {
@@ -47,35 +48,11 @@
   }
   const console = Object.freeze({ log: log, info: log, warn: log, error: log, debug: log });
 
-  // --- notify.email (formulas): recorded, sent by the host after the step ------------------
+  // notify.email's records; `extend` (modules.js) adds the function itself.
   const notes = [];
-  const notify = Object.freeze({
-    email: function (to, subject, body) {
-      notes.push({ to: String(to), subject: String(subject), body: String(body) });
-    },
-  });
 
-  // --- require of bundled modules ----------------------------------------------------------
-  const factories = Object.create(null);
-  const loaded = Object.create(null);
-  function require(name) {
-    const key = String(name);
-    if (key in loaded) return loaded[key];
-    if (!(key in factories)) {
-      throw new Error("Cannot find module '" + key + "': only lodash, lodash/fp, moment and util are available");
-    }
-    loaded[key] = factories[key]();
-    return loaded[key];
-  }
-  // The host registers a bundled source as `function (module, exports) {...}` (CommonJS
-  // shape); our own modules also get the prelude's value printer.
-  const helpers = Object.freeze({ show: show });
-  function commonjs(factory) {
-    return function () {
-      const module = { exports: {} };
-      factory.call(module.exports, module, module.exports, helpers);
-      return module.exports;
-    };
+  function install(name, value) {
+    Object.defineProperty(global, name, { value: value, writable: false, configurable: false });
   }
 
   // --- the driver the host calls -----------------------------------------------------------
@@ -84,14 +61,10 @@
   let outcome = null;
   let batch = [];
   const driver = {
-    install: function (name, value) {
-      Object.defineProperty(global, name, { value: value, writable: false, configurable: false });
-    },
-    register: function (name, factory) {
-      factories[name] = commonjs(factory);
-    },
-    registerFp: function (factory) {
-      factories['lodash/fp'] = () => commonjs(factory)()(require('lodash').runInContext());
+    install: install,
+    // Adds notify and require (modules.js) to a context whose script names them.
+    extend: function (factory) {
+      Object.assign(driver, factory(install, notes, show));
     },
     compile: function (paramsJson, body) {
       params = parse(paramsJson);
@@ -177,8 +150,6 @@
     },
   };
 
-  Object.defineProperty(global, 'console', { value: console, writable: false, configurable: false });
-  Object.defineProperty(global, 'notify', { value: notify, writable: false, configurable: false });
-  Object.defineProperty(global, 'require', { value: require, writable: false, configurable: false });
+  install('console', console);
   return driver;
 })

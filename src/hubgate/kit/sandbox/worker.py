@@ -1,0 +1,72 @@
+"""A sandbox worker process: D42's second fence (D390).
+
+Started by ``pool.SandboxPool`` as ``python -m hubgate.kit.sandbox.worker``; reads jobs from
+stdin and writes their outcomes to stdout (``wire``), one job at a time, each in a fresh
+QuickJS context (``run_many``), until stdin closes. Around each job the process lowers its own
+OS limits: ``RLIMIT_AS`` to its size between jobs plus the job's ``fenceBytes``, ``RLIMIT_CPU`` to
+the CPU time it has used plus the job's ``fenceSeconds``. The engine's limits stop a script
+first; these stop whatever escapes them (a native routine that never reaches an interrupt
+check, an allocation outside the engine's accounting): the kernel kills the process on
+SIGXCPU, or an allocation fails, and the pool replaces the process.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import sys
+from typing import BinaryIO
+
+import orjson
+
+from hubgate.kit.sandbox import Limits, bundled_sources, run_many
+from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, encode, frame
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_used() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _read(stream: BinaryIO) -> bytes | None:
+    header = stream.read(HEADER)
+    if len(header) < HEADER:
+        return None
+    return stream.read(int.from_bytes(header, "big"))
+
+
+def serve(source: BinaryIO, sink: BinaryIO) -> None:
+    # A process killed by SIGXCPU would otherwise leave a core file behind.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Loaded before the fence is measured, so that what a job may use is the job's own.
+    bundled_sources()
+    _, as_hard = resource.getrlimit(resource.RLIMIT_AS)
+    _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
+    while (text := _read(source)) is not None:
+        job = orjson.loads(text)
+        limits = Limits(seconds=job["seconds"], memory_bytes=job["memoryBytes"])
+        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + job["fenceBytes"], as_hard))
+        allowed = math.ceil(_cpu_used() + job["fenceSeconds"])
+        resource.setrlimit(resource.RLIMIT_CPU, (allowed, cpu_hard))
+        outcomes = run_many(job["body"], job["params"], job["calls"], limits)
+        answer = frame([encode(outcome) for outcome in outcomes])
+        resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
+        sink.write(answer)
+        sink.flush()
+
+
+def main() -> None:
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except MemoryError:
+        os._exit(OUT_OF_MEMORY_EXIT)
+
+
+if __name__ == "__main__":
+    main()
