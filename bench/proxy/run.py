@@ -86,6 +86,8 @@ class Target:
     # A wrk Lua script giving each request the next instance's Element token; ``headers`` then
     # only serve the check that the target answers before it is measured.
     script: Path | None = None
+    # The server's master process, whose tree's CPU time is read around every run.
+    pid: int | None = None
 
 
 def ensure_tools() -> None:
@@ -217,14 +219,28 @@ def run_wrk(target: Target, connections: int, duration: int) -> dict[str, Any]:
         for name, value in target.headers.items():
             command += ["-H", f"{name}: {value}"]
     url = target.url
+    cpu = ServerCpu(target.pid)
     out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
+    cpu_s = cpu.seconds()
     latency = dict(re.findall(r"^\s+(50|99)(?:\.\d+)?%\s+(\S+)\s*$", out, re.M))
     if "50" not in latency or "99" not in latency:
         raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     socket = dict(re.findall(r"(connect|read|write|timeout) (\d+)", out))
     errors = sum(int(n) for n in socket.values())
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
+        "requests": requests,
+        # CPU time of the server's processes (PostgreSQL's apart) per answer: unlike req/s,
+        # hardly moved by what else runs on the machine (bench/README.md, "CPU per request").
+        **(
+            {
+                "cpu_us_per_req": round(1e6 * cpu_s[0] / max(requests, 1), 1),
+                "pg_cpu_us_per_req": round(1e6 * cpu_s[1] / max(requests, 1), 1),
+            }
+            if cpu_s is not None
+            else {}
+        ),
         "socket_errors": {k: int(v) for k, v in socket.items()},
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
@@ -234,24 +250,67 @@ def run_wrk(target: Target, connections: int, duration: int) -> dict[str, Any]:
     }
 
 
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its descendants, PostgreSQL's own processes left out."""
-    total, stack = 0, [pid]
+def _tree(pid: int) -> list[tuple[str, Path]]:
+    """A process and its descendants: (command name, /proc folder) of each."""
+    found, stack = [], [pid]
     while stack:
         current = stack.pop()
         proc = Path(f"/proc/{current}")
         try:
             name = (proc / "comm").read_text().strip()
-            status = (proc / "status").read_text()
             children = (proc / "task" / str(current) / "children").read_text().split()
         except OSError:
             continue
+        found.append((name, proc))
+        stack.extend(int(c) for c in children)
+    return found
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of a process tree: (its own processes, PostgreSQL's)."""
+    own = postgres = 0.0
+    for name, proc in _tree(pid):
+        try:
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+        if name.startswith("postgres"):
+            postgres += seconds
+        else:
+            own += seconds
+    return own, postgres
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its descendants, PostgreSQL's own processes left out."""
+    total = 0
+    for name, proc in _tree(pid):
         if name.startswith("postgres"):
             continue
-        rss = re.search(r"VmRSS:\s+(\d+)", status)
+        try:
+            rss = re.search(r"VmRSS:\s+(\d+)", (proc / "status").read_text())
+        except OSError:
+            continue
         total += int(rss.group(1)) if rss else 0
-        stack.extend(int(c) for c in children)
     return total
+
+
+class ServerCpu:
+    """The CPU a server's processes spend from now until ``seconds()``; None without a pid."""
+
+    def __init__(self, pid: int | None) -> None:
+        self.pid = pid
+        self.start = tree_cpu_seconds(pid) if pid is not None else None
+
+    def seconds(self) -> tuple[float, float] | None:
+        if self.pid is None or self.start is None:
+            return None
+        end = tree_cpu_seconds(self.pid)
+        return end[0] - self.start[0], end[1] - self.start[1]
 
 
 class PeakRss:
@@ -365,6 +424,12 @@ def main() -> int:
         help="a setting of every measured `hubgate serve` (repeatable), after the benchmark's",
     )
     parser.add_argument(
+        "--only",
+        default="",
+        metavar="NAMES",
+        help="comma-separated targets to measure (e.g. c_passthrough,d_hubgate); default: all",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of the matrix, record Hubgate's workers with py-spy under 50 connections",
@@ -376,13 +441,22 @@ def main() -> int:
     granian = ensure_granian()
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
     tmp.chmod(0o755)
+    only = set(args.only.split(",")) if args.only else None
+
+    def wanted(name: str) -> bool:
+        # --profile measures (d) alone; --only names the targets ((a) always runs: the base).
+        return not args.profile and (only is None or name in only)
+
     hubs: dict[str, dict[str, str]] = {"d_hubgate": {}}
-    if args.extra_connections and not args.profile:
-        hubs |= {
-            "d_limited": DEFAULT_RATE,
-            "d_metrics_off": {"HUBGATE_METRICS_ENABLED": "false"},
-            "d_traced": {"HUBGATE_OTEL_SAMPLE_RATIO": "0.01"},
-        }
+    extra_hubs = {
+        "d_limited": DEFAULT_RATE,
+        "d_metrics_off": {"HUBGATE_METRICS_ENABLED": "false"},
+        "d_traced": {"HUBGATE_OTEL_SAMPLE_RATIO": "0.01"},
+    }
+    if args.extra_connections:
+        hubs |= {name: env for name, env in extra_hubs.items() if wanted(name)}
+    if only is not None and "d_hubgate" not in only and not args.profile:
+        del hubs["d_hubgate"]
     ports = {name: free_port() for name in ("standin", "proxy", "pass", "e_uv", "e_gr", *hubs)}
     write_standin(tmp / "root", args.messages)
     (tmp / "nginx.conf").write_text(
@@ -414,16 +488,22 @@ def main() -> int:
         uvicorn = [str(BIN / "uvicorn"), "--workers", str(args.workers), "--loop", "uvloop",
                    "--http", "httptools", "--no-access-log", "--log-level", "warning"]  # fmt: skip
         servers: dict[str, str] = {}
-        if not args.profile:
-            spawn([*uvicorn, "bench.proxy.passthrough:app", "--port", str(ports["pass"])], upstream)
-            spawn([*uvicorn, "bench.proxy.rawasgi:app", "--port", str(ports["e_uv"])], upstream)
-            spawn(
+        pids: dict[str, int] = {}
+        if wanted("c_passthrough"):
+            pids["c_passthrough"] = spawn(
+                [*uvicorn, "bench.proxy.passthrough:app", "--port", str(ports["pass"])], upstream
+            ).pid
+        if wanted("e_raw_uvicorn"):
+            pids["e_raw_uvicorn"] = spawn(
+                [*uvicorn, "bench.proxy.rawasgi:app", "--port", str(ports["e_uv"])], upstream
+            ).pid
+        if wanted("e_raw_granian"):
+            pids["e_raw_granian"] = spawn(
                 [str(granian), "--interface", "asgi", "--workers", str(args.workers),
                  "--loop", "uvloop", "--no-ws", "--log-level", "warning",
                  "--port", str(ports["e_gr"]), "bench.proxy.rawasgi:app"],
                 upstream,
-            )  # fmt: skip
-        hub_pids: dict[str, int] = {}
+            ).pid  # fmt: skip
         for name, settings in hubs.items():
             env = {
                 "HUBGATE_DATA_DIR": str(tmp / name),
@@ -437,7 +517,7 @@ def main() -> int:
             }
             command = [str(BIN / "hubgate"), "serve", "--port", str(ports[name]),
                        "--workers", str(args.workers)]  # fmt: skip
-            hub_pids[name] = spawn(command, env).pid
+            pids[name] = spawn(command, env).pid
             servers[name] = f"http://127.0.0.1:{ports[name]}/elements/api-v2"
             # One at a time: workers importing side by side on a busy machine miss uvicorn's
             # start-up health check and are restarted over and over.
@@ -445,25 +525,26 @@ def main() -> int:
         wait_http(standin + PAGE_PATH)
         page = f"{PAGE_PATH}?PageSize=100&Page=0"
         targets: dict[str, Target] = {"a_direct": Target(standin + page)}
-        if not args.profile:
-            targets |= {
-                "b_nginx": Target(f"http://127.0.0.1:{ports['proxy']}{page}"),
-                "c_passthrough": Target(f"http://127.0.0.1:{ports['pass']}{page}"),
-                "e_raw_uvicorn": Target(f"http://127.0.0.1:{ports['e_uv']}{page}"),
-                "e_raw_granian": Target(f"http://127.0.0.1:{ports['e_gr']}{page}"),
-            }
+        if wanted("b_nginx"):
+            targets["b_nginx"] = Target(f"http://127.0.0.1:{ports['proxy']}{page}")
+        for name, port in (("c_passthrough", "pass"), ("e_raw_uvicorn", "e_uv"),
+                           ("e_raw_granian", "e_gr")):  # fmt: skip
+            if name in pids:
+                targets[name] = Target(f"http://127.0.0.1:{ports[port]}{page}", pid=pids[name])
         for name, api in servers.items():
             count = args.instances if name == "d_limited" else 1
             tokens = provision(api, tmp / name, standin, count)
             element = {"Authorization": f"Element {tokens[0]}"}
             script = token_script(tmp / "tokens.lua", tokens) if name == "d_limited" else None
-            targets[name] = Target(f"{api}/hubs/messaging/messages", element, script)
+            targets[name] = Target(
+                f"{api}/hubs/messaging/messages", element, script, pid=pids[name]
+            )
         for name, target in targets.items():
             check_answers(name, target, failures)
         for target in targets.values():
             run_wrk(target, 8, 2)  # warm-up: connections, caches
         if args.profile:
-            profile(hub_pids["d_hubgate"], targets["d_hubgate"], args.duration)
+            profile(pids["d_hubgate"], targets["d_hubgate"], args.duration)
             return 0
         extras = [n for n in ("d_limited", "d_metrics_off", "d_traced") if n in targets]
         matrix = [(c, n) for c in levels for n in targets if n not in extras]
@@ -475,7 +556,7 @@ def main() -> int:
         # hits all of them alike; medians over the rounds are what the table shows.
         for _ in range(args.repeat):
             for connections, name in matrix:
-                with PeakRss(hub_pids.get(name, os.getpid())) as rss:
+                with PeakRss(pids.get(name, os.getpid())) as rss:
                     run = run_wrk(targets[name], connections, args.duration)
                 if name == "d_hubgate":
                     peak = max(peak, rss.peak)
@@ -522,7 +603,13 @@ def provision(api: str, data_dir: Path, standin: str, count: int) -> list[str]:
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    cpu = {
+        key: statistics.median(r[key] for r in runs)
+        for key in ("cpu_us_per_req", "pg_cpu_us_per_req")
+        if all(key in r for r in runs)
+    }
     return {
+        **cpu,
         "rps": statistics.median(r["rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
@@ -620,7 +707,7 @@ def report(
 ) -> None:
     levels = sorted({int(k) for by in results.values() for k in by})
     print(f"{'conns':>5} {'target':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'+p50 ms':>8} {'+p99 ms':>8}")  # fmt: skip
+          f"{'+p50 ms':>8} {'+p99 ms':>8} {'CPU us/req':>10} {'pg us/req':>9}")  # fmt: skip
     saved: dict[str, dict[str, Any]] = {}
     for level in levels:
         key = str(level)
@@ -638,7 +725,8 @@ def report(
                 lambda run=run, name=name, level=level: (
                     f"{level:>5} {name:<15} {run['rps']:>9.0f} {run['p50_ms']:>8.3f} "
                     f"{run['p99_ms']:>8.3f} {run.get('added_p50_ms', 0):>8.3f} "
-                    f"{run.get('added_p99_ms', 0):>8.3f}"
+                    f"{run.get('added_p99_ms', 0):>8.3f} {run.get('cpu_us_per_req', ''):>10} "
+                    f"{run.get('pg_cpu_us_per_req', ''):>9}"
                 ),
             )
             saved.setdefault(name, {})[key] = failures.figures(target, run)
@@ -666,7 +754,7 @@ def report(
         )
     for name, value in ratios.items():
         print(f"{name}: {value}")
-    if failures.clean("d_hubgate @" + args.connections.split(",")[-1]):
+    if "d_hubgate" in results and failures.clean("d_hubgate @" + args.connections.split(",")[-1]):
         print(f"Hubgate peak RSS ({args.workers} workers and master): {peak_kib / 1024:.1f} MiB")
     load_after = os.getloadavg()
     print(f"load average: before {load_before}, after {tuple(round(x, 2) for x in load_after)}")

@@ -84,6 +84,35 @@ def _existing_database(settings: Settings) -> str:
     return prepare_database(settings)
 
 
+def _prepare(settings: Settings, url: str) -> tuple[str, str] | None:
+    """Migrations, then the first tenant on an empty database: its organization's and user's
+    secrets (plain strings: unpickling the tenant's class would import what is kept out)."""
+    from hubgate.bootstrap import bootstrap_if_empty
+    from hubgate.db.migrate import upgrade
+
+    upgrade(url)
+    created = asyncio.run(bootstrap_if_empty(settings, url))
+    return None if created is None else (created.organization_secret, created.user_secret)
+
+
+def _prepared(settings: Settings, workers: int) -> tuple[str, tuple[str, str] | None]:
+    """The database ready: started (embedded, in this process, which owns it), migrated and
+    with its first tenant; with ``--workers`` N those two in a child process. They import
+    SQLAlchemy, Alembic and the models, 60 MiB that serve's supervisor kept for its whole life
+    while serving nothing (bench/README.md, "Peak RSS")."""
+    from hubgate.db.embedded import start_embedded
+    from hubgate.settings import reveal
+
+    url = reveal(settings.database_url) or start_embedded(settings.data_dir)
+    if workers == 1:  # the one process serves too: it imports all of it anyway
+        return url, _prepare(settings, url)
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as child:
+        return url, child.submit(_prepare, settings, url).result()
+
+
 @app.command()
 def serve(
     host: Annotated[
@@ -117,26 +146,23 @@ def serve(
     # process keeps its few event counters in memory, where nobody reads them.
     if settings.metrics_enabled:
         prepare_multiprocess_dir(settings.data_dir)
-    from hubgate.bootstrap import bootstrap_if_empty, prepare_database
     from hubgate.db.embedded import stop_embedded
-    from hubgate.jobs.worker import WorkerProcess, spawn_worker
 
     try:
-        url = prepare_database(settings)
-        created = asyncio.run(bootstrap_if_empty(settings, url))
+        url, created = _prepared(settings, workers)
         if created is not None:
             console.print("[bold]First start: created an organization and a user.[/bold]")
             console.print("Their secrets, shown once (also saved in", end=" ")
             console.print(f"{settings.data_dir / 'bootstrap.json'}, mode 0600):")
-            console.print(
-                f"export HUBGATE_ORG_SECRET={created.organization_secret}", soft_wrap=True
-            )
-            console.print(f"export HUBGATE_USER_SECRET={created.user_secret}", soft_wrap=True)
+            console.print(f"export HUBGATE_ORG_SECRET={created[0]}", soft_wrap=True)
+            console.print(f"export HUBGATE_USER_SECRET={created[1]}", soft_wrap=True)
         config = _uvicorn_config(settings, url, workers)
         # The embedded mode (D3) runs the job worker beside the API, in its own process so
         # that polls and deliveries never take the API's event loop; separate workers turn
         # it off.
         if settings.embedded_worker:
+            from hubgate.jobs.worker import WorkerProcess, spawn_worker
+
             stopping.worker = WorkerProcess(spawn_worker(url))
         console.print(f"Hubgate listens on {settings.base_url}/elements/api-v2")
         console.print(f"The web console is at {settings.base_url}/")

@@ -9,6 +9,7 @@ time starts one execution.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -169,17 +170,40 @@ def _api_matches(api: str, method: str, rest: Sequence[str], wanted_method: str)
     )
 
 
-async def _listening(runtime: Runtime) -> frozenset[int]:
+async def _read_listening(runtime: Runtime) -> frozenset[int]:
     known = service.REQUEST_LISTENERS
     now = time.monotonic()
-    if now >= known.expires:
-        async with runtime.sessions() as session:
-            pairs = await FormulaRepository(session).request_listeners()
-        known.instance_ids = frozenset(
-            element_id for instance, _ in pairs for element_id in instance.element_instance_ids
-        )
-        known.expires = now + service.REQUEST_TRIGGER_REFRESH
+    async with runtime.sessions() as session:
+        pairs = await FormulaRepository(session).request_listeners()
+    known.instance_ids = frozenset(
+        element_id for instance, _ in pairs for element_id in instance.element_instance_ids
+    )
+    known.expires = now + service.REQUEST_TRIGGER_REFRESH
     return known.instance_ids
+
+
+# One read at a time: when the set expires under load, the hub calls that find it stale wait
+# for that read instead of each taking a database connection (under bench/proxy's 50
+# connections every expiry sent a query per call in flight and grew the pool past its size).
+_reading: dict[asyncio.AbstractEventLoop, asyncio.Future[frozenset[int]]] = {}
+
+
+def _read_done(reading: asyncio.Future[frozenset[int]]) -> None:
+    _reading.pop(reading.get_loop(), None)
+    if not reading.cancelled():
+        reading.exception()  # its waiters have it; a read nobody waits for any more is not logged
+
+
+async def _listening(runtime: Runtime) -> frozenset[int]:
+    known = service.REQUEST_LISTENERS
+    if time.monotonic() < known.expires:
+        return known.instance_ids
+    loop = asyncio.get_running_loop()
+    reading = _reading.get(loop)
+    if reading is None:
+        reading = _reading[loop] = asyncio.ensure_future(_read_listening(runtime))
+        reading.add_done_callback(_read_done)
+    return await asyncio.shield(reading)
 
 
 async def hub_called(

@@ -10,10 +10,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from hubgate.observability import traces
-from hubgate.runtime import Runtime, open_runtime
 from hubgate.settings import Settings
+
+if TYPE_CHECKING:
+    # serve's supervisor imports this module for WorkerProcess and spawn_worker only; the
+    # runtime (the whole app's imports) is the worker process's own.
+    from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.worker")
 
@@ -70,6 +75,8 @@ async def run_worker(
     name: str | None = None,
     parent_pid: int | None = None,
 ) -> None:
+    from hubgate.runtime import open_runtime
+
     traces.configure(settings)
     runtime = await open_runtime(settings, database_url, job_pool_size=job_pool_size(settings))
     try:

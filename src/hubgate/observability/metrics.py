@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -26,6 +26,28 @@ from hubgate.observability.multiprocess import MULTIPROC_ENV
 from hubgate.settings import Settings
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _ProcessId:
+    """This process's id, read again only after a fork. prometheus-client's multiprocess
+    values ask for it on every increment to notice a fork, and ``os.getpid`` is a system call:
+    six of them per hub call were 6 % of its CPU under bench/proxy (bench/README.md)."""
+
+    value = os.getpid()
+
+    @classmethod
+    def refresh(cls) -> None:
+        cls.value = os.getpid()
+
+    @classmethod
+    def get(cls) -> int:
+        return cls.value
+
+
+os.register_at_fork(after_in_child=_ProcessId.refresh)
+if os.environ.get(MULTIPROC_ENV):
+    # Before any metric below makes a value; the same class prometheus-client would pick.
+    values.ValueClass = values.MultiProcessValue(_ProcessId.get)  # type: ignore[no-untyped-call]
 
 # Hub calls are answered in milliseconds when cached and in seconds when a vendor is slow.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
