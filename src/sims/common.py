@@ -1,4 +1,4 @@
-"""What the SendGrid and Slack simulators share: the server's life, test controls, failures.
+"""What the Twilio, SendGrid and Slack simulators share: the server's life, test controls, failures.
 
 A simulator subclasses `SimServer`, adds its vendor routes in `add_vendor_routes` and lists its
 test controls in `controls`; the base serves them on loopback, queues injected failures
@@ -33,10 +33,12 @@ def random_text(length: int, alphabet: str = URL_SAFE) -> str:
 
 @dataclass(frozen=True)
 class Failure:
-    """One injected answer: the HTTP status and, for 429/503, the Retry-After seconds."""
+    """One injected answer: the HTTP status, for 429/503 the Retry-After seconds, and the
+    vendor's error code where it has one (Twilio's 20429)."""
 
     status: int
     retry_after: float | None
+    code: int | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class SimServer:
     """Lifecycle, the `/_sim/` controls and failure injection for one vendor simulator."""
 
     name = "simulator"
+    # The largest request body read; SendGrid takes messages up to 30 MB, and the simulator
+    # must read them to answer 413.
+    max_body = 32 * 1024 * 1024
+    fail_description = 'Fail the next API calls: {"status"?: 429, "count"?: 1, "retryAfter"?: 1}.'
 
     def __init__(self) -> None:
         self.failures: deque[Failure] = deque()
@@ -91,8 +97,7 @@ class SimServer:
         return self._url
 
     def make_app(self) -> web.Application:
-        # SendGrid takes messages up to 30 MB; the simulator must read them to answer 413.
-        app = web.Application(middlewares=self.middlewares(), client_max_size=32 * 1024 * 1024)
+        app = web.Application(middlewares=self.middlewares(), client_max_size=self.max_body)
         self.add_vendor_routes(app)
         for method, path, handler, _ in self._all_controls():
             app.router.add_route(method, path, _control(handler))
@@ -121,13 +126,19 @@ class SimServer:
 
     # -- failures -------------------------------------------------------------------------
 
-    def fail_next(self, status: int = 429, count: int = 1, retry_after: float | None = 1) -> None:
+    def fail_next(
+        self,
+        status: int = 429,
+        count: int = 1,
+        retry_after: float | None = 1,
+        code: int | None = None,
+    ) -> None:
         """Answer the next `count` vendor API calls with this HTTP status."""
         if not 400 <= status <= 599:
             raise ValueError(f"status must be an HTTP error status, got {status}")
         if count < 1:
             raise ValueError("count must be at least 1")
-        self.failures.extend([Failure(status, retry_after)] * count)
+        self.failures.extend([Failure(status, retry_after, code)] * count)
 
     def take_failure(self) -> Failure | None:
         return self.failures.popleft() if self.failures else None
@@ -155,12 +166,7 @@ class SimServer:
     def _all_controls(self) -> list[Control]:
         return [
             ("GET", "/_sim/", self._index, "This list of test controls."),
-            (
-                "POST",
-                "/_sim/fail",
-                self._fail,
-                'Fail the next API calls: {"status"?: 429, "count"?: 1, "retryAfter"?: 1}.',
-            ),
+            ("POST", "/_sim/fail", self._fail, self.fail_description),
             *self.controls(),
         ]
 

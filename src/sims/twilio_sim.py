@@ -18,14 +18,11 @@ import argparse
 import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import hmac
 import os
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -33,6 +30,7 @@ from typing import Any, NamedTuple
 import aiohttp
 from aiohttp import web
 
+from sims.common import Control, Failure, SimServer, control_payload, run_forever
 from sims.twilio_sim_api import ACCOUNT, TwilioApi, read_form
 from sims.twilio_sim_model import (
     API_ROOT,
@@ -88,13 +86,6 @@ class SimRequest(NamedTuple):
         return self._asdict()
 
 
-@dataclass(frozen=True)
-class _Failure:
-    status: int
-    code: int
-    retry_after: float | None
-
-
 def _multi(pairs: Mapping[str, str] | Any) -> dict[str, str | list[str]]:
     grouped: dict[str, list[str]] = {}
     for key, value in pairs.items():
@@ -110,19 +101,20 @@ def _unauthenticated() -> TwilioError:
     return TwilioError(401, 20003, "Authenticate", {"WWW-Authenticate": 'Basic realm="Twilio API"'})
 
 
-class TwilioSimulator:
+class TwilioSimulator(SimServer):
     """The simulator: state, the aiohttp app serving it, and helpers for tests to steer it."""
 
+    max_body = 1024 * 1024  # aiohttp's default: Twilio's API takes small form bodies
+    fail_description = 'Fail the next calls: {"status"?: 429, "count"?, "retryAfter"?, "code"?}.'
+
     def __init__(self, account_sid: str | None = None, auth_token: str | None = None) -> None:
+        super().__init__()
         self._state = SimState()
         primary = self._state.add_account(account_sid, auth_token)
         self.account_sid: str = primary.sid
         self.auth_token: str = primary.auth_token
         self.requests: list[SimRequest] = []
-        self._failures: deque[_Failure] = deque()
         self._latency = 0.0
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
         # Status callbacks posted (and what came back), in the order they were answered.
         self.status_callbacks: list[StatusCallback] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -132,43 +124,23 @@ class TwilioSimulator:
     # -- lifecycle --------------------------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        """`http://host:port` of the running server."""
-        if self._url is None:
-            raise RuntimeError("the simulator is not running; call start() first")
-        return self._url
-
-    @property
     def base_url(self) -> str:
         """What goes into an instance's `base.url`: the URL of Twilio's Accounts collection."""
         return f"{self.url}{API_ROOT}/Accounts"
 
-    def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
+    def add_vendor_routes(self, app: web.Application) -> None:
         TwilioApi(self._state).add_routes(app)
-        self._add_control_routes(app)
-        return app
+
+    def middlewares(self) -> list[Any]:
+        return [self._middleware]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if self._runner is not None:
-            raise RuntimeError("the simulator is already running")
+        await super().start(host, port)
         self._loop = asyncio.get_running_loop()
-        runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, host, port)
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        bound_host, bound_port = runner.addresses[0][:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._runner = runner
-        self._url = f"http://{shown}:{bound_port}"
 
     async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        self._url = None
+        # No status callback starts once the simulator is stopping.
+        self._loop = None
         for task in list(self._callbacks):
             task.cancel()
         if self._callbacks:
@@ -176,15 +148,14 @@ class TwilioSimulator:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        if runner is not None:
-            await runner.cleanup()
+        await super().stop()
 
     # -- status callbacks -------------------------------------------------------------------
 
     def _call_back(self, url: str, params: dict[str, str], auth_token: str) -> None:
         """POST a status callback from the simulator's loop, whichever thread asks."""
         loop = self._loop
-        if loop is None or self._runner is None:
+        if loop is None:
             return
         loop.call_soon_threadsafe(self._start_callback, url, params, auth_token)
 
@@ -274,13 +245,9 @@ class TwilioSimulator:
         `code` defaults to 20000 + status (20429, 20500, 20503), Twilio's codes for these.
         `Retry-After` is sent with 429 and 503 unless `retry_after` is None.
         """
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error status, got {status}")
-        if count < 1:
-            raise ValueError("count must be at least 1")
-        failure = _Failure(status, code if code is not None else 20000 + status, retry_after)
+        twilio_code = 20000 + status if code is None else code
         with self._state.lock:
-            self._failures.extend([failure] * count)
+            super().fail_next(status, count, retry_after, twilio_code)
 
     def set_latency(self, seconds: float) -> None:
         """Delay every API response by this much (after auth checks are recorded)."""
@@ -338,7 +305,7 @@ class TwilioSimulator:
         with self._state.lock:
             self._state.reset()
             self.requests.clear()
-            self._failures.clear()
+            self.failures.clear()
             self._latency = 0.0
 
     # -- the API edge -----------------------------------------------------------------------
@@ -359,7 +326,7 @@ class TwilioSimulator:
                     credentials[0] if credentials else None,
                 )
             )
-            failure = self._failures.popleft() if self._failures else None
+            failure = self.take_failure()
             latency = self._latency
         if failure is not None:
             return _error_response(self._failure_error(failure))
@@ -400,21 +367,19 @@ class TwilioSimulator:
         return account
 
     @staticmethod
-    def _failure_error(failure: _Failure) -> TwilioError:
+    def _failure_error(failure: Failure) -> TwilioError:
         headers = {}
         if failure.retry_after is not None and failure.status in {429, 503}:
             headers["Retry-After"] = f"{failure.retry_after:g}"
         message = _FAILURE_MESSAGES.get(failure.status, "Simulated failure")
-        return TwilioError(failure.status, failure.code, message, headers)
+        code = 20000 + failure.status if failure.code is None else failure.code
+        return TwilioError(failure.status, code, message, headers)
 
     # -- /_sim/ control routes --------------------------------------------------------------
 
-    def _control_routes(
-        self,
-    ) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]], str]]:
-        # (method, path, handler, what it does): GET /_sim/ lists them for people and scripts.
+    def controls(self) -> list[Control]:
+        # GET /_sim/ (the base's) lists them, with /_sim/fail, for people and scripts.
         return [
-            ("GET", "/_sim/", self._index, "This list of test controls."),
             ("GET", "/_sim/health", self._health, "Liveness, and the default Account SID."),
             ("GET", "/_sim/accounts", self._list_accounts, "Accounts and their Auth Tokens."),
             (
@@ -444,12 +409,6 @@ class TwilioSimulator:
                 self._inbound,
                 'An inbound message: {"from", "to", "body"?, "mediaUrls"?, "dateSent"?}.',
             ),
-            (
-                "POST",
-                "/_sim/fail",
-                self._fail,
-                'Fail the next calls: {"status"?: 429, "count"?, "retryAfter"?, "code"?}.',
-            ),
             ("POST", "/_sim/latency", self._set_latency, 'Delay every answer: {"seconds"}.'),
             ("GET", "/_sim/requests", self._list_requests, "The API requests received."),
             ("DELETE", "/_sim/requests", self._clear_requests, "Forget the requests received."),
@@ -460,42 +419,6 @@ class TwilioSimulator:
                 "Forget resources, requests, failures and latency; keep accounts.",
             ),
         ]
-
-    def _add_control_routes(self, app: web.Application) -> None:
-        for method, path, handler, _ in self._control_routes():
-            app.router.add_route(method, path, self._control(handler))
-
-    async def _index(self, request: web.Request) -> web.Response:
-        controls = [
-            {"method": method, "path": path, "description": description}
-            for method, path, _, description in self._control_routes()
-        ]
-        return web.json_response({"controls": controls})
-
-    @staticmethod
-    def _control(
-        handler: Callable[[web.Request], Awaitable[web.Response]],
-    ) -> Callable[[web.Request], Awaitable[web.Response]]:
-        """Map helper exceptions to plain JSON errors: 400 bad input, 404 unknown SID."""
-
-        async def wrapped(request: web.Request) -> web.Response:
-            try:
-                return await handler(request)
-            except KeyError as error:
-                return web.json_response({"error": f"not found: {error.args[0]}"}, status=404)
-            except (ValueError, TypeError) as error:
-                return web.json_response({"error": str(error)}, status=400)
-
-        return wrapped
-
-    @staticmethod
-    async def _payload(request: web.Request) -> JsonObject:
-        if not request.can_read_body:
-            return {}
-        payload = await request.json()
-        if not isinstance(payload, dict):
-            raise TypeError("expected a JSON object")
-        return payload
 
     @staticmethod
     def _when(value: object) -> datetime | None:
@@ -517,12 +440,12 @@ class TwilioSimulator:
         return web.json_response({"accounts": accounts})
 
     async def _create_account(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         sid, token = self.add_account(payload.get("accountSid"), payload.get("authToken"))
         return web.json_response(self._account_json(sid, token), status=201)
 
     async def _message_status(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         message = self.set_message_status(
             request.match_info["sid"],
             str(payload.get("status", "")),
@@ -532,7 +455,7 @@ class TwilioSimulator:
         return web.json_response(message)
 
     async def _call_status(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         call = self.set_call_status(request.match_info["sid"], str(payload.get("status", "")))
         return web.json_response(call)
 
@@ -540,7 +463,7 @@ class TwilioSimulator:
         return web.json_response({"messages": self.messages(request.query.get("accountSid"))})
 
     async def _inbound(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         for key in ("from", "to"):
             if not isinstance(payload.get(key), str):
                 raise ValueError(f"{key!r} is required")
@@ -555,7 +478,7 @@ class TwilioSimulator:
         return web.json_response(message, status=201)
 
     async def _fail(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         self.fail_next(
             status=int(payload.get("status", 429)),
             count=int(payload.get("count", 1)),
@@ -563,11 +486,11 @@ class TwilioSimulator:
             code=payload.get("code"),
         )
         with self._state.lock:
-            pending = len(self._failures)
+            pending = len(self.failures)
         return web.json_response({"pending": pending})
 
     async def _set_latency(self, request: web.Request) -> web.Response:
-        payload = await self._payload(request)
+        payload = await control_payload(request)
         seconds = float(payload.get("seconds", 0))
         self.set_latency(seconds)
         return web.json_response({"seconds": seconds})
@@ -685,15 +608,6 @@ def describe(sim: TwilioSimulator) -> str:
     )
 
 
-async def _serve(sim: TwilioSimulator, host: str, port: int) -> None:
-    await sim.start(host, port)
-    try:
-        print(describe(sim), flush=True)
-        await asyncio.Event().wait()
-    finally:
-        await sim.stop()
-
-
 def main(
     host: str = "127.0.0.1",
     port: int = 8090,
@@ -708,8 +622,7 @@ def main(
     account_sid = account_sid or os.environ.get("HUBGATE_SIM_ACCOUNT_SID") or None
     auth_token = auth_token or os.environ.get("HUBGATE_SIM_AUTH_TOKEN") or None
     sim = TwilioSimulator(account_sid, auth_token)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(sim, host, port))
+    run_forever(sim, host, port, lambda: describe(sim))
 
 
 def _cli(argv: list[str] | None = None) -> None:
