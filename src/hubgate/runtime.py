@@ -39,7 +39,10 @@ def load_keyring(settings: Settings) -> Keyring:
 
 
 async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: int = 4) -> Runtime:
-    engine = create_engine(database_url)
+    # Every connection the process may use is kept once opened: connections opened above a
+    # smaller pool were closed again when returned, so a burst of vendor webhooks from 32
+    # clients spent its time starting and stopping PostgreSQL backends (D410).
+    engine = create_engine(database_url, pool_size=settings.database_pool_size, max_overflow=0)
     egress = EgressClient(
         EgressPolicy.from_string(settings.egress_allow),
         max_response_bytes=settings.egress_max_response_bytes,

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     # keyring: the URL carries the database password, and neither may appear in a repr or a
     # log line; readers take the value with ``get_secret_value()``.
     database_url: SecretStr | None = None
+    # Database connections one process keeps (requests and its jobs together); a request that
+    # finds them all busy waits for one (D410).
+    database_pool_size: int = Field(default=30, ge=1, le=500)
     data_dir: Path = Path("var")
     # A keyring as JSON; when unset the keyring lives in ``data_dir/keyring.json``.
     keyring: SecretStr | None = None

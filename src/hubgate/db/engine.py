@@ -31,11 +31,11 @@ def libpq_url(url: str) -> str:
 CONNECT_TIMEOUT = 5
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=pool_size * 2 if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         pool_recycle=1800,
         # A server that does not answer must not hold a request for ever: the request gets
