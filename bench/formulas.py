@@ -188,6 +188,11 @@ class Bench(events_bench.Bench):
                         service.manual_trigger({"n": n}),
                     )
 
+    async def fail_vendor(self, http: aiohttp.ClientSession, count: int) -> None:
+        """The simulator answers the next ``count`` API requests with a Twilio 400, so the
+        elementRequest steps fail: what tests/bench uses to show a failed phase has no figure."""
+        await self.sim(http, "fail", {"status": 400, "count": count, "retryAfter": None})
+
     def ended(self, instance_id: int, after: int) -> int:
         rows = self.rows(
             "SELECT count(*) FROM formula_executions WHERE formula_instance_id = %s AND id > %s"
@@ -368,6 +373,8 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
     try:
         async with aiohttp.ClientSession() as http:
             await bench.setup(http, runtime)
+            if args.vendor_fails:
+                await bench.fail_vendor(http, args.vendor_fails)
             sent = 0
             if "throughput" in args.phases:
                 measured["throughput"] = await bench.throughput(
@@ -466,6 +473,12 @@ if __name__ == "__main__":
         type=float,
         default=600,
         help="seconds after which an unfinished round or execution is a failure",
+    )
+    parser.add_argument(
+        "--vendor-fails",
+        type=int,
+        default=0,
+        help="the simulator refuses this many API requests first (to see a failed phase)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "formulas.json")
     sys.exit(main(parser.parse_args()))

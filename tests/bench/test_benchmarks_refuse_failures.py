@@ -107,6 +107,28 @@ def test_events_against_a_receiver_that_answers_500_reports_no_figure(tmp_path: 
     assert saved["summary"] == {}
 
 
+@pytest.mark.slow
+def test_formulas_whose_vendor_refuses_every_message_report_no_figure(tmp_path: Path) -> None:
+    out = tmp_path / "formulas.json"
+    ran = run_bench(
+        "formulas.py",
+        "--phases=throughput",
+        "--executions=3",
+        "--rounds=1",
+        "--vendor-fails=100",
+        "--within=60",
+        f"--out={out}",
+    )
+    assert ran.returncode == 1, ran.stdout + ran.stderr
+    assert "throughput: FAILED, no figure" in ran.stdout
+    assert "execution failed x3" in ran.stdout
+    assert "message missing x3" in ran.stdout
+    assert "executions/s" not in ran.stdout
+    saved = json.loads(out.read_text())
+    assert set(saved["throughput"]) == {"failures"}
+    assert saved["throughput"]["failures"]["message missing"] == 3
+
+
 def notification(webhook_id: str, body: bytes, *, status: int = 200, key: str = KEY) -> Received:
     """A notification as Hubgate signs it (both schemes), computed here with ``key``."""
     mac = hmac.new(key.encode(), body, hashlib.sha256).digest()
