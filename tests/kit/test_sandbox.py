@@ -601,3 +601,27 @@ def test_a_broken_session_answers_no_text_and_its_failure() -> None:
     assert stopped is not None
     assert stopped.kind is FailureKind.SYNTAX
     assert batch_outcomes(None, stopped, 3) == [stopped] * 3
+
+
+def test_a_script_that_breaks_the_batchs_arrays_still_gets_one_outcome_per_record() -> None:
+    outcomes = run_many(
+        "Array.prototype.push = function () { return 0; }; done(originalObject.n)",
+        TRANSFORM,
+        [{"originalObject": {"n": n}} for n in (1, 2, 3)],
+        LIMITS,
+    )
+    assert len(outcomes) == 3
+    assert all(isinstance(o, ScriptFailure) and o.kind is FailureKind.ERROR for o in outcomes)
+
+
+def test_rare_parts_compiled_after_a_script_use_the_json_functions_from_before_it() -> None:
+    # The console is read by rare.js after the time limit; the script replaced JSON.stringify.
+    outcome = run_many(
+        "JSON.stringify = () => 'garbage'; console.log({a: 1}); while (true) {}",
+        TRANSFORM,
+        [{}],
+        Limits(seconds=0.5, memory_bytes=16 * MIB),
+    )[0]
+    assert isinstance(outcome, ScriptFailure)
+    assert outcome.kind is FailureKind.TIME_LIMIT
+    assert outcome.console == ('{"a":1}',)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 MIB: Final = 1024 * 1024
+_LOST: Final = "the batch lost track of its records: the script changed a built-in the sandbox uses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,4 +108,10 @@ def batch_outcomes(
         if outcomes:
             outcomes[-1] = stopped
         outcomes += [stopped] * (count - len(outcomes))
+    elif len(outcomes) != count:
+        # Only a script that replaced the built-ins the prelude's loop uses (Array.prototype's
+        # push) gets here: every call still answers, none with a value the loop may have lost.
+        lost = ScriptFailure(FailureKind.ERROR, _LOST)
+        outcomes = [o if isinstance(o, ScriptFailure) else lost for o in outcomes[:count]]
+        outcomes += [lost] * (count - len(outcomes))
     return outcomes

@@ -16,12 +16,15 @@
   delete global.WeakRef;
   delete global.FinalizationRegistry;
 
+  // Taken now, before any script can replace them; rare.js gets these too, since it may be
+  // compiled after the script ran.
   const stringify = JSON.stringify;
+  const parse = JSON.parse;
   const compile = Function;
   // What rare.js reads and writes: console lines, notify.email's records, the script.
   const state = { lines: [], notes: [], chars: 0, truncated: false, script: null, outcome: null };
   let helpers = null;
-  const more = () => helpers || (helpers = compile('return (' + rare + '\n)')()(global, state));
+  const more = () => helpers || (helpers = compile('return (' + rare + '\n)')()(global, state, stringify, parse));
   const log = (...values) => more().log(values);
   Object.defineProperty(global, 'console', {
     value: Object.freeze({ log: log, info: log, warn: log, error: log, debug: log }),
@@ -32,7 +35,7 @@
     // The host's way to rare.js: `rare('call', argsJson)`, `rare('install', 'CE', value)`.
     rare: (name, ...values) => more()[name](...values),
     compile: function (paramsJson, body) {
-      state.script = compile(...JSON.parse(paramsJson), 'done', "'use strict';\n" + body);
+      state.script = compile(...parse(paramsJson), 'done', "'use strict';\n" + body);
     },
     // Many calls in one crossing (a request's records), each given as the list of its
     // arguments in parameter order: each record's outcome and console lines are kept apart.
@@ -40,7 +43,7 @@
     // time limit) cannot be caught, and running out of memory is passed on, so both end the
     // batch and the host fails the records not done yet.
     callAll: function (rowsJson) {
-      const rows = JSON.parse(rowsJson);
+      const rows = parse(rowsJson);
       batch = [];
       for (let n = 0; n < rows.length; n++) {
         const record = { called: false, error: null, start: state.lines.length, noteStart: state.notes.length };

@@ -3,11 +3,10 @@
 // value JSON cannot hold, and reading the console after a failure. Handed to the prelude as a string
 // and compiled the first time a context needs one of them, so a request whose script logs
 // nothing, fails nothing and names no helper never compiles this. Called with the global
-// object and the prelude's `state` (console lines, notify records, the compiled script).
-(function (global, state) {
+// object, the prelude's `state` (console lines, notify records, the compiled script) and
+// the JSON functions as they were before any script ran.
+(function (global, state, stringify, parse) {
   'use strict';
-  const parse = JSON.parse;
-  const stringify = JSON.stringify;
   // Bounded: a chatty loop cannot grow the answer without end.
   const CONSOLE_MAX_CHARS = 65536;
 
