@@ -3,9 +3,10 @@
 (1) a script over a request's 10 records: one ``ScriptSession.call`` per record against one
 ``call_many`` for all (D324), the calls alone, each round in fresh sessions; a session's
 opening and closing; and the whole job sent to a sandbox worker process and answered (D390,
-one job at a time: the round trip's wall time, the worker's work included); (2) mapping the
-10 records with 6 key-to-key fields: the general walk against the key-to-key plan. Medians of
-``--rounds`` rounds of ``--calls`` calls each.
+one job at a time: the round trip's wall time, the worker's work included, and the CPU time
+of each side per job: this process's, the records' mapping included, and the worker's);
+(2) mapping the 10 records with 6 key-to-key fields: the general walk against the key-to-key
+plan. Medians of ``--rounds`` rounds of ``--calls`` calls each.
 
     .venv/bin/python bench/transform_parts.py [--rounds 5] [--calls 200] [--out FILE]
 """
@@ -24,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).parent))
 from hubgate.hub.normalize import drop_nulls
 from hubgate.kit.sandbox import MIB, Limits, SandboxPool, ScriptSession
@@ -36,6 +39,16 @@ LIMITS = Limits(seconds=2.0, memory_bytes=32 * MIB)
 
 def _no_plan(rules: object) -> None:
     return None
+
+
+def pool_worker_pid(pool: SandboxPool) -> int:
+    """The one worker process of a pool of one, started by a first job."""
+    (found,) = [
+        child.pid
+        for child in psutil.Process().children()
+        if "hubgate.kit.sandbox.worker" in " ".join(child.cmdline())
+    ]
+    return found
 
 
 def per_call_ms(work: Callable[[], object], calls: int) -> float:
@@ -91,6 +104,25 @@ def main() -> None:
         loop.run_until_complete(pool.run_many(SCRIPT, mapping.SCRIPT_PARAMS, inputs, LIMITS))
 
     pool_job()  # the worker process starts here, not in the first measured round
+    worker = psutil.Process(pool_worker_pid(pool))
+
+    def pool_cpu_ms() -> tuple[float, float]:
+        """A common resource's records mapped and scripted in the worker: CPU ms per job of
+        this process and of the worker."""
+        own, theirs = time.process_time(), worker.cpu_times()
+        for _ in range(args.calls):
+            mapped = [mapping.from_vendor(transformation, record) for record in records]
+            calls = [
+                {"originalObject": o, "transformedObject": m, "fromVendor": True}
+                for o, m in zip(records, mapped, strict=True)
+            ]
+            loop.run_until_complete(pool.run_many(SCRIPT, mapping.SCRIPT_PARAMS, calls, LIMITS))
+        after = worker.cpu_times()
+        worker_s = after.user + after.system - theirs.user - theirs.system
+        return (
+            (time.process_time() - own) / args.calls * 1000,
+            worker_s / args.calls * 1000,
+        )
 
     def mapped_records() -> None:
         for record in records:
@@ -105,7 +137,12 @@ def main() -> None:
     rounds: dict[str, list[float]] = {name: [] for name in parts}
     rounds["script_10_calls_one_by_one_ms"] = []
     rounds["script_10_calls_batched_ms"] = []
+    rounds["script_10_records_pool_hubgate_cpu_ms"] = []
+    rounds["script_10_records_pool_worker_cpu_ms"] = []
     for _ in range(args.rounds):
+        hubgate_cpu, worker_cpu = pool_cpu_ms()
+        rounds["script_10_records_pool_hubgate_cpu_ms"].append(hubgate_cpu)
+        rounds["script_10_records_pool_worker_cpu_ms"].append(worker_cpu)
         rounds["script_10_calls_one_by_one_ms"].append(calls_ms(batched=False))
         rounds["script_10_calls_batched_ms"].append(calls_ms(batched=True))
         for name, work in parts.items():

@@ -68,6 +68,34 @@ async def test_prism_accepts_the_slack_elements_requests(
         assert posted.body["ts"]
         assert json.loads(dict(posted.vendor_request)["blocks"]) == message["blocks"]
 
+        # chat.postMessage to the path's channel and chat.update of the path's message: the
+        # path's values go as form fields with the body's (D443).
+        to_channel = await service.execute(
+            runtime,
+            instance,
+            HubCall(
+                "POST", ("channels", "C1H9RESGL", "messages"), body=b'{"text": "To the channel"}'
+            ),
+        )
+        assert to_channel.body["ts"]
+        assert dict(to_channel.vendor_request) == {"text": "To the channel", "channel": "C1H9RESGL"}
+        edited = await service.execute(
+            runtime,
+            instance,
+            HubCall(
+                "PATCH",
+                ("channels", "C1H9RESGL", "messages", "1503435956.000247"),
+                body=json.dumps({"text": "Edited", "blocks": message["blocks"]}).encode(),
+            ),
+        )
+        assert edited.body["ts"]
+        assert dict(edited.vendor_request) == {
+            "text": "Edited",
+            "blocks": json.dumps(message["blocks"], separators=(",", ":")),
+            "channel": "C1H9RESGL",
+            "ts": "1503435956.000247",
+        }
+
         deleted = await service.execute(
             runtime, instance, HubCall("DELETE", ("channels", "C1H9RESGL", "messages", "1.2"))
         )

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from hubgate.kit.sandbox import (
     ScriptFailure,
     ScriptResult,
     ScriptSession,
+    batch_outcomes,
     run,
     run_async,
     run_many,
@@ -555,3 +557,71 @@ def test_a_batch_keeps_each_records_console_and_notifications() -> None:
         ScriptFailure(FailureKind.ERROR, "TypeError: two", ("record 2",), ({**note, "body": "2"},)),
         ScriptResult(30, ("record 3",), ({**note, "body": "3"},)),
     ]
+
+
+def test_a_batch_record_whose_value_json_cannot_hold_fails_alone() -> None:
+    # One record's cyclic value sends the whole answer through rare.js, record by record.
+    outcomes = run_many(
+        "console.log('n', originalObject.n);"
+        " if (originalObject.n === 2) { const o = {}; o.self = o; done(o); }"
+        " else done(originalObject.n)",
+        TRANSFORM,
+        [{"originalObject": {"n": n}} for n in (1, 2, 3)],
+        LIMITS,
+    )
+    assert outcomes[0] == ScriptResult(1, ("n 1",))
+    assert isinstance(outcomes[1], ScriptFailure)
+    assert outcomes[1].kind is FailureKind.BAD_RESULT
+    assert outcomes[1].console == ("n 2",)
+    assert outcomes[2] == ScriptResult(3, ("n 3",))
+
+
+@pytest.mark.parametrize("value", ["undefined", "function f() {}", "Symbol('s')"])
+def test_a_value_that_is_no_json_in_a_batch_reads_as_null(value: str) -> None:
+    outcomes = run_many(f"done({value})", TRANSFORM, [{}, {}], LIMITS)
+    assert outcomes == [ScriptResult(None), ScriptResult(None)]
+
+
+def test_a_batchs_inputs_and_outcomes_cross_as_json_text() -> None:
+    # What a sandbox process runs (D442): the calls' text in, the outcomes' text out.
+    with ScriptSession("done([originalObject, fromVendor])", TRANSFORM, LIMITS) as session:
+        text, stopped = session.call_rows('[[{"a": 1}, null, true], [null, null, false]]')
+    assert stopped is None
+    assert text is not None
+    assert batch_outcomes(json.loads(text), stopped, 2) == [
+        ScriptResult([{"a": 1}, True]),
+        ScriptResult([None, False]),
+    ]
+
+
+def test_a_broken_session_answers_no_text_and_its_failure() -> None:
+    with ScriptSession("done(", TRANSFORM, LIMITS) as session:
+        text, stopped = session.call_rows("[[null, null, null]]")
+    assert text is None
+    assert stopped is not None
+    assert stopped.kind is FailureKind.SYNTAX
+    assert batch_outcomes(None, stopped, 3) == [stopped] * 3
+
+
+def test_a_script_that_breaks_the_batchs_arrays_still_gets_one_outcome_per_record() -> None:
+    outcomes = run_many(
+        "Array.prototype.push = function () { return 0; }; done(originalObject.n)",
+        TRANSFORM,
+        [{"originalObject": {"n": n}} for n in (1, 2, 3)],
+        LIMITS,
+    )
+    assert len(outcomes) == 3
+    assert all(isinstance(o, ScriptFailure) and o.kind is FailureKind.ERROR for o in outcomes)
+
+
+def test_rare_parts_compiled_after_a_script_use_the_json_functions_from_before_it() -> None:
+    # The console is read by rare.js after the time limit; the script replaced JSON.stringify.
+    outcome = run_many(
+        "JSON.stringify = () => 'garbage'; console.log({a: 1}); while (true) {}",
+        TRANSFORM,
+        [{}],
+        Limits(seconds=0.5, memory_bytes=16 * MIB),
+    )[0]
+    assert isinstance(outcome, ScriptFailure)
+    assert outcome.kind is FailureKind.TIME_LIMIT
+    assert outcome.console == ('{"a":1}',)

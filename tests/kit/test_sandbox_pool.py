@@ -20,6 +20,7 @@ from hubgate.kit.sandbox import (
     ScriptResult,
     run_many,
 )
+from hubgate.kit.sandbox.wire import frame, unframe
 
 LIMITS = Limits(seconds=5.0, memory_bytes=32 * MIB)
 # Engine limits wider than the OS fence below, so that only the fence can stop these scripts.
@@ -136,3 +137,11 @@ async def test_a_worker_that_died_while_idle_is_replaced_before_a_job(pool: Sand
     idle.wait(timeout=30)
     await still_serves(pool)
     assert [w.pid for w in workers()] != [idle.pid]
+
+
+def test_a_frame_is_read_only_once_both_its_parts_are_whole() -> None:
+    whole = frame({"stopped": None}, b'{"records": []}')
+    for cut in range(len(whole)):
+        assert unframe(whole[:cut]) is None
+    assert unframe(whole) == (b'{"stopped":null}', b'{"records": []}')
+    assert unframe(bytearray(whole)) == unframe(whole)

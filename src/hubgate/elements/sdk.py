@@ -154,11 +154,13 @@ OperationHook = Callable[[HookContext], Awaitable[Any]]
 
 @dataclass(frozen=True, slots=True)
 class WriteContext:
-    """What a request hook knows besides the body: the instance's configuration and its
-    ``eventsCallbackUrl`` (where a vendor that calls back per object reports, D61)."""
+    """What a request hook knows besides the body: the instance's configuration, its
+    ``eventsCallbackUrl`` (where a vendor that calls back per object reports, D61) and the
+    values of the hub path's placeholders (``{"id": ..., "subId": ...}``, D443)."""
 
     config: Mapping[str, str | None]
     events_url: str
+    path_values: Mapping[str, str] = field(default_factory=dict)
 
 
 # The caller's JSON body and the write's context → the body the vendor is sent (the pipeline

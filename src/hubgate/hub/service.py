@@ -172,6 +172,7 @@ async def execute(
                 events_url=events_callback_url(
                     runtime.settings.base_url, manifest.key, instance.id
                 ),
+                path_values=matched.path_values,
             )
             given = _request_hook(instance, operation.request_hook)(given, write)
         if operation.body == "form":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from hubgate.elements.sdk import WriteContext
@@ -24,3 +25,21 @@ def form_body(body: Any, _write: WriteContext) -> Any:
         else value
         for key, value in body.items()
     }
+
+
+def _with_path(body: Any, write: WriteContext, fields: Mapping[str, str]) -> Any:
+    """``form_body`` plus Slack's fields named by the hub path (D443): the path wins over a
+    field of the same name in the body, since the path is what the caller addressed."""
+    sent = form_body(body, write)
+    sent.update({field: write.path_values[name] for field, name in fields.items()})
+    return sent
+
+
+def channel_form_body(body: Any, write: WriteContext) -> Any:
+    """``chat.postMessage`` to ``channels/{id}/messages``: the path's channel as a form field."""
+    return _with_path(body, write, {"channel": "id"})
+
+
+def message_form_body(body: Any, write: WriteContext) -> Any:
+    """``chat.update`` of ``channels/{id}/messages/{subId}``: channel and ts as form fields."""
+    return _with_path(body, write, {"channel": "id", "ts": "subId"})

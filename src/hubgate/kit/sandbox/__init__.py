@@ -68,8 +68,10 @@ from hubgate.kit.sandbox.outcomes import (
     Outcome,
     ScriptFailure,
     ScriptResult,
+    batch_outcomes,
 )
 from hubgate.kit.sandbox.pool import Fence, SandboxPool
+from hubgate.kit.sandbox.wire import rows_json
 
 __all__ = [
     "FORMULA_LIMITS",
@@ -82,6 +84,7 @@ __all__ = [
     "ScriptFailure",
     "ScriptResult",
     "ScriptSession",
+    "batch_outcomes",
     "bundled_sources",
     "run",
     "run_async",
@@ -92,6 +95,12 @@ __all__ = [
 
 _HERE: Final = resources.files(__package__)
 _PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
+# The prelude's rare parts are handed in as a string value (`Context.set`): even scanning
+# them as a string literal would cost a fresh context 0.05 ms (D441).
+_RARE: Final = _HERE.joinpath("rare.js").read_text(encoding="utf-8")
+_OPEN: Final = (
+    f"globalThis.__hubgate = ({_PRELUDE})(globalThis, globalThis.__rare); delete globalThis.__rare;"
+)
 _CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
 _UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
 _MODULES: Final = _HERE.joinpath("modules.js").read_text(encoding="utf-8")
@@ -222,24 +231,23 @@ class ScriptSession:
     def _start(self, body: str) -> None:
         context = self._context
         assert context is not None
-        context.eval(f"globalThis.__hubgate = ({_PRELUDE})(globalThis);")
+        context.set("__rare", _RARE)
+        context.eval(_OPEN)
         mentioned = set(_MENTIONS.findall(body))
-        if mentioned & {"notify", "require"}:
-            context.eval(f"__hubgate.extend({_MODULES});")
-        names = ["install", "compile", "call", "result", "callAll", "results", "console"]
-        if "require" in mentioned:
-            names += ["register", "registerFp"]
-        for name in names:
+        for name in ("rare", "compile", "callAll", "results"):
             self._driver[name] = context.eval(f"__hubgate.{name}")
         context.eval("delete globalThis.__hubgate;")
+        rare = self._driver["rare"]
+        if mentioned & {"notify", "require"}:
+            rare("extend", context.eval(_MODULES))
         if "CE" in mentioned:
-            self._driver["install"]("CE", context.eval(f"({_CE})({_tables()})"))
+            rare("install", "CE", context.eval(f"({_CE})({_tables()})"))
         if "require" in mentioned:
             if "util" in mentioned:
-                self._driver["register"]("util", context.eval(_UTIL))
+                rare("register", "util", context.eval(_UTIL))
             if "lodash" in mentioned:
                 self._register("lodash")
-                self._driver["registerFp"](self._module("lodash/fp"))
+                rare("registerFp", self._module("lodash/fp"))
             if "moment" in mentioned:
                 self._register("moment")
         self._driver["compile"](json.dumps(self._params), body)
@@ -252,7 +260,7 @@ class ScriptSession:
         return factory
 
     def _register(self, name: str) -> None:
-        self._driver["register"](name, self._module(name))
+        self._driver["rare"]("register", name, self._module(name))
 
     def call(self, inputs: Mapping[str, Any]) -> Outcome:
         """Run the script once with ``inputs`` (JSON data, keyed by parameter name)."""
@@ -268,7 +276,7 @@ class ScriptSession:
             return self._broken
         self._context.set_time_limit(remaining)
         try:
-            self._driver["call"](json.dumps({name: inputs.get(name) for name in self._params}))
+            self._driver["rare"]("call", json.dumps([inputs.get(name) for name in self._params]))
             # A script may call done() from a promise callback. QuickJS restarts its clock for
             # each job, so a chain of promises that never ends is stopped here, by the budget.
             while True:
@@ -281,7 +289,7 @@ class ScriptSession:
         except quickjs.JSException as error:
             return self._failure(*_classify(error, self._limits))
         try:
-            answer = json.loads(self._driver["result"]())
+            answer = json.loads(self._driver["rare"]("result"))
         except quickjs.JSException as error:
             kind, message = _classify(error, self._limits)
             if kind is FailureKind.ERROR:
@@ -304,25 +312,34 @@ class ScriptSession:
         limit (one budget for the session) or the memory limit fails the record it stopped
         and every later one, earlier records keeping their values.
         """
+        if not calls:
+            return []
+        text, stopped = self.call_rows(rows_json(self._params, calls).decode())
+        return batch_outcomes(None if text is None else orjson.loads(text), stopped, len(calls))
+
+    def call_rows(self, rows: str) -> tuple[str | None, ScriptFailure | None]:
+        """``call_many`` on JSON text, answering JSON text: what a sandbox process runs.
+
+        ``rows`` is a JSON list with one entry per call, the list of its arguments in
+        parameter order (``rows_json``). Answers the outcomes' JSON text for
+        ``outcomes.batch_outcomes`` (None when they cannot be read) and the failure that
+        stopped the batch, if any, so that the records' JSON is parsed only by whoever
+        finally needs their values.
+        """
         if threading.get_ident() != self._thread:
             raise RuntimeError("a script session is used only on the thread that opened it")
         if self._context is None:
             raise RuntimeError("the script session is closed")
-        if self._broken is not None or not calls:
-            return [self._broken] * len(calls) if self._broken else []
+        if self._broken is not None:
+            return None, self._broken
         context = self._context
-        params = self._params
         stopped: ScriptFailure | None = None
         try:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 raise _OutOfTimeError
             context.set_time_limit(remaining)
-            self._driver["callAll"](
-                orjson.dumps(
-                    [{name: inputs.get(name) for name in params} for inputs in calls]
-                ).decode()
-            )
+            self._driver["callAll"](rows)
             while True:
                 remaining = self._deadline - time.monotonic()
                 if remaining <= 0:
@@ -337,38 +354,17 @@ class ScriptSession:
         try:
             # Reading what was done takes no budget of the script's.
             context.set_time_limit(_READ_SECONDS)
-            answer = orjson.loads(self._driver["results"]())
+            text: str = self._driver["results"]()
         except quickjs.JSException as error:
-            failure = stopped or self._failure(*_classify(error, self._limits))
-            return [failure] * len(calls)
-        outcomes: list[Outcome] = []
-        for found in answer:
-            lines, notes = tuple(found["lines"]), tuple(found["notes"])
-            if found["error"] is not None:
-                outcomes.append(ScriptFailure(FailureKind.ERROR, found["error"], lines, notes))
-            elif "bad" in found:
-                message = f"done() got a value JSON cannot hold ({found['bad']})"
-                outcomes.append(ScriptFailure(FailureKind.BAD_RESULT, message, lines, notes))
-            elif found["called"]:
-                outcomes.append(ScriptResult(found["value"], lines, notes))
-            elif stopped is not None:
-                outcomes.append(ScriptFailure(stopped.kind, stopped.message, lines, notes))
-            else:
-                message = "the script ended without calling done()"
-                outcomes.append(ScriptFailure(FailureKind.NO_DONE, message, lines, notes))
-        if stopped is not None:
-            # The record the limit stopped is the last one begun; those after it never ran.
-            if outcomes:
-                outcomes[-1] = stopped
-            outcomes += [stopped] * (len(calls) - len(outcomes))
-        return outcomes
+            return None, stopped or self._failure(*_classify(error, self._limits))
+        return text, stopped
 
     def _too_long(self) -> str:
         return _too_long(self._limits)
 
     def _captured(self) -> tuple[tuple[str, ...], tuple[Mapping[str, str], ...]]:
         try:
-            captured = json.loads(self._driver["console"]())
+            captured = json.loads(self._driver["rare"]("console"))
         except quickjs.JSException:
             # The heap may be too full to build the text; the failure itself is what counts.
             return (), ()

@@ -28,8 +28,15 @@ from typing import Any, Final
 
 import orjson
 
-from hubgate.kit.sandbox.outcomes import MIB, FailureKind, Limits, Outcome, ScriptFailure
-from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, decode, frame
+from hubgate.kit.sandbox.outcomes import (
+    MIB,
+    FailureKind,
+    Limits,
+    Outcome,
+    ScriptFailure,
+    batch_outcomes,
+)
+from hubgate.kit.sandbox.wire import OUT_OF_MEMORY_EXIT, decode, frame, rows_json, unframe
 
 # What a job may use beyond the engine's own limits before the OS stops it: the input and
 # output JSON, Python's copies of them, the engine's allocations outside its accounting.
@@ -80,10 +87,10 @@ class _Worker:
         os.set_blocking(self.writes, False)
         os.set_blocking(self.reads, False)
 
-    async def exchange(self, request: bytes, wait_seconds: float) -> bytes:
-        """Send one frame and read one back, without blocking the running loop."""
+    async def exchange(self, request: bytes, wait_seconds: float) -> tuple[bytes, bytes]:
+        """Send one frame and read one back (its head and bulk), without blocking the loop."""
         loop = asyncio.get_running_loop()
-        answered: asyncio.Future[bytes] = loop.create_future()
+        answered: asyncio.Future[tuple[bytes, bytes]] = loop.create_future()
         pending = memoryview(request)
         received = bytearray()
 
@@ -114,14 +121,15 @@ class _Worker:
                 fail(self._ended())
                 return
             received.extend(chunk)
-            if len(received) >= HEADER:
-                size = int.from_bytes(received[:HEADER], "big")
-                if len(received) >= HEADER + size and not answered.done():
-                    answered.set_result(bytes(received[HEADER : HEADER + size]))
+            parts = unframe(received)
+            if parts is not None and not answered.done():
+                answered.set_result(parts)
 
-        # A job usually fits the pipe's buffer: written at once, with no writer to watch.
+        # A job usually fits the pipe's buffer: written at once, with no writer to watch (and
+        # none to remove: removing one never added costs a failed lookup).
         writable()
-        if pending:
+        watching = bool(pending)
+        if watching:
             loop.add_writer(self.writes, writable)
         loop.add_reader(self.reads, readable)
         try:
@@ -132,7 +140,8 @@ class _Worker:
                 f"the sandbox process gave no answer within {wait_seconds:g} s"
             ) from None
         finally:
-            loop.remove_writer(self.writes)
+            if watching:
+                loop.remove_writer(self.writes)
             loop.remove_reader(self.reads)
 
     def _ended(self) -> str:
@@ -188,12 +197,12 @@ class SandboxPool:
             {
                 "body": body,
                 "params": list(params),
-                "calls": [{name: inputs.get(name) for name in params} for inputs in calls],
                 "seconds": limits.seconds,
                 "memoryBytes": limits.memory_bytes,
                 "fenceSeconds": fence.cpu_seconds,
                 "fenceBytes": fence.memory_bytes,
-            }
+            },
+            rows_json(params, calls),
         )
         worker = await self._acquire()
         try:
@@ -208,7 +217,9 @@ class SandboxPool:
             self._replace(worker)
             raise
         self._release(worker)
-        return [decode(found) for found in orjson.loads(answer)]
+        head, outcomes = answer
+        stopped = decode(orjson.loads(head)["stopped"])
+        return batch_outcomes(orjson.loads(outcomes), stopped, len(calls))
 
     async def _acquire(self) -> _Worker:
         waiting: asyncio.Future[_Worker | None] | None = None

@@ -2,12 +2,14 @@
 
 Started by ``pool.SandboxPool`` as ``python -m hubgate.kit.sandbox.worker``; reads jobs from
 stdin and writes their outcomes to stdout (``wire``), one job at a time, each in a fresh
-QuickJS context (``run_many``), until stdin closes. Around each job the process lowers its own
-OS limits: ``RLIMIT_AS`` to its size between jobs plus the job's ``fenceBytes``, ``RLIMIT_CPU`` to
-the CPU time it has used plus the job's ``fenceSeconds``. The engine's limits stop a script
-first; these stop whatever escapes them (a native routine that never reaches an interrupt
-check, an allocation outside the engine's accounting): the kernel kills the process on
-SIGXCPU, or an allocation fails, and the pool replaces the process.
+QuickJS context (``ScriptSession.call_rows``: the calls' JSON goes into the context and the
+outcomes' JSON out of it unparsed, D442), until stdin closes. Around each job the process
+lowers its own OS limits: ``RLIMIT_AS`` to its size between jobs plus the job's
+``fenceBytes``, ``RLIMIT_CPU`` to the CPU time it has used plus the job's ``fenceSeconds``.
+The engine's limits stop a script first; these stop whatever escapes them (a native routine
+that never reaches an interrupt check, an allocation outside the engine's accounting): the
+kernel kills the process on SIGXCPU, or an allocation fails, and the pool replaces the
+process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import BinaryIO
 
 import orjson
 
-from hubgate.kit.sandbox import Limits, bundled_sources, run_many
+from hubgate.kit.sandbox import Limits, ScriptSession, bundled_sources
 from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, encode, frame
 
 
@@ -34,11 +36,17 @@ def _cpu_used() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _read(stream: BinaryIO) -> bytes | None:
+def _part(stream: BinaryIO) -> bytes | None:
     header = stream.read(HEADER)
     if len(header) < HEADER:
         return None
     return stream.read(int.from_bytes(header, "big"))
+
+
+def _read(stream: BinaryIO) -> tuple[bytes, bytes] | None:
+    head = _part(stream)
+    bulk = None if head is None else _part(stream)
+    return None if head is None or bulk is None else (head, bulk)
 
 
 def serve(source: BinaryIO, sink: BinaryIO) -> None:
@@ -48,14 +56,16 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     bundled_sources()
     _, as_hard = resource.getrlimit(resource.RLIMIT_AS)
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
-    while (text := _read(source)) is not None:
-        job = orjson.loads(text)
+    while (found := _read(source)) is not None:
+        head, rows = found
+        job = orjson.loads(head)
         limits = Limits(seconds=job["seconds"], memory_bytes=job["memoryBytes"])
         resource.setrlimit(resource.RLIMIT_AS, (_address_space() + job["fenceBytes"], as_hard))
         allowed = math.ceil(_cpu_used() + job["fenceSeconds"])
         resource.setrlimit(resource.RLIMIT_CPU, (allowed, cpu_hard))
-        outcomes = run_many(job["body"], job["params"], job["calls"], limits)
-        answer = frame([encode(outcome) for outcome in outcomes])
+        with ScriptSession(job["body"], job["params"], limits) as session:
+            text, stopped = session.call_rows(rows.decode())
+        answer = frame({"stopped": encode(stopped)}, b"null" if text is None else text.encode())
         resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
         sink.write(answer)
         sink.flush()
