@@ -236,6 +236,9 @@ def run_wrk(
     cpu_s = cpu.seconds()
     others_s = [sum(c.seconds() or (0.0, 0.0)) for c in idle]
     latency = dict(re.findall(r"^\s+(50|99)(?:\.\d+)?%\s+(\S+)\s*$", out, re.M))
+    # Thread stats: "Latency  <avg>  <stdev>  <max>  <+/- stdev>"; the slowest answer shows
+    # whether any came near the timeout.
+    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
     if "50" not in latency or "99" not in latency:
         raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     socket = dict(re.findall(r"(connect|read|write|timeout) (\d+)", out))
@@ -260,6 +263,7 @@ def run_wrk(
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(latency["50"]),
         "p99_ms": _ms(latency["99"]),
+        **({"max_ms": _ms(slowest.group(1))} if slowest else {}),
         "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0),
     }
 
@@ -628,6 +632,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rps": statistics.median(r["rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "max_ms": max(r.get("max_ms", 0.0) for r in runs),  # the slowest answer of any round
         "errors": sum(r["errors"] for r in runs),
         "runs": runs,
     }
