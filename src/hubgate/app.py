@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
     errors_http.install(app)
     openapi_doc.install(app, prefix=API_PREFIX)
     console.install(app, api_prefix=API_PREFIX)
-    # Around every answer, outermost first: hub calls get the same layers (hub.fastpath).
+    # Around every answer, outermost first; hub.fastpath does the same for hub calls in one.
     layers = [
         Middleware(CorsMiddleware, origins=settings.cors_origins),
         Middleware(RequestIdMiddleware, max_body_bytes=settings.max_body_bytes),
@@ -100,7 +100,11 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         Middleware(RequestMetrics, prefix=API_PREFIX),
     ]
     app.user_middleware = [*layers, Middleware(errors_http.UnexpectedErrors)]
-    app.hot_path = HubFastPath(prefix=API_PREFIX, layers=layers)
+    app.hot_path = HubFastPath(
+        prefix=API_PREFIX,
+        cors_origins=settings.cors_origins,
+        max_body_bytes=settings.max_body_bytes,
+    )
     return app
 
 

@@ -26,9 +26,10 @@ def parse_origins(setting: str) -> frozenset[str] | None:
     return None if "*" in origins else frozenset(origins)
 
 
-class CorsMiddleware:
-    def __init__(self, app: ASGIApp, *, origins: str) -> None:
-        self.app = app
+class CorsPolicy:
+    """Which origins get which headers; the hub fast path adds them without the middleware."""
+
+    def __init__(self, *, origins: str) -> None:
         self.allowed = parse_origins(origins)
 
     def _allow_origin(self, origin: bytes) -> bytes | None:
@@ -36,10 +37,9 @@ class CorsMiddleware:
             return b"*"
         return origin if origin.decode("latin-1") in self.allowed else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def _allowed(self, scope: Scope) -> tuple[bytes | None, bytes | None, bytes | None]:
+        """The allowed origin to echo (None: no CORS headers), the preflight's method and the
+        headers it asks to send."""
         origin = preflight = asked_headers = None
         for name, value in scope["headers"]:
             if name == b"origin":
@@ -49,12 +49,37 @@ class CorsMiddleware:
             elif name == b"access-control-request-headers":
                 asked_headers = value
         allow = None if origin is None else self._allow_origin(origin)
-        if allow is None:
-            await self.app(scope, receive, send)
-            return
+        return allow, preflight, asked_headers
+
+    def _base(self, allow: bytes) -> list[tuple[bytes, bytes]]:
         cors = [(b"access-control-allow-origin", allow)]
         if self.allowed is not None:
             cors.append((b"vary", b"Origin"))
+        return cors
+
+    def answer_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """The CORS headers of the answer to a request that is no preflight (a new list, empty
+        without an allowed origin): what this middleware adds, for the hub fast path."""
+        allow = self._allowed(scope)[0]
+        if allow is None:
+            return []
+        return [*self._base(allow), (b"access-control-expose-headers", EXPOSED)]
+
+
+class CorsMiddleware(CorsPolicy):
+    def __init__(self, app: ASGIApp, *, origins: str) -> None:
+        super().__init__(origins=origins)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        allow, preflight, asked_headers = self._allowed(scope)
+        if allow is None:
+            await self.app(scope, receive, send)
+            return
+        cors = self._base(allow)
         if scope["method"] == "OPTIONS" and preflight is not None:
             cors += [
                 (b"access-control-allow-methods", METHODS),

@@ -59,26 +59,30 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        refusal = _refusal(scope, self.max_body_bytes)
+        refusal = refusal_of(scope, self.max_body_bytes)
         if refusal is not None:
-            await _send_error(request_id, *refusal, send_with_id)
-            await _drain(receive)
+            await send_error(request_id, *refusal, send_with_id)
+            await drain(receive)
             return
+        await self.app(scope, capped(receive, self.max_body_bytes), send_with_id)
 
-        received = 0
 
-        async def capped_receive() -> Message:
-            # A chunked body has no Content-Length; the handler's read is aborted here and
-            # the app's error handler answers 413.
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise HubgateError(413, BODY_TOO_LARGE)
-            return message
+def capped(receive: Receive, max_body_bytes: int) -> Receive:
+    """``receive`` that stops a body growing past the cap."""
+    received = 0
 
-        await self.app(scope, capped_receive, send_with_id)
+    async def capped_receive() -> Message:
+        # A chunked body has no Content-Length; the handler's read is aborted here and
+        # the app's error handler answers 413.
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_body_bytes:
+                raise HubgateError(413, BODY_TOO_LARGE)
+        return message
+
+    return capped_receive
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -91,7 +95,8 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
+def refusal_of(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
+    """The status and message of a request refused before any handler runs (414, 431, 413)."""
     target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
     if target > MAX_TARGET_BYTES:
         return 414, TARGET_TOO_LONG
@@ -103,7 +108,7 @@ def _refusal(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
     return None
 
 
-async def _drain(receive: Receive) -> None:
+async def drain(receive: Receive) -> None:
     # Reading what the client already sent lets the server answer before closing.
     more = True
     while more:
@@ -111,16 +116,20 @@ async def _drain(receive: Receive) -> None:
         more = message.get("more_body", False) and message["type"] == "http.request"
 
 
-async def _send_error(request_id: str, status: int, message: str, send: Send) -> None:
+async def send_error(
+    request_id: str,
+    status: int,
+    message: str,
+    send: Send,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A D9 answer; ``extra`` headers go after its own."""
     body = error_body(request_id, message)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

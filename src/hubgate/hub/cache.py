@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,20 @@ class TokenCache:
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[str, tuple[ResolvedInstance, float]] = {}
+        # Token -> its HMAC, for the tokens that resolved: hashing one cost as much as the
+        # rest of the lookup (bench/README.md). A token's HMAC never changes, so an entry needs
+        # no eviction of its own; it is dropped with the cache, and never outnumbers it.
+        self._hashes: dict[str, str] = {}
         # Bumped by every eviction: a lookup that started before one must not store what it
         # read, since the database row it read may be the one just changed.
         self.epoch = 0
         # False while no change listener runs: nothing is cached that could not be evicted.
         self.active = False
+
+    def hash_of(self, token: str, digest: Callable[[str], str]) -> str:
+        """The token's HMAC (``digest``), remembered if the token resolved before."""
+        known = self._hashes.get(token)
+        return known if known is not None else digest(token)
 
     def get(self, token_hash: str) -> ResolvedInstance | None:
         entry = self._entries.get(token_hash)
@@ -43,12 +53,14 @@ class TokenCache:
             return None
         return entry[0]
 
-    def put(self, resolved: ResolvedInstance, epoch: int) -> None:
+    def put(self, resolved: ResolvedInstance, epoch: int, token: str) -> None:
         if epoch != self.epoch or not self.active:
             return
         if len(self._entries) >= self._max:
             self._entries.clear()
+            self._hashes.clear()
         self._entries[resolved.token_hash] = (resolved, time.monotonic() + self._ttl)
+        self._hashes[token] = resolved.token_hash
 
     def evict(self, token_hashes: set[str] | frozenset[str]) -> None:
         self.epoch += 1
@@ -58,6 +70,7 @@ class TokenCache:
     def clear(self) -> None:
         self.epoch += 1
         self._entries.clear()
+        self._hashes.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

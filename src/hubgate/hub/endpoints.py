@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -84,7 +85,8 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     call = HubCall(
         method,
         tuple(rest.split("/")),
-        tuple(request.query_params.multi_items()),
+        # What ``request.query_params.multi_items()`` gives, without the dict it also builds.
+        tuple(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)),
         b"" if method in _BODYLESS else await request.body(),
         headers.get("content-type"),
         headers.get("idempotency-key"),

@@ -91,7 +91,7 @@ async def resolve(
     """The instance of the ``Element`` token (D5, D8), from the cache when it can be."""
     if credentials.element is None:
         raise unauthorized()
-    token_hash = runtime.keyring.hmac_digest(credentials.element)
+    token_hash = tokens.hash_of(credentials.element, runtime.keyring.hmac_digest)
     resolved = tokens.get(token_hash)
     metrics.token_cache(hit=resolved is not None)
     with_user = credentials.user is not None or credentials.organization is not None
@@ -103,7 +103,7 @@ async def resolve(
                 if instance is None:
                     raise unauthorized()
                 resolved = resolved_from(runtime, instance)
-                tokens.put(resolved, epoch)
+                tokens.put(resolved, epoch, credentials.element)
             if with_user:
                 tenant = await authenticate_user(session, runtime.keyring, credentials)
                 ensure_owner(tenant, resolved.organization_id, resolved.account_id)

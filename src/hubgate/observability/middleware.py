@@ -7,6 +7,7 @@ Raw ASGI, like the request id middleware, because it sits on the hot path.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from opentelemetry.trace import Span, SpanKind
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,52 +19,53 @@ from hubgate.observability import context, metrics, traces
 UNMATCHED = "unmatched"
 
 
-class RequestMetrics:
-    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
-        self.app = app
+class Seen:
+    """What an observed answer tells the metrics: its status once started (500 until then),
+    and the trace header it must carry (empty when the request is not traced)."""
+
+    __slots__ = ("status", "trace_header")
+
+    def __init__(self, trace_id: str) -> None:
+        self.status = 500
+        self.trace_header = [(b"elements-trace-id", trace_id.encode())] if trace_id else []
+
+
+class RequestObserver:
+    """Counts, times and traces answers; the hub fast path uses it without the middleware."""
+
+    def __init__(self, *, prefix: str) -> None:
         self.prefix = prefix
         self.hubs = f"{prefix}/hubs/"
         # The template FastAPI gives hub calls (hub.endpoints); the fast path answers them
         # before routing, so no route is set on their scope.
         self.hub_route = f"{prefix}/hubs/{{hub}}/{{rest:path}}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def observe(self, scope: Scope, answer: Callable[[Seen], Awaitable[None]]) -> None:
+        """Run ``answer``, which sends the response (with ``seen.trace_header`` among its
+        headers) and sets ``seen.status`` as it starts it, counted, timed and traced."""
         started = time.perf_counter()
         labels = context.begin(scope.get("state", {}).get("request_id", ""))
         if traces.enabled():
             # A caller that traces sends its span as ``traceparent``: the request continues it.
             parent = traces.incoming(scope["headers"])
             with traces.span(f"{scope['method']} request", {}, SpanKind.SERVER, parent) as span:
-                await self._observe(scope, receive, send, labels, started, span)
+                await self._observe(scope, answer, labels, started, span)
         else:
-            await self._observe(scope, receive, send, labels, started, None)
+            await self._observe(scope, answer, labels, started, None)
 
     async def _observe(
         self,
         scope: Scope,
-        receive: Receive,
-        send: Send,
+        answer: Callable[[Seen], Awaitable[None]],
         labels: context.Context,
         started: float,
         span: Span | None,
     ) -> None:
-        status = 500
-        trace_header = [(b"elements-trace-id", labels.trace_id.encode())] if labels.trace_id else []
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if trace_header:
-                    message = {**message, "headers": [*message.get("headers", []), *trace_header]}
-            await send(message)
-
+        seen = Seen(labels.trace_id)
         try:
-            await self.app(scope, receive, send_with_status)
+            await answer(seen)
         finally:
+            status = seen.status
             if metrics.enabled() or span is not None:
                 template = self._template(scope)
             if metrics.enabled():
@@ -89,3 +91,30 @@ class RequestMetrics:
         if scope["path"].startswith(self.hubs):
             return self.hub_route
         return UNMATCHED
+
+
+class RequestMetrics(RequestObserver):
+    def __init__(self, app: ASGIApp, *, prefix: str) -> None:
+        super().__init__(prefix=prefix)
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        app = self.app
+
+        async def answer(seen: Seen) -> None:
+            async def send_with_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    seen.status = message["status"]
+                    if seen.trace_header:
+                        message = {
+                            **message,
+                            "headers": [*message.get("headers", []), *seen.trace_header],
+                        }
+                await send(message)
+
+            await app(scope, receive, send_with_status)
+
+        await self.observe(scope, answer)
