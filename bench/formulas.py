@@ -312,8 +312,14 @@ class Bench(events_bench.Bench):
         self.rows("UPDATE formula_instances SET active = true WHERE id = %s", self.on_event)
         service.REQUEST_LISTENERS.forget()
         after = self.last_execution()
+        known = self.rows(_NEWEST_WORKER)[0][0]
         worker = self.start("worker", HUBGATE_WORKER_FETCH_SECONDS="0.1")
-        await asyncio.sleep(3)  # the worker's start-up is not the engine's latency
+        # The worker's start-up is not the engine's latency: a fixed wait was too short on a
+        # loaded machine (the first event waited seconds for the worker to come up). Once it
+        # has registered, its listener starts; a second more covers that.
+        if not await until(lambda: self.rows(_NEWEST_WORKER)[0][0] > known, 0.05, self.within):
+            self.failures.note("latency", "worker not started")
+        await asyncio.sleep(1)
         sent: dict[str, float] = {}
         try:
             for n in range(count):
@@ -359,6 +365,7 @@ _STEP_TIMES = """
     SELECT s.execution_id, s.step_name, s.started_at, s.finished_at
     FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id
     WHERE e.formula_instance_id = %s AND e.id > %s AND s.position > 0"""
+_NEWEST_WORKER = "SELECT COALESCE(max(id), 0) FROM procrastinate_workers"
 _FIRST_STEPS = """
     SELECT e.object_id, s.started_at
     FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id
