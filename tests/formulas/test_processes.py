@@ -10,6 +10,7 @@ like Twilio, answers with the first message); no step whose result was committed
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 import pytest
@@ -228,3 +229,66 @@ async def test_a_worker_killed_between_two_steps_of_one_job_repeats_no_committed
         run,
     )
     assert sorted(rows) == [("between", 1), ("first", 1), ("second", 1), ("trigger", 1)]
+
+
+async def test_a_stopping_worker_hands_a_long_execution_over(
+    cluster: Cluster, cluster_api: tuple[Api, RunningHubgate]
+) -> None:
+    """A SIGTERM lets a running job finish; a job that runs a long execution queues its next
+    step as a job of its own after a few seconds (D454), so the stopping worker ends without
+    losing the execution, and another worker runs the rest, each step once."""
+    api, _ = cluster_api
+    names = [f"s{n}" for n in range(1, 11)]
+    formula = await make_formula(
+        api,
+        {
+            "name": "ten slow steps",
+            "triggers": [{"type": "manual", "properties": {}, "onSuccess": [names[0]]}],
+            "steps": [
+                {
+                    "name": name,
+                    "type": "script",
+                    "properties": {
+                        "body": "var t = Date.now(); while (Date.now() - t < 1000) {} done({});"
+                    },
+                    "onSuccess": names[n + 1 : n + 2],
+                }
+                for n, name in enumerate(names)
+            ],
+        },
+    )
+    instance = await make_instance(api, formula["id"], {})
+
+    def committed(run: int) -> int:
+        return int(
+            cluster.sql(
+                "SELECT count(*) FROM formula_step_executions WHERE execution_id = %s", run
+            )[0][0]
+        )
+
+    first_worker = cluster.worker()
+    try:
+        run = await run_manually(api, instance["id"], {})
+
+        async def two_done() -> bool:
+            return committed(run) >= 3  # the trigger, s1, s2
+
+        await eventually(two_done, seconds=60)
+        first_worker.send_signal(signal.SIGTERM)
+        assert first_worker.wait(timeout=60) == 0
+        # The stopping worker ended its job mid-execution and left the rest queued.
+        status = cluster.sql("SELECT status FROM formula_executions WHERE id = %s", run)
+        assert status == [("pending",)]
+        queued = cluster.sql(
+            "SELECT status, (args->>'position')::int FROM procrastinate_jobs "
+            "WHERE task_name = 'formulas.step' AND (args->>'execution_id')::bigint = %s",
+            run,
+        )
+        assert queued == [("todo", committed(run))]
+        cluster.worker()
+        execution = await finished(api, run, seconds=90)
+    except BaseException:
+        print(cluster.logs())
+        raise
+    assert execution["status"] == "success", cluster.logs()
+    assert [s["stepName"] for s in execution["stepExecutions"]] == ["trigger", *names]

@@ -207,6 +207,10 @@ class FormulaRepository:
     async def connector_instance(self, instance_id: int) -> Instance | None:
         return await self.session.get(Instance, instance_id) if _valid(instance_id) else None
 
+    async def connector_instances(self, instance_ids: Sequence[int]) -> Sequence[Instance]:
+        stmt = select(Instance).where(Instance.id.in_([i for i in instance_ids if _valid(i)]))
+        return (await self.session.execute(stmt)).scalars().all()
+
     # ------------------------------------------------------------------ executions
 
     async def execution(self, tenant: Tenant, execution_id: int) -> Execution | None:

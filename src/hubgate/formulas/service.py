@@ -40,6 +40,7 @@ from hubgate.formulas.models import (
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.formulas.steps import Outcome
 from hubgate.hub.paging import page_numbers
+from hubgate.instances.models import Instance
 from hubgate.instances.presenter import iso
 from hubgate.kit.errors import HubgateError, bad_request
 from hubgate.settings import Settings
@@ -573,6 +574,27 @@ class Run:
     execution: Execution
     position: int
     step: dict[str, Any]
+    # The connector instances its configuration names, read with it (D452).
+    instances: dict[int, Instance]
+
+
+def reaches(execution: Execution, instance: Instance) -> bool:
+    """Whether a step of ``execution`` may call ``instance``: its own tenant's only (D4)."""
+    return (instance.organization_id, instance.account_id) == (
+        execution.organization_id,
+        execution.account_id,
+    )
+
+
+def _configured_instance_ids(execution: Execution) -> list[int]:
+    ids = []
+    for entry in execution.template.get("configuration", []):
+        if entry.get("type") == "elementInstance":
+            try:
+                ids.append(int(str(execution.config.get(entry.get("key"), ""))))
+            except ValueError:
+                continue
+    return ids
 
 
 def _step_named(execution: Execution) -> dict[str, Any] | None:
@@ -588,11 +610,16 @@ def _step_named(execution: Execution) -> dict[str, Any] | None:
 async def begin_run(session: AsyncSession, execution_id: int, position: int) -> Run | None:
     """The run of job ``position`` of an execution; None when the job is stale (the execution
     ended, cancelled say, or is before the position the job was deferred for)."""
-    execution = await FormulaRepository(session).take_execution(execution_id, position)
+    repo = FormulaRepository(session)
+    execution = await repo.take_execution(execution_id, position)
     if execution is None:
         return None
     step = _step_named(execution)
-    return None if step is None else Run(execution, execution.position, step)
+    if step is None:
+        return None
+    ids = _configured_instance_ids(execution)
+    instances = {i.id: i for i in await repo.connector_instances(ids)} if ids else {}
+    return Run(execution, execution.position, step, instances)
 
 
 async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[str, Any]) -> Tenant:
@@ -630,9 +657,12 @@ async def record_step(
     state: dict[str, Any],
     outcome: Outcome,
     started: datetime,
+    *,
+    hand_over: bool = False,
 ) -> str:
     """Commit one step run's result with what follows it; the answer says what happened, and
-    "next" that ``run`` holds the next step, to be run by the same job (D450)."""
+    "next" that ``run`` holds the next step, to be run by the same job (D450). With
+    ``hand_over`` the next step's job is queued in the same commit instead (D454)."""
     execution = run.execution
     position = run.position
     step = run.step
@@ -704,6 +734,9 @@ async def record_step(
     if status != PENDING:
         await finish(session, app, settings, execution, retry_at=outcome.retry_at)
         return answer
+    if hand_over:
+        await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
+        return "handed over"
     following_step = _step_named(execution)
     if following_step is None:
         return "stale"

@@ -17,10 +17,13 @@ the worker's next poll (D373).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import procrastinate
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
 
 from hubgate.db.engine import unit_of_work
 from hubgate.db.tenancy import Tenant
@@ -34,6 +37,10 @@ from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.formulas")
 SCHEDULE_TASK = "formulas.schedule"
+# A job that has run steps this long queues the next one as its own job and ends (D454), so
+# that a stopping worker's graceful wait (HUBGATE_SHUTDOWN_GRACE) is not spent on one long
+# execution, and long executions take turns with the others.
+JOB_SECONDS = 5.0
 
 
 async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
@@ -42,26 +49,27 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
     if run is None:
         return "stale"
     execution = run.execution
-    trigger_owner = (execution.organization_id, execution.account_id)
     # Read once per job, not once per step (D452): the connector instances the steps call
-    # (decrypted once) and the template's owner, for request steps.
-    instances: dict[int, ResolvedInstance | None] = {}
+    # (most read with the execution, each decrypted once) and the template's owner, for
+    # request steps.
+    resolved: dict[int, ResolvedInstance | None] = {}
     tenant = service.tenant_of(execution)
     user: Tenant | None = None
 
     async def load_instance(instance_id: int) -> ResolvedInstance | None:
-        if instance_id not in instances:
-            async with runtime.sessions() as reader:
-                instance = await FormulaRepository(reader).connector_instance(instance_id)
-            # A formula reaches only its own tenant's connector instances (D4).
-            if instance is None or (instance.organization_id, instance.account_id) != (
-                trigger_owner
-            ):
-                instances[instance_id] = None
-            else:
-                instances[instance_id] = hub.resolved_from(runtime, instance)
-        return instances[instance_id]
+        if instance_id not in resolved:
+            instance = run.instances.get(instance_id)
+            if instance is None:
+                async with runtime.sessions() as reader:
+                    instance = await FormulaRepository(reader).connector_instance(instance_id)
+            resolved[instance_id] = (
+                hub.resolved_from(runtime, instance)
+                if instance is not None and service.reaches(execution, instance)
+                else None
+            )
+        return resolved[instance_id]
 
+    began = time.monotonic()
     while True:
         if run.step.get("type") == "request" and user is None:
             async with runtime.sessions() as session:
@@ -84,7 +92,14 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         )
         async with unit_of_work(runtime.sessions) as session:
             answer = await service.record_step(
-                session, runtime.jobs.app, runtime.settings, run, state, outcome, started
+                session,
+                runtime.jobs.app,
+                runtime.settings,
+                run,
+                state,
+                outcome,
+                started,
+                hand_over=time.monotonic() - began > JOB_SECONDS,
             )
         if answer != "next":
             return answer
@@ -123,6 +138,18 @@ async def run_notify(runtime: Runtime, execution_id: int) -> int:
     return len(service.webhook_urls(instance))
 
 
+class AgainAfterShutdown(procrastinate.BaseRetryStrategy):
+    """A step job cancelled by its worker's shutdown is queued again at once; any other
+    error ends it."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: Job
+    ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError):
+            return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        return None
+
+
 def _runtime(context: JobContext) -> Runtime:
     runtime: Runtime = context.additional_context["runtime"]
     return runtime
@@ -141,7 +168,13 @@ async def notify(context: JobContext, execution_id: int) -> int:
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:
-    app.task(name=service.STEP_TASK, pass_context=True)(step)
+    # A job aborted by its worker's shutdown (the graceful wait ran out mid-step) is queued
+    # again, to go on where the execution is (D454); other errors end it as before.
+    app.task(
+        name=service.STEP_TASK,
+        pass_context=True,
+        retry=AgainAfterShutdown(),
+    )(step)
     app.task(
         name=service.NOTIFY_TASK,
         pass_context=True,
