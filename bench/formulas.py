@@ -11,8 +11,8 @@ its Twilio instance (credential check included) and the formulas are made in thi
 2. Overhead: the same formula, one execution at a time. The engine's time for a step is the
    hand-over from one step to the next: from the end of the script step's own work (its step
    row's ``finished``) to the start of the elementRequest step's (its ``started``): the
-   commit of the first result with the next job, the job's fetch, and the read of the
-   execution. Steps' own work (the sandbox, the vendor call) is not in it.
+   commit of the first result (one job runs both steps, D450). Steps' own work (the sandbox,
+   the vendor call) is not in it.
 3. Latency: a formula whose event trigger names the Twilio instance (one script step); one
    vendor change at a time is recorded in this process as a vendor webhook's is (D332: the
    event and its execution commit together); from just before the recording to the start of
