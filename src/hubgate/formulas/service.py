@@ -1,9 +1,10 @@
 """The rules of formulas (D39-D44): templates, instances, executions and the engine's steps.
 
 No SQL (repository.py) and no commit: the request or the job that calls these owns the
-transaction. The engine's writes for one step run (``record_step``) happen in one transaction
-with the job that runs the next step, so a worker killed at any point loses nothing and
-repeats at most the step it was in (D43).
+transaction. The engine's writes for one step run (``record_step``) are one commit, made
+before the next step starts (by the same job, or by the job this commit queues when the step
+waits), so a worker killed at any point loses nothing and repeats at most the step it was in
+(D43, D450).
 """
 
 from __future__ import annotations

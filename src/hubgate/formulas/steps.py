@@ -1,8 +1,8 @@
 """What each step type does (background part B.4), given the execution's context.
 
 A step run is a function of the context and the step's template entry that answers an
-``Outcome``; it never touches the database, so the engine (``tasks.py``) can commit its result,
-the new context and the next job together (D43). Steps that call out send
+``Outcome``; it never touches the database, so the engine (``tasks.py``) can commit its result
+and the new context together, before the next step starts (D43, D450). Steps that call out send
 ``Idempotency-Key: <executionId>.<stepName>.<n>`` (``n``: the step run's position in the
 execution), so a step repeated after a crash is the same request to the vendor.
 """
