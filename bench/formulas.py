@@ -11,8 +11,8 @@ its Twilio instance (credential check included) and the formulas are made in thi
 2. Overhead: the same formula, one execution at a time. The engine's time for a step is the
    hand-over from one step to the next: from the end of the script step's own work (its step
    row's ``finished``) to the start of the elementRequest step's (its ``started``): the
-   commit of the first result with the next job, the job's fetch, and the read of the
-   execution. Steps' own work (the sandbox, the vendor call) is not in it.
+   commit of the first result (one job runs both steps, D450). Steps' own work (the sandbox,
+   the vendor call) is not in it.
 3. Latency: a formula whose event trigger names the Twilio instance (one script step); one
    vendor change at a time is recorded in this process as a vendor webhook's is (D332: the
    event and its execution commit together); from just before the recording to the start of
@@ -312,8 +312,14 @@ class Bench(events_bench.Bench):
         self.rows("UPDATE formula_instances SET active = true WHERE id = %s", self.on_event)
         service.REQUEST_LISTENERS.forget()
         after = self.last_execution()
+        known = self.rows(_NEWEST_WORKER)[0][0]
         worker = self.start("worker", HUBGATE_WORKER_FETCH_SECONDS="0.1")
-        await asyncio.sleep(3)  # the worker's start-up is not the engine's latency
+        # The worker's start-up is not the engine's latency: a fixed wait was too short on a
+        # loaded machine (the first event waited seconds for the worker to come up). Once it
+        # has registered, its listener starts; a second more covers that.
+        if not await until(lambda: self.rows(_NEWEST_WORKER)[0][0] > known, 0.05, self.within):
+            self.failures.note("latency", "worker not started")
+        await asyncio.sleep(1)
         sent: dict[str, float] = {}
         try:
             for n in range(count):
@@ -359,6 +365,7 @@ _STEP_TIMES = """
     SELECT s.execution_id, s.step_name, s.started_at, s.finished_at
     FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id
     WHERE e.formula_instance_id = %s AND e.id > %s AND s.position > 0"""
+_NEWEST_WORKER = "SELECT COALESCE(max(id), 0) FROM procrastinate_workers"
 _FIRST_STEPS = """
     SELECT e.object_id, s.started_at
     FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id

@@ -11,13 +11,15 @@ from datetime import datetime
 from typing import Any
 
 import procrastinate
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.formulas.models import (
     FAILED,
     FINISHED,
+    PENDING,
+    QUEUED,
     Execution,
     Formula,
     FormulaInstance,
@@ -28,6 +30,67 @@ from hubgate.instances.models import Instance
 from hubgate.tenants.models import User
 
 _MAX_ID = 2**63
+_FINISHED = sorted(FINISHED)
+
+# One step run's checkpoint in one statement (D451): under the execution's row lock, if the
+# execution is still at ``position`` and unfinished, its context takes the step's own part
+# (its value, the pending steps, the engine's state; the rest of the context is not sent), its
+# position moves on and its status is set; the step row stores the context as it was (what a
+# replay from here starts from) and the step's values go in beside it. No row: stale.
+_CHECKPOINT = text(
+    """
+    WITH held AS (
+        SELECT id, context FROM formula_executions
+        WHERE id = :execution_id AND position = :position
+            AND status <> ALL(CAST(:finished AS varchar[]))
+        FOR UPDATE
+    ), moved AS (
+        UPDATE formula_executions AS e SET
+            context = held.context || jsonb_build_object(
+                'steps', COALESCE(held.context -> 'steps', '{}'::jsonb)
+                    || jsonb_build_object(CAST(:name AS text), CAST(:value AS jsonb)),
+                'pending', CAST(:pending AS jsonb),
+                'state', CAST(:state AS jsonb)
+            ),
+            position = :position + 1,
+            status = :status,
+            error = :error,
+            updated_at = now()
+        FROM held WHERE e.id = held.id
+    ), step AS (
+        INSERT INTO formula_step_executions (execution_id, position, step_name, status, error,
+            reused, context_before, started_at, finished_at)
+        SELECT held.id, :position, :name, :step_status, :step_error, false, held.context,
+            :started_at, :finished_at
+        FROM held
+        RETURNING id
+    ), stored AS (
+        INSERT INTO formula_step_values (step_execution_id, key, value, truncated)
+        SELECT step.id, v.key, v.value, v.truncated
+        FROM step, unnest(CAST(:keys AS text[]), CAST(:texts AS text[]),
+            CAST(:truncated AS boolean[])) WITH ORDINALITY AS v(key, value, truncated, n)
+        ORDER BY v.n
+    )
+    SELECT id FROM step
+    """
+)
+# A step that waits (a retry delay) keeps its position; only the engine's state changes.
+_HOLD = text(
+    """
+    UPDATE formula_executions SET
+        context = jsonb_set(context, '{state}', CAST(:state AS jsonb)), updated_at = now()
+    WHERE id = :execution_id AND position = :position
+        AND status <> ALL(CAST(:finished AS varchar[]))
+    RETURNING id
+    """
+)
+# A success ends a run of failures; an instance without one is not written.
+_RESET_FAILURES = text(
+    """
+    UPDATE formula_instances SET consecutive_failures = 0, first_failure_at = NULL
+    WHERE id = :instance_id AND (consecutive_failures <> 0 OR first_failure_at IS NOT NULL)
+    """
+)
 
 
 def _valid(row_id: int) -> bool:
@@ -144,6 +207,10 @@ class FormulaRepository:
     async def connector_instance(self, instance_id: int) -> Instance | None:
         return await self.session.get(Instance, instance_id) if _valid(instance_id) else None
 
+    async def connector_instances(self, instance_ids: Sequence[int]) -> Sequence[Instance]:
+        stmt = select(Instance).where(Instance.id.in_([i for i in instance_ids if _valid(i)]))
+        return (await self.session.execute(stmt)).scalars().all()
+
     # ------------------------------------------------------------------ executions
 
     async def execution(self, tenant: Tenant, execution_id: int) -> Execution | None:
@@ -157,6 +224,42 @@ class FormulaRepository:
         stmt = select(Execution).where(Execution.id == execution_id).with_for_update()
         found: Execution | None = await self._one(stmt)
         return found
+
+    async def take_execution(self, execution_id: int, position: int) -> Execution | None:
+        """The execution a step job is to run, marked ``pending`` (one statement); None when
+        it ended or is before ``position`` (the job is stale). A job run again after its
+        worker died finds the execution further on and goes on from there (D450)."""
+        stmt = (
+            update(Execution)
+            .where(
+                Execution.id == execution_id,
+                Execution.status.not_in(FINISHED),
+                Execution.position >= position,
+            )
+            .values(status=case((Execution.status == QUEUED, PENDING), else_=Execution.status))
+            .returning(Execution)
+            .execution_options(synchronize_session=False)
+        )
+        found: Execution | None = (await self.session.scalars(stmt)).one_or_none()
+        return found
+
+    async def checkpoint(self, **params: Any) -> bool:
+        """Write one step run's result (``_CHECKPOINT``); False when the execution is no
+        longer at that position or has ended."""
+        written = await self.session.execute(_CHECKPOINT, {**params, "finished": _FINISHED})
+        return written.first() is not None
+
+    async def hold_step(self, execution_id: int, position: int, state: str) -> bool:
+        params = {
+            "execution_id": execution_id,
+            "position": position,
+            "state": state,
+            "finished": _FINISHED,
+        }
+        return (await self.session.execute(_HOLD, params)).first() is not None
+
+    async def reset_failures(self, instance_id: int) -> None:
+        await self.session.execute(_RESET_FAILURES, {"instance_id": instance_id})
 
     async def execution_by_id(self, execution_id: int) -> Execution | None:
         return await self.session.get(Execution, execution_id)

@@ -1,9 +1,10 @@
 """The rules of formulas (D39-D44): templates, instances, executions and the engine's steps.
 
 No SQL (repository.py) and no commit: the request or the job that calls these owns the
-transaction. The engine's writes for one step run (``record_step``) happen in one transaction
-with the job that runs the next step, so a worker killed at any point loses nothing and
-repeats at most the step it was in (D43).
+transaction. The engine's writes for one step run (``record_step``) are one commit, made
+before the next step starts (by the same job, or by the job this commit queues when the step
+waits), so a worker killed at any point loses nothing and repeats at most the step it was in
+(D43, D450).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +41,7 @@ from hubgate.formulas.models import (
 from hubgate.formulas.repository import FormulaRepository
 from hubgate.formulas.steps import Outcome
 from hubgate.hub.paging import page_numbers
+from hubgate.instances.models import Instance
 from hubgate.instances.presenter import iso
 from hubgate.kit.errors import HubgateError, bad_request
 from hubgate.settings import Settings
@@ -167,7 +169,7 @@ async def replace_formula(
     body = template.check(raw, min_interval=_min_interval(settings), previous=row.body)
     renames = template.renamed_keys(row.body, body)
     if renames:
-        for instance in await repo.instances(_tenant_of(row), formula_id=row.id):
+        for instance in await repo.instances(tenant_of(row), formula_id=row.id):
             instance.configuration = {
                 renames.get(k, k): v for k, v in instance.configuration.items()
             }
@@ -246,7 +248,7 @@ def without_step(wire: Mapping[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def _tenant_of(row: Formula | FormulaInstance | Execution) -> Tenant:
+def tenant_of(row: Formula | FormulaInstance | Execution) -> Tenant:
     return Tenant(row.organization_id, row.account_id, 0, "")
 
 
@@ -427,17 +429,23 @@ def set_active(row: FormulaInstance, active: bool) -> None:
 # -- values ------------------------------------------------------------------------------------
 
 
-def flatten(name: str, value: Mapping[str, Any], limit: int) -> list[StepValue]:
+class Value(NamedTuple):
+    key: str
+    value: str
+    truncated: bool
+
+
+def flatten(name: str, value: Mapping[str, Any], limit: int) -> list[Value]:
     """``steps.<name>`` as Open Connectors stores it: one string per top-level key (B.5); a
     value past ``limit`` bytes is cut and flagged, never dropped (D41)."""
-    rows: list[StepValue] = []
+    rows: list[Value] = []
     for key, item in value.items():
         text = item if isinstance(item, str) else json.dumps(item)
         encoded = text.encode()
         truncated = len(encoded) > limit
         if truncated:
             text = encoded[: limit - len(TRUNCATED_MARK)].decode("utf-8", "ignore") + TRUNCATED_MARK
-        rows.append(StepValue(key=f"{name}.{key}", value=text, truncated=truncated))
+        rows.append(Value(f"{name}.{key}", text, truncated))
     return rows
 
 
@@ -538,10 +546,12 @@ async def _begin(
         finished_at=now,
     )
     await repo.add(step)
-    values = flatten(TRIGGER_STEP, execution.trigger, settings.formula_max_value_bytes)
-    for value in values:
-        value.step_execution_id = step.id
-    await repo.add_all(values)
+    await repo.add_all(
+        [
+            StepValue(step_execution_id=step.id, key=v.key, value=v.value, truncated=v.truncated)
+            for v in flatten(TRIGGER_STEP, execution.trigger, settings.formula_max_value_bytes)
+        ]
+    )
     if first:
         await repo.defer(
             app,
@@ -556,37 +566,68 @@ async def _begin(
 
 
 @dataclass
-class StepPlan:
-    """What job ``position`` of an execution is to run; None from ``plan_step`` when stale."""
+class Run:
+    """A step job's hold on one execution (D450): the execution as the job read it, its
+    context kept as last committed, and the step at ``position`` that runs next. The job runs
+    step after step on it, each committed before the next starts, until one waits or the
+    execution ends; ``execution`` is detached and never written through the ORM."""
 
     execution: Execution
+    position: int
     step: dict[str, Any]
+    # The connector instances its configuration names, read with it (D452).
+    instances: dict[int, Instance]
 
 
-async def plan_step(session: AsyncSession, execution_id: int, position: int) -> StepPlan | None:
-    repo = FormulaRepository(session)
-    execution = await repo.execution_by_id(execution_id)
-    # Stale: the execution ended (cancelled, say) or this step's result is already committed
-    # (a job re-run after its worker died between commit and finish).
-    if execution is None or execution.status in FINISHED or execution.position != position:
-        return None
+def reaches(execution: Execution, instance: Instance) -> bool:
+    """Whether a step of ``execution`` may call ``instance``: its own tenant's only (D4)."""
+    return (instance.organization_id, instance.account_id) == (
+        execution.organization_id,
+        execution.account_id,
+    )
+
+
+def _configured_instance_ids(execution: Execution) -> list[int]:
+    ids = []
+    for entry in execution.template.get("configuration", []):
+        if entry.get("type") == "elementInstance":
+            try:
+                ids.append(int(str(execution.config.get(entry.get("key"), ""))))
+            except ValueError:
+                continue
+    return ids
+
+
+def _step_named(execution: Execution) -> dict[str, Any] | None:
     pending = execution.context.get("pending") or []
     if not pending:
         return None
-    name = pending[0]
     for step in execution.template.get("steps", []):
-        if step["name"] == name:
-            if execution.status == QUEUED:
-                execution.status = PENDING
-            return StepPlan(execution, dict(step))
+        if step["name"] == pending[0]:
+            return dict(step)
     return None
+
+
+async def begin_run(session: AsyncSession, execution_id: int, position: int) -> Run | None:
+    """The run of job ``position`` of an execution; None when the job is stale (the execution
+    ended, cancelled say, or is before the position the job was deferred for)."""
+    repo = FormulaRepository(session)
+    execution = await repo.take_execution(execution_id, position)
+    if execution is None:
+        return None
+    step = _step_named(execution)
+    if step is None:
+        return None
+    ids = _configured_instance_ids(execution)
+    instances = {i.id: i for i in await repo.connector_instances(ids)} if ids else {}
+    return Run(execution, execution.position, step, instances)
 
 
 async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[str, Any]) -> Tenant:
     """Whom a ``request`` step acts as: the template's owner, in the execution's tenant. No
     other step acts as a user, so theirs is the tenant alone, without a query (D373)."""
     if step.get("type") != "request":
-        return _tenant_of(execution)
+        return tenant_of(execution)
     user = await FormulaRepository(session).owner(execution.formula_id)
     if user is None:
         return Tenant(execution.organization_id, execution.account_id, 0, "")
@@ -594,37 +635,43 @@ async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[st
 
 
 def script_context(execution: Execution) -> dict[str, Any]:
+    # Not copied: the sandbox takes its inputs as JSON and no step writes into them.
     return {
         "trigger": execution.trigger,
-        "steps": copy.deepcopy(execution.context.get("steps", {})),
+        "steps": execution.context.get("steps", {}),
         "info": execution.context.get("info", {}),
         "config": execution.config,
     }
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """The engine's state a step run may change (loops, tries, children): a copy, so that
+    the held context stays as committed until the step's checkpoint."""
+    return copy.deepcopy(run.execution.context.get("state", {}))
 
 
 async def record_step(
     session: AsyncSession,
     app: procrastinate.App,
     settings: Settings,
-    execution_id: int,
-    position: int,
-    step: Mapping[str, Any],
+    run: Run,
     state: dict[str, Any],
     outcome: Outcome,
     started: datetime,
+    *,
+    hand_over: bool = False,
 ) -> str:
-    """Commit one step run's result with what follows it; the answer says what happened."""
+    """Commit one step run's result with what follows it; the answer says what happened, and
+    "next" that ``run`` holds the next step, to be run by the same job (D450). With
+    ``hand_over`` the next step's job is queued in the same commit instead (D454)."""
+    execution = run.execution
+    position = run.position
+    step = run.step
     repo = FormulaRepository(session)
-    execution = await repo.execution_for_update(execution_id)
-    if execution is None or execution.status in FINISHED or execution.position != position:
-        return "stale"
-    before = copy.deepcopy(execution.context)
-    context = copy.deepcopy(execution.context)
-    context["state"] = state
-    name = str(step["name"])
     if outcome.again_at is not None:
         state["tries"] = int(state.get("tries", 0)) + 1
-        execution.context = context
+        if not await repo.hold_step(execution.id, position, json.dumps(state)):
+            return "stale"
         await repo.defer(
             app,
             STEP_TASK,
@@ -634,47 +681,69 @@ async def record_step(
         )
         return "retry scheduled"
     if outcome.spawn is not None:
-        await _spawn(session, app, settings, execution, position, outcome.spawn, context)
+        held = await repo.execution_for_update(execution.id)
+        if held is None or held.status in FINISHED or held.position != position:
+            return "stale"
+        context = copy.deepcopy(held.context)
+        context["state"] = state
+        await _spawn(session, app, settings, held, position, outcome.spawn, context)
         return "sub-formula started"
     state.pop("tries", None)
     state.get("children", {}).pop(str(position), None)
-    now = utcnow()
-    row = StepExecution(
-        execution_id=execution.id,
-        position=position,
-        step_name=name,
-        status=SUCCESS if outcome.ok else FAILED,
-        error=outcome.error,
-        reused=False,
-        context_before=before,
-        started_at=started,
-        finished_at=now,
-    )
-    await repo.add(row)
-    values = flatten(name, outcome.value, settings.formula_max_value_bytes)
-    for value in values:
-        value.step_execution_id = row.id
-    await repo.add_all(values)
-    context["steps"][name] = outcome.value
+    name = str(step["name"])
     if outcome.next_steps is not None:
         following = outcome.next_steps
     else:
         following = list(step["onSuccess"] if outcome.ok else step["onFailure"])
-    pending = following + list(context.get("pending", [])[1:])
-    context["pending"] = pending
-    execution.context = context
-    execution.position = position + 1
+    pending = following + list(execution.context.get("pending", [])[1:])
     if not outcome.ok and not following:
-        await finish(session, app, settings, execution, FAILED, outcome.error)
-        return "failed"
-    if outcome.retry_at is not None:
-        await finish(session, app, settings, execution, RETRY, None, retry_at=outcome.retry_at)
-        return "retry"
-    if not pending:
-        await finish(session, app, settings, execution, SUCCESS, None)
-        return "success"
-    await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
-    return "next"
+        status, error, answer = FAILED, outcome.error, "failed"
+    elif outcome.retry_at is not None:
+        status, error, answer = RETRY, None, "retry"
+    elif not pending:
+        status, error, answer = SUCCESS, None, "success"
+    else:
+        status, error, answer = PENDING, None, "next"
+    values = flatten(name, outcome.value, settings.formula_max_value_bytes)
+    written = await repo.checkpoint(
+        execution_id=execution.id,
+        position=position,
+        name=name,
+        value=json.dumps(outcome.value),
+        pending=json.dumps(pending),
+        state=json.dumps(state),
+        status=status,
+        error=error,
+        step_status=SUCCESS if outcome.ok else FAILED,
+        step_error=outcome.error,
+        started_at=started,
+        finished_at=utcnow(),
+        keys=[v.key for v in values],
+        texts=[v.value for v in values],
+        truncated=[v.truncated for v in values],
+    )
+    if not written:
+        return "stale"
+    # The held copy follows what was committed; the ORM never sees it (detached).
+    context = execution.context
+    context["steps"] = {**context.get("steps", {}), name: outcome.value}
+    context["pending"] = pending
+    context["state"] = state
+    execution.position = position + 1
+    execution.status = status
+    execution.error = error
+    if status != PENDING:
+        await finish(session, app, settings, execution, retry_at=outcome.retry_at)
+        return answer
+    if hand_over:
+        await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
+        return "handed over"
+    following_step = _step_named(execution)
+    if following_step is None:
+        return "stale"
+    run.position = position + 1
+    run.step = following_step
+    return answer
 
 
 async def _spawn(
@@ -687,7 +756,7 @@ async def _spawn(
     context: dict[str, Any],
 ) -> None:
     repo = FormulaRepository(session)
-    formula = await repo.formula(_tenant_of(parent), int(spawn["formulaId"]))
+    formula = await repo.formula(tenant_of(parent), int(spawn["formulaId"]))
     children = context["state"].setdefault("children", {})
     if formula is None:
         children[str(position)] = {
@@ -730,17 +799,18 @@ async def finish(
     app: procrastinate.App,
     settings: Settings,
     execution: Execution,
-    status: str,
-    error: str | None,
     *,
     retry_at: datetime | None = None,
 ) -> None:
-    """End an execution: its status, the instance's failure count, its parent, its retry."""
+    """What follows an execution's end, its status and error set: the instance's failure
+    count, the parent's formula step, the retry's new execution."""
     repo = FormulaRepository(session)
-    execution.status = status
-    execution.error = error
+    status, error = execution.status, execution.error
     if execution.parent_execution_id is not None:
         await _tell_parent(session, app, execution)
+        return
+    if status == SUCCESS:
+        await repo.reset_failures(execution.formula_instance_id)
         return
     instance = await repo.instance_by_id(execution.formula_instance_id)
     if instance is None:
@@ -758,9 +828,6 @@ async def finish(
         if str(instance.settings.get(WEBHOOK_URLS) or "").strip():
             # Deferred with the failure itself: the notice is sent even if this worker dies.
             await repo.defer(app, NOTIFY_TASK, execution_id=execution.id)
-    elif status == SUCCESS:
-        instance.consecutive_failures = 0
-        instance.first_failure_at = None
     if status == RETRY and retry_at is not None:
         formula = await repo.formula_by_id(execution.formula_id)
         if formula is not None:

@@ -1,8 +1,8 @@
 """What each step type does (background part B.4), given the execution's context.
 
 A step run is a function of the context and the step's template entry that answers an
-``Outcome``; it never touches the database, so the engine (``tasks.py``) can commit its result,
-the new context and the next job together (D43). Steps that call out send
+``Outcome``; it never touches the database, so the engine (``tasks.py``) can commit its result
+and the new context together, before the next step starts (D43, D450). Steps that call out send
 ``Idempotency-Key: <executionId>.<stepName>.<n>`` (``n``: the step run's position in the
 execution), so a step repeated after a crash is the same request to the vendor.
 """
@@ -21,8 +21,7 @@ from urllib.parse import quote
 from hubgate.db.tenancy import Tenant
 from hubgate.formulas import platform, template
 from hubgate.hub import service as hub
-from hubgate.hub.model import HubCall
-from hubgate.instances.models import Instance
+from hubgate.hub.model import HubCall, ResolvedInstance
 from hubgate.instances.service import ensure_enabled
 from hubgate.kit import sandbox
 from hubgate.kit.egress import EgressDenied, EgressError, EgressTimeout
@@ -62,7 +61,8 @@ class StepRun:
     state: dict[str, Any]  # the engine's own part: loops, tries, children
     now: datetime
     attempt: int
-    load_instance: Callable[[int], Awaitable[Instance | None]]
+    # The tenant's connector instance by id, ready for the hub; None when it is not there.
+    load_instance: Callable[[int], Awaitable[ResolvedInstance | None]]
     owner: Tenant
 
     @property
@@ -229,14 +229,13 @@ async def _element_request(run: StepRun) -> tuple[dict[str, Any], _Answer]:
         instance_id = int(str(raw_id))
     except ValueError:
         raise HubgateError(400, f"elementInstanceId {raw_id!r} is not an instance id") from None
-    instance = await run.load_instance(instance_id)
-    if instance is None:
+    resolved = await run.load_instance(instance_id)
+    if resolved is None:
         raise HubgateError(404, f"Instance {instance_id} not found")
     method = str(run.prop("method")).upper()
     api = _fill_path(str(run.prop("api")), run.prop("path"))
     query = _query(run.prop("query"))
     body = _body_bytes(run.prop("body"))
-    resolved = hub.resolved_from(run.runtime, instance)
     call = hub.parse_hub_path(method, api)
     call = HubCall(
         method,
@@ -254,7 +253,7 @@ async def _element_request(run: StepRun) -> tuple[dict[str, Any], _Answer]:
         "headers": {"Idempotency-Key": run.idempotency_key},
         "body": body.decode() if body else None,
     }
-    ensure_enabled(instance.id, disabled=instance.disabled)
+    ensure_enabled(resolved.id, disabled=resolved.disabled)
     try:
         result = await hub.handle(run.runtime, resolved, call)
     except HubgateError as error:

@@ -1,83 +1,108 @@
-"""The formula engine's job (D43): one procrastinate job per step run.
+"""The formula engine's job (D43, D450): one procrastinate job per run of an execution.
 
-``formulas.step(execution_id, position)`` reads the execution, runs the step it is at outside
-any transaction (a script may take 30 s, a vendor its timeout), then in one transaction writes
-the step's result and values, the new context and the next step's job (``service.record_step``).
-A worker killed before that commit leaves the job to be run again (stalled-job rescue), which
-repeats only this step, with the same idempotency key; killed after it, the job finds its
-position taken and does nothing. An execution has one step job queued at a time (each step's
-commit queues the next), and the position checked under the execution's row lock makes any
-second one stale, whatever the number of workers. The jobs carry no procrastinate ``lock``:
-the next step's job would wait behind the running one until the worker's next poll (D373).
+``formulas.step(execution_id, position)`` takes the execution (one statement, which marks it
+``pending``), then runs its steps one after the other while it holds it: each step runs
+outside any transaction (a script may take 30 s, a vendor its timeout), then one statement
+commits its result, its values and the execution's new context and position
+(``service.record_step``) before the next step starts. A step that waits (a retry delay, a
+sub-formula, ``retryFormulaExecution``) ends the job and defers what follows, as does the
+execution's end. A worker killed mid-run leaves its job ``doing``; the stalled-job rescue runs
+it again, and it goes on from the first step without a committed result: that step is
+repeated, with the same idempotency key; a committed one never is. Every checkpoint is
+conditional on the position under the execution's row lock, so a second job on the same
+execution (a frozen worker's, rescued while it still ran) finds its position taken and ends.
+The jobs carry no procrastinate ``lock``: a deferred job would wait behind a running one until
+the worker's next poll (D373).
 """
 
 from __future__ import annotations
 
-import copy
+import asyncio
 import logging
+import time
 
 import procrastinate
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Job
 
 from hubgate.db.engine import unit_of_work
+from hubgate.db.tenancy import Tenant
 from hubgate.events.signing import notification_headers
 from hubgate.formulas import service, steps, triggers
 from hubgate.formulas.repository import FormulaRepository
-from hubgate.instances.models import Instance
+from hubgate.hub import service as hub
+from hubgate.hub.model import ResolvedInstance
 from hubgate.kit.egress import EgressError
 from hubgate.runtime import Runtime
 
 log = logging.getLogger("hubgate.formulas")
 SCHEDULE_TASK = "formulas.schedule"
+# A job that has run steps this long queues the next one as its own job and ends (D454), so
+# that a stopping worker's graceful wait (HUBGATE_SHUTDOWN_GRACE) is not spent on one long
+# execution, and long executions take turns with the others.
+JOB_SECONDS = 5.0
 
 
 async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
     async with unit_of_work(runtime.sessions) as session:
-        plan = await service.plan_step(session, execution_id, position)
-        if plan is None:
-            return "stale"
-        execution = plan.execution
-        context = service.script_context(execution)
-        state = copy.deepcopy(execution.context.get("state", {}))
-        trigger_owner = (execution.organization_id, execution.account_id)
-        attempt = execution.attempt
-        owner = await service.owner_of(session, execution, plan.step)
+        run = await service.begin_run(session, execution_id, position)
+    if run is None:
+        return "stale"
+    execution = run.execution
+    # Read once per job, not once per step (D452): the connector instances the steps call
+    # (most read with the execution, each decrypted once) and the template's owner, for
+    # request steps.
+    resolved: dict[int, ResolvedInstance | None] = {}
+    tenant = service.tenant_of(execution)
+    user: Tenant | None = None
 
-    async def load_instance(instance_id: int) -> Instance | None:
-        async with runtime.sessions() as reader:
-            instance = await FormulaRepository(reader).connector_instance(instance_id)
-        # A formula reaches only its own tenant's connector instances (D4).
-        if instance is None or (instance.organization_id, instance.account_id) != trigger_owner:
-            return None
-        return instance
+    async def load_instance(instance_id: int) -> ResolvedInstance | None:
+        if instance_id not in resolved:
+            instance = run.instances.get(instance_id)
+            if instance is None:
+                async with runtime.sessions() as reader:
+                    instance = await FormulaRepository(reader).connector_instance(instance_id)
+            resolved[instance_id] = (
+                hub.resolved_from(runtime, instance)
+                if instance is not None and service.reaches(execution, instance)
+                else None
+            )
+        return resolved[instance_id]
 
-    started = service.utcnow()
-    outcome = await steps.run_step(
-        steps.StepRun(
-            runtime=runtime,
-            execution_id=execution_id,
-            position=position,
-            step=plan.step,
-            context=context,
-            state=state,
-            now=started,
-            attempt=attempt,
-            load_instance=load_instance,
-            owner=owner,
+    began = time.monotonic()
+    while True:
+        if run.step.get("type") == "request" and user is None:
+            async with runtime.sessions() as session:
+                user = await service.owner_of(session, execution, run.step)
+        state = service.run_state(run)
+        started = service.utcnow()
+        outcome = await steps.run_step(
+            steps.StepRun(
+                runtime=runtime,
+                execution_id=execution_id,
+                position=run.position,
+                step=run.step,
+                context=service.script_context(execution),
+                state=state,
+                now=started,
+                attempt=execution.attempt,
+                load_instance=load_instance,
+                owner=user or tenant,
+            )
         )
-    )
-    async with unit_of_work(runtime.sessions) as session:
-        return await service.record_step(
-            session,
-            runtime.jobs.app,
-            runtime.settings,
-            execution_id,
-            position,
-            plan.step,
-            state,
-            outcome,
-            started,
-        )
+        async with unit_of_work(runtime.sessions) as session:
+            answer = await service.record_step(
+                session,
+                runtime.jobs.app,
+                runtime.settings,
+                run,
+                state,
+                outcome,
+                started,
+                hand_over=time.monotonic() - began > JOB_SECONDS,
+            )
+        if answer != "next":
+            return answer
 
 
 class NoticeRefusedError(Exception):
@@ -113,6 +138,18 @@ async def run_notify(runtime: Runtime, execution_id: int) -> int:
     return len(service.webhook_urls(instance))
 
 
+class AgainAfterShutdown(procrastinate.BaseRetryStrategy):
+    """A step job cancelled by its worker's shutdown is queued again at once; any other
+    error ends it."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: Job
+    ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError):
+            return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        return None
+
+
 def _runtime(context: JobContext) -> Runtime:
     runtime: Runtime = context.additional_context["runtime"]
     return runtime
@@ -131,7 +168,13 @@ async def notify(context: JobContext, execution_id: int) -> int:
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:
-    app.task(name=service.STEP_TASK, pass_context=True)(step)
+    # A job aborted by its worker's shutdown (the graceful wait ran out mid-step) is queued
+    # again, to go on where the execution is (D454); other errors end it as before.
+    app.task(
+        name=service.STEP_TASK,
+        pass_context=True,
+        retry=AgainAfterShutdown(),
+    )(step)
     app.task(
         name=service.NOTIFY_TASK,
         pass_context=True,
