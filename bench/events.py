@@ -105,6 +105,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def children_cpu_seconds(parent: int) -> float:
+    """User + system CPU time of the live children of ``parent`` (serve's embedded worker)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
 async def until(
     condition: Callable[[], bool], interval: float = 0.05, seconds: float = 600
 ) -> bool:
@@ -208,6 +221,7 @@ class Bench:
         self.receiver = CallbackReceiver()
         self.accounts: list[str] = []
         self.instance_ids: list[int] = []
+        self.serving: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         with (self.data / "processes.log").open("ab") as log:
@@ -476,7 +490,7 @@ class Bench:
         instance's events URL and the Auth Token that signs its callbacks."""
         port = free_port()
         public = f"http://127.0.0.1:{port}"
-        self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
+        self.serving = self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
         for _ in range(600):
             try:
                 async with http.get(f"{public}/healthz") as answer:
@@ -566,12 +580,15 @@ class Bench:
             self.receiver.requests.clear()
             sids = [f"SM{number:02d}{n:030d}" for n in range(count)]
             queue = list(reversed(sids))
+            cpu = self.serve_cpu()
             started = time.monotonic()
             await asyncio.gather(
                 *(self.post_all(http, target, queue, "intake") for _ in range(clients))
             )
             acknowledged = time.monotonic() - started
+            answering = self.serve_cpu()
             arrived = await self.wait_arrivals(set(sids), self.deliver_within)
+            delivered = self.serve_cpu()
             check_notifications(self.failures, "intake", self.receiver.requests)
             self.failures.note("intake", "notification missing", count - len(arrived))
             if not self.failures.clean("intake"):
@@ -581,18 +598,35 @@ class Bench:
                 {
                     "acknowledged_per_second": round(count / acknowledged, 1),
                     "events_per_second": round(count / end_to_end, 1),
+                    # While the callbacks were posted: the API process (serve), which takes them.
+                    "serve_cpu_ms_per_callback": round((answering[0] - cpu[0]) / count * 1000, 3),
+                    # Until the last notification arrived: serve's embedded worker (deliveries)
+                    # and PostgreSQL (the intake's statements and the deliveries').
+                    "worker_cpu_ms_per_callback": round((delivered[1] - cpu[1]) / count * 1000, 3),
+                    "postgres_cpu_ms_per_callback": round(
+                        (delivered[2] - cpu[2]) / count * 1000, 3
+                    ),
                 }
             )
+        keys = (
+            "acknowledged_per_second",
+            "events_per_second",
+            "serve_cpu_ms_per_callback",
+            "postgres_cpu_ms_per_callback",
+            "worker_cpu_ms_per_callback",
+        )
         return {
             "callbacks": count,
             "clients": clients,
             "rounds": rounds,
-            **{
-                key: statistics.median(r[key] for r in rounds)
-                for key in ("acknowledged_per_second", "events_per_second")
-                if rounds
-            },
+            **{key: statistics.median(r[key] for r in rounds) for key in keys if rounds},
         }
+
+    def serve_cpu(self) -> tuple[float, float, float]:
+        """CPU seconds so far of serve's API process, its embedded worker, and PostgreSQL."""
+        assert self.serving is not None
+        pid = self.serving.pid
+        return cpu_seconds(pid), children_cpu_seconds(pid), postgres_cpu_seconds(self.data)
 
     async def webhook_latency(
         self, http: aiohttp.ClientSession, target: dict[str, Any], seconds: float, rate: float
@@ -772,7 +806,9 @@ def show_webhooks(result: dict[str, Any], failures: Failures) -> None:
             lambda: (
                 f"vendor-webhook intake (median of {len(i['rounds'])}): {i['callbacks']} "
                 f"callbacks from {i['clients']} clients, {i['acknowledged_per_second']}/s "
-                f"acknowledged, {i['events_per_second']} events/s POST to receiver"
+                f"acknowledged, {i['events_per_second']} events/s POST to receiver; CPU ms "
+                f"per callback: serve {i['serve_cpu_ms_per_callback']}, PostgreSQL "
+                f"{i['postgres_cpu_ms_per_callback']}, worker {i['worker_cpu_ms_per_callback']}"
             ),
         )
     if "webhook_latency" in result:
