@@ -21,6 +21,8 @@ from hubgate.httpserver import server_options
 from tests.conftest import Api, RunningHubgate, free_port
 from tests.events.conftest import Provisioner
 from tests.events.test_twilio_webhooks import inbound, instance_token
+from tests.formulas.conftest import make_formula, make_instance
+from tests.formulas.test_shipped import shipped
 from tests.hub.test_fastpath import Answer, ask
 
 
@@ -126,3 +128,47 @@ async def test_raw_path_and_fastapi_answer_alike(
         ("SM901", "CREATED"),
         ("SM902", "CREATED"),
     ]
+
+
+async def test_formula_listeners_are_seen_by_the_next_callback(
+    provision: Provisioner, events_api: Api, events_hubgate: RunningHubgate
+) -> None:
+    """The intake asks whether a formula instance listens in the statement that inserts the
+    events (D432): one created, or deactivated, counts from the very next callback, and each
+    execution it starts belongs to an event committed with it."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    path = instance["eventsCallbackUrl"][len(events_hubgate.url) :]
+
+    async def callback(sid: str) -> None:
+        params = inbound(sid, account)
+        answer = await events_api.with_auth(None).post(path, **signed(instance, params, token))
+        assert answer.status == 200, answer.text
+
+    async def executions(formula_instance: dict[str, Any]) -> list[dict[str, Any]]:
+        listed = await events_api.get(f"formulas/instances/{formula_instance['id']}/executions")
+        assert listed.status == 200, listed.text
+        found: list[dict[str, Any]] = listed.body
+        return found
+
+    await callback("SM950")
+    formula = await make_formula(events_api, shipped("answer-received-message.json"))
+    listener = await make_instance(
+        events_api, formula["id"], {"twilio": instance["id"], "answer": "Thanks:"}
+    )
+    await callback("SM951")
+    assert [e["objectId"] for e in await executions(listener)] == ["SM951"]
+
+    changed = await events_api.patch(
+        f"formulas/{formula['id']}/instances/{listener['id']}", json={"active": False}
+    )
+    assert changed.status == 200, changed.text
+    await callback("SM952")
+    started = await executions(listener)
+    assert [e["objectId"] for e in started] == ["SM951"]
+
+    events = (await events_api.get(f"instances/{instance['id']}/events")).body
+    by_object = {e["objectId"]: e["id"] for e in events}
+    assert sorted(by_object) == ["SM950", "SM951", "SM952"]
+    assert started[0]["eventId"] == by_object["SM951"]

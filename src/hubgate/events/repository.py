@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     String,
     Table,
+    Uuid,
     and_,
     bindparam,
     column,
@@ -40,6 +43,7 @@ from hubgate.events.models import (
     SeenObject,
     VendorEventId,
 )
+from hubgate.formulas.repository import listens_to
 from hubgate.instances.models import Instance
 
 
@@ -190,6 +194,43 @@ _TAKE_VENDOR_IDS = text(
     RETURNING vendor_event_id
     """
 )
+# A vendor webhook's events in one statement, however many (arrays, not a VALUES list, so that
+# it is compiled and prepared once), instead of the ORM's flush of Event objects (D431). The
+# same statement answers whether an active formula instance listens to their connector
+# instance, read in the statement's snapshot: the formula triggers' look-up then runs only when
+# one may (D432). A data-modifying WITH runs whether or not the query reads it.
+_ADDED = (
+    text(
+        """
+        INSERT INTO events
+            (id, organization_id, account_id, instance_id, user_id, instance_name, element_key,
+             source, object_type, object_id, event_type, events, raw, event_date, status,
+             attempt_count, next_attempt_at)
+        SELECT e.id, e.organization_id, e.account_id, e.instance_id, e.user_id,
+            e.instance_name, e.element_key, e.source, e.object_type, e.object_id,
+            e.event_type, CAST(e.events AS jsonb), CAST(e.raw AS jsonb), e.event_date,
+            e.status, e.attempt_count, e.next_attempt_at
+        FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:organization_ids AS bigint[]),
+            CAST(:account_ids AS bigint[]), CAST(:instance_ids AS bigint[]),
+            CAST(:user_ids AS bigint[]), CAST(:instance_names AS text[]),
+            CAST(:element_keys AS text[]), CAST(:sources AS text[]),
+            CAST(:object_types AS text[]), CAST(:object_ids AS text[]),
+            CAST(:event_types AS text[]), CAST(:events AS text[]), CAST(:raws AS text[]),
+            CAST(:event_dates AS timestamptz[]), CAST(:statuses AS text[]),
+            CAST(:attempt_counts AS integer[]), CAST(:next_attempts AS timestamptz[])
+        ) AS e(id, organization_id, account_id, instance_id, user_id, instance_name,
+               element_key, source, object_type, object_id, event_type, events, raw,
+               event_date, status, attempt_count, next_attempt_at)
+        RETURNING id
+        """
+    )
+    .columns(column("id", Uuid))
+    .cte("added")
+)
+_ADD_LISTENED = select(
+    exists().where(listens_to(bindparam("listened_instance", type_=BigInteger)))
+).add_cte(_ADDED)
 _POLLERS = cast(Table, EventPoller.__table__)
 # procrastinate's jobs, as far as the tick asks about them (its schema, procrastinate 3.10).
 _JOBS = table(
@@ -453,6 +494,31 @@ class EventRepository:
     async def add_events(self, events: Sequence[Event]) -> None:
         self.session.add_all(events)
         await self.session.flush()
+
+    async def insert_events(self, instance_id: int, events: Sequence[Event]) -> bool:
+        """Insert the events of one connector instance (left out of the session) in one
+        statement; answers whether an active formula instance listens to it (D432)."""
+        params = {
+            "ids": [e.id for e in events],
+            "organization_ids": [e.organization_id for e in events],
+            "account_ids": [e.account_id for e in events],
+            "instance_ids": [e.instance_id for e in events],
+            "user_ids": [e.user_id for e in events],
+            "instance_names": [e.instance_name for e in events],
+            "element_keys": [e.element_key for e in events],
+            "sources": [e.source for e in events],
+            "object_types": [e.object_type for e in events],
+            "object_ids": [e.object_id for e in events],
+            "event_types": [e.event_type for e in events],
+            "events": [json.dumps(e.events) for e in events],
+            "raws": [json.dumps(e.raw) for e in events],
+            "event_dates": [e.event_date for e in events],
+            "statuses": [e.status for e in events],
+            "attempt_counts": [e.attempt_count for e in events],
+            "next_attempts": [e.next_attempt_at for e in events],
+            "listened_instance": instance_id,
+        }
+        return bool((await self.session.execute(_ADD_LISTENED, params)).scalar_one())
 
     async def claim(
         self, event_id: uuid.UUID, *, due: datetime, until: datetime, owner: int
