@@ -206,22 +206,14 @@ _ADDED = (
             (id, organization_id, account_id, instance_id, user_id, instance_name, element_key,
              source, object_type, object_id, event_type, events, raw, event_date, status,
              attempt_count, next_attempt_at)
-        SELECT e.id, e.organization_id, e.account_id, e.instance_id, e.user_id,
-            e.instance_name, e.element_key, e.source, e.object_type, e.object_id,
-            e.event_type, CAST(e.events AS jsonb), CAST(e.raw AS jsonb), e.event_date,
-            e.status, e.attempt_count, e.next_attempt_at
+        SELECT e.id, :organization_id, :account_id, :instance_id, :user_id, :instance_name,
+            :element_key, :source, e.object_type, e.object_id, e.event_type,
+            CAST(e.events AS jsonb), CAST(e.raw AS jsonb), :event_date, :status,
+            :attempt_count, :next_attempt_at
         FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:organization_ids AS bigint[]),
-            CAST(:account_ids AS bigint[]), CAST(:instance_ids AS bigint[]),
-            CAST(:user_ids AS bigint[]), CAST(:instance_names AS text[]),
-            CAST(:element_keys AS text[]), CAST(:sources AS text[]),
-            CAST(:object_types AS text[]), CAST(:object_ids AS text[]),
-            CAST(:event_types AS text[]), CAST(:events AS text[]), CAST(:raws AS text[]),
-            CAST(:event_dates AS timestamptz[]), CAST(:statuses AS text[]),
-            CAST(:attempt_counts AS integer[]), CAST(:next_attempts AS timestamptz[])
-        ) AS e(id, organization_id, account_id, instance_id, user_id, instance_name,
-               element_key, source, object_type, object_id, event_type, events, raw,
-               event_date, status, attempt_count, next_attempt_at)
+            CAST(:ids AS uuid[]), CAST(:object_types AS text[]), CAST(:object_ids AS text[]),
+            CAST(:event_types AS text[]), CAST(:events AS text[]), CAST(:raws AS text[])
+        ) AS e(id, object_type, object_id, event_type, events, raw)
         RETURNING id
         """
     )
@@ -231,6 +223,20 @@ _ADDED = (
 _ADD_LISTENED = select(
     exists().where(listens_to(bindparam("listened_instance", type_=BigInteger)))
 ).add_cte(_ADDED)
+
+
+def _shared(event: Event) -> tuple[Any, ...]:
+    """What the events of one insert_events have in common."""
+    return (
+        event.instance_id,
+        event.source,
+        event.event_date,
+        event.status,
+        event.attempt_count,
+        event.next_attempt_at,
+    )
+
+
 _POLLERS = cast(Table, EventPoller.__table__)
 # procrastinate's jobs, as far as the tick asks about them (its schema, procrastinate 3.10).
 _JOBS = table(
@@ -495,28 +501,33 @@ class EventRepository:
         self.session.add_all(events)
         await self.session.flush()
 
-    async def insert_events(self, instance_id: int, events: Sequence[Event]) -> bool:
-        """Insert the events of one connector instance (left out of the session) in one
-        statement; answers whether an active formula instance listens to it (D432)."""
+    async def insert_events(self, events: Sequence[Event]) -> bool:
+        """Insert events made together (one connector instance, source, date and status: a
+        webhook's) in one statement, leaving them out of the session; answers whether an
+        active formula instance listens to their connector instance (D432)."""
+        first = events[0]
+        if any(_shared(e) != _shared(first) for e in events):
+            raise ValueError("events inserted together must share their instance and date")
         params = {
+            "organization_id": first.organization_id,
+            "account_id": first.account_id,
+            "instance_id": first.instance_id,
+            "user_id": first.user_id,
+            "instance_name": first.instance_name,
+            "element_key": first.element_key,
+            "source": first.source,
+            "event_date": first.event_date,
+            "status": first.status,
+            "attempt_count": first.attempt_count,
+            "next_attempt_at": first.next_attempt_at,
+            # Per event: six arrays (dumping an array costs more than a value).
             "ids": [e.id for e in events],
-            "organization_ids": [e.organization_id for e in events],
-            "account_ids": [e.account_id for e in events],
-            "instance_ids": [e.instance_id for e in events],
-            "user_ids": [e.user_id for e in events],
-            "instance_names": [e.instance_name for e in events],
-            "element_keys": [e.element_key for e in events],
-            "sources": [e.source for e in events],
             "object_types": [e.object_type for e in events],
             "object_ids": [e.object_id for e in events],
             "event_types": [e.event_type for e in events],
             "events": [json.dumps(e.events) for e in events],
             "raws": [json.dumps(e.raw) for e in events],
-            "event_dates": [e.event_date for e in events],
-            "statuses": [e.status for e in events],
-            "attempt_counts": [e.attempt_count for e in events],
-            "next_attempts": [e.next_attempt_at for e in events],
-            "listened_instance": instance_id,
+            "listened_instance": first.instance_id,
         }
         return bool((await self.session.execute(_ADD_LISTENED, params)).scalar_one())
 

@@ -361,7 +361,7 @@ async def record_vendor_changes(
         return []
     # One statement, which also tells whether a formula instance listens (D431, D432): when
     # none does, the triggers have nothing to start and are not asked.
-    if await repo.insert_events(instance.id, events):
+    if await repo.insert_events(events):
         await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
