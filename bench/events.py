@@ -687,7 +687,11 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
     runtime = await open_runtime(bench.settings, bench.url)
     measured: dict[str, Any] = {}
     try:
-        async with aiohttp.ClientSession() as http:
+        # The client drops an idle connection before serve's server does (uvicorn: after 5 s),
+        # so that a round started after a long wait never writes on a connection the server is
+        # closing (a "connection reset" in a loaded run, between intake rounds).
+        connector = aiohttp.TCPConnector(keepalive_timeout=2)
+        async with aiohttp.ClientSession(connector=connector) as http:
             started = time.monotonic()
             await bench.setup(http, runtime)
             print(f"set up {args.instances} instances in {time.monotonic() - started:.0f} s")
