@@ -76,6 +76,8 @@ async def test_raw_path_and_fastapi_answer_alike(
 
     async def counted(scope: Scope, receive: Receive, send: Send) -> None:
         answered.append(scope["path"])
+        # The FastAPI route's own, so that metrics and traces carry the same template.
+        assert scope["route"].path == "/events/{element_key}/{encoded_id}"
         await answer(scope, receive, send)
 
     monkeypatch.setattr(app.intake_path, "answer", counted)
