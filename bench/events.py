@@ -18,7 +18,9 @@ accounts of their own.
 4. Intake: ``hubgate serve`` (with its worker) and one webhook-mode instance; rounds of
    distinct status callbacks, signed by Twilio's own library, posted by many clients at once:
    callbacks acknowledged per second, and events per second from the first POST to the
-   receiver's acceptance of the last notification.
+   receiver's acceptance of the last notification; CPU per callback of serve's API process
+   (while the callbacks are posted), of its embedded worker and of PostgreSQL (until the last
+   notification is accepted), from /proc.
 5. Webhook latency: callbacks at a gentle rate; from the start of each POST to its
    notification's acceptance at the receiver, p50 and p99 (medians of three rounds).
 
