@@ -18,8 +18,10 @@ from twilio.request_validator import RequestValidator
 
 from hubgate.app import HubgateApp
 from hubgate.httpserver import server_options
+from hubgate.runtime import Runtime
 from tests.conftest import Api, RunningHubgate, free_port
 from tests.events.conftest import Provisioner
+from tests.events.test_poller import statements
 from tests.events.test_twilio_webhooks import inbound, instance_token
 from tests.formulas.conftest import make_formula, make_instance
 from tests.formulas.test_shipped import shipped
@@ -174,3 +176,27 @@ async def test_formula_listeners_are_seen_by_the_next_callback(
     by_object = {e["objectId"]: e["id"] for e in events}
     assert sorted(by_object) == ["SM950", "SM951", "SM952"]
     assert started[0]["eventId"] == by_object["SM951"]
+
+
+async def test_a_callback_is_two_statements(
+    provision: Provisioner, events_api: Api, events_hubgate: RunningHubgate, runtime: Runtime
+) -> None:
+    """With the instance cached (D312): the seen-set's upsert, then the events' insert that also
+    reads the formula listeners (D431, D432); a repeat is the upsert alone."""
+    instance = await provision(**{"event.vendor.type": "webhook"})
+    token = instance_token(provision, instance)
+    account = instance["configuration"]["username"]
+    path = instance["eventsCallbackUrl"][len(events_hubgate.url) :]
+
+    async def callback(sid: str) -> list[str]:
+        params = inbound(sid, account)
+        with statements(runtime) as sent:
+            answer = await events_api.with_auth(None).post(path, **signed(instance, params, token))
+        assert answer.status == 200, answer.text
+        return [" ".join(s.split())[:25] for s in sent]
+
+    await callback("SM960")
+    assert await callback("SM961") == ["INSERT INTO event_seen AS", "WITH added AS ( INSERT IN"]
+    assert await callback("SM961") == ["INSERT INTO event_seen AS"]
+    events = (await events_api.get(f"instances/{instance['id']}/events")).body
+    assert sorted(e["objectId"] for e in events) == ["SM960", "SM961"]
