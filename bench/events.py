@@ -18,7 +18,9 @@ accounts of their own.
 4. Intake: ``hubgate serve`` (with its worker) and one webhook-mode instance; rounds of
    distinct status callbacks, signed by Twilio's own library, posted by many clients at once:
    callbacks acknowledged per second, and events per second from the first POST to the
-   receiver's acceptance of the last notification.
+   receiver's acceptance of the last notification; CPU per callback of serve's API process
+   (while the callbacks are posted), of its embedded worker and of PostgreSQL (until the last
+   notification is accepted), from /proc.
 5. Webhook latency: callbacks at a gentle rate; from the start of each POST to its
    notification's acceptance at the receiver, p50 and p99 (medians of three rounds).
 
@@ -103,6 +105,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children_cpu_seconds(parent: int) -> float:
+    """User + system CPU time of the live children of ``parent`` (serve's embedded worker)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
 
 
 async def until(
@@ -208,6 +223,7 @@ class Bench:
         self.receiver = CallbackReceiver()
         self.accounts: list[str] = []
         self.instance_ids: list[int] = []
+        self.serving: subprocess.Popen[bytes] | None = None
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         with (self.data / "processes.log").open("ab") as log:
@@ -476,7 +492,7 @@ class Bench:
         instance's events URL and the Auth Token that signs its callbacks."""
         port = free_port()
         public = f"http://127.0.0.1:{port}"
-        self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
+        self.serving = self.start("serve", "--port", str(port), HUBGATE_PUBLIC_URL=public)
         for _ in range(600):
             try:
                 async with http.get(f"{public}/healthz") as answer:
@@ -566,12 +582,15 @@ class Bench:
             self.receiver.requests.clear()
             sids = [f"SM{number:02d}{n:030d}" for n in range(count)]
             queue = list(reversed(sids))
+            cpu = self.serve_cpu()
             started = time.monotonic()
             await asyncio.gather(
                 *(self.post_all(http, target, queue, "intake") for _ in range(clients))
             )
             acknowledged = time.monotonic() - started
+            answering = self.serve_cpu()
             arrived = await self.wait_arrivals(set(sids), self.deliver_within)
+            delivered = self.serve_cpu()
             check_notifications(self.failures, "intake", self.receiver.requests)
             self.failures.note("intake", "notification missing", count - len(arrived))
             if not self.failures.clean("intake"):
@@ -581,18 +600,35 @@ class Bench:
                 {
                     "acknowledged_per_second": round(count / acknowledged, 1),
                     "events_per_second": round(count / end_to_end, 1),
+                    # While the callbacks were posted: the API process (serve), which takes them.
+                    "serve_cpu_ms_per_callback": round((answering[0] - cpu[0]) / count * 1000, 3),
+                    # Until the last notification arrived: serve's embedded worker (deliveries)
+                    # and PostgreSQL (the intake's statements and the deliveries').
+                    "worker_cpu_ms_per_callback": round((delivered[1] - cpu[1]) / count * 1000, 3),
+                    "postgres_cpu_ms_per_callback": round(
+                        (delivered[2] - cpu[2]) / count * 1000, 3
+                    ),
                 }
             )
+        keys = (
+            "acknowledged_per_second",
+            "events_per_second",
+            "serve_cpu_ms_per_callback",
+            "postgres_cpu_ms_per_callback",
+            "worker_cpu_ms_per_callback",
+        )
         return {
             "callbacks": count,
             "clients": clients,
             "rounds": rounds,
-            **{
-                key: statistics.median(r[key] for r in rounds)
-                for key in ("acknowledged_per_second", "events_per_second")
-                if rounds
-            },
+            **{key: statistics.median(r[key] for r in rounds) for key in keys if rounds},
         }
+
+    def serve_cpu(self) -> tuple[float, float, float]:
+        """CPU seconds so far of serve's API process, its embedded worker, and PostgreSQL."""
+        assert self.serving is not None
+        pid = self.serving.pid
+        return cpu_seconds(pid), children_cpu_seconds(pid), postgres_cpu_seconds(self.data)
 
     async def webhook_latency(
         self, http: aiohttp.ClientSession, target: dict[str, Any], seconds: float, rate: float
@@ -653,7 +689,11 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
     runtime = await open_runtime(bench.settings, bench.url)
     measured: dict[str, Any] = {}
     try:
-        async with aiohttp.ClientSession() as http:
+        # The client drops an idle connection before serve's server does (uvicorn: after 5 s),
+        # so that a round started after a long wait never writes on a connection the server is
+        # closing (a "connection reset" in a loaded run, between intake rounds).
+        connector = aiohttp.TCPConnector(keepalive_timeout=2)
+        async with aiohttp.ClientSession(connector=connector) as http:
             started = time.monotonic()
             await bench.setup(http, runtime)
             print(f"set up {args.instances} instances in {time.monotonic() - started:.0f} s")
@@ -772,7 +812,9 @@ def show_webhooks(result: dict[str, Any], failures: Failures) -> None:
             lambda: (
                 f"vendor-webhook intake (median of {len(i['rounds'])}): {i['callbacks']} "
                 f"callbacks from {i['clients']} clients, {i['acknowledged_per_second']}/s "
-                f"acknowledged, {i['events_per_second']} events/s POST to receiver"
+                f"acknowledged, {i['events_per_second']} events/s POST to receiver; CPU ms "
+                f"per callback: serve {i['serve_cpu_ms_per_callback']}, PostgreSQL "
+                f"{i['postgres_cpu_ms_per_callback']}, worker {i['worker_cpu_ms_per_callback']}"
             ),
         )
     if "webhook_latency" in result:

@@ -15,6 +15,7 @@ from hubgate.cors import CorsMiddleware
 from hubgate.elements.endpoints import router as elements_router
 from hubgate.events import service as events_service
 from hubgate.events.endpoints import router as events_router
+from hubgate.events.fastintake import VendorIntake
 from hubgate.formulas.endpoints import router as formulas_router
 from hubgate.hub.endpoints import router as hub_router
 from hubgate.hub.fastpath import HubFastPath
@@ -37,6 +38,8 @@ class HubgateApp(FastAPI):
     """FastAPI, with hub calls answered before its stack (hub.fastpath) when a path is set."""
 
     hot_path: HubFastPath | None = None
+    # Vendor webhooks, answered the same way (events.fastintake).
+    intake_path: VendorIntake | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = self.hot_path
@@ -44,6 +47,10 @@ class HubgateApp(FastAPI):
             scope["app"] = self
             if hot.takes(scope):
                 await hot.answer(scope, receive, send)
+                return
+            intake = self.intake_path
+            if intake is not None and intake.takes(scope):
+                await intake.answer(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
@@ -105,6 +112,7 @@ def create_app(settings: Settings, *, database_url: str) -> FastAPI:
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
     )
+    app.intake_path = VendorIntake(prefix=API_PREFIX, layers=layers)
     return app
 
 

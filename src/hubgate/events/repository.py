@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     String,
     Table,
+    Uuid,
     and_,
     bindparam,
     column,
@@ -40,6 +43,7 @@ from hubgate.events.models import (
     SeenObject,
     VendorEventId,
 )
+from hubgate.formulas.repository import listens_to
 from hubgate.instances.models import Instance
 
 
@@ -190,6 +194,49 @@ _TAKE_VENDOR_IDS = text(
     RETURNING vendor_event_id
     """
 )
+# A vendor webhook's events in one statement, however many (arrays, not a VALUES list, so that
+# it is compiled and prepared once), instead of the ORM's flush of Event objects (D431). The
+# same statement answers whether an active formula instance listens to their connector
+# instance, read in the statement's snapshot: the formula triggers' look-up then runs only when
+# one may (D432). A data-modifying WITH runs whether or not the query reads it.
+_ADDED = (
+    text(
+        """
+        INSERT INTO events
+            (id, organization_id, account_id, instance_id, user_id, instance_name, element_key,
+             source, object_type, object_id, event_type, events, raw, event_date, status,
+             attempt_count, next_attempt_at)
+        SELECT e.id, :organization_id, :account_id, :instance_id, :user_id, :instance_name,
+            :element_key, :source, e.object_type, e.object_id, e.event_type,
+            CAST(e.events AS jsonb), CAST(e.raw AS jsonb), :event_date, :status,
+            :attempt_count, :next_attempt_at
+        FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:object_types AS text[]), CAST(:object_ids AS text[]),
+            CAST(:event_types AS text[]), CAST(:events AS text[]), CAST(:raws AS text[])
+        ) AS e(id, object_type, object_id, event_type, events, raw)
+        RETURNING id
+        """
+    )
+    .columns(column("id", Uuid))
+    .cte("added")
+)
+_ADD_LISTENED = select(
+    exists().where(listens_to(bindparam("listened_instance", type_=BigInteger)))
+).add_cte(_ADDED)
+
+
+def _shared(event: Event) -> tuple[Any, ...]:
+    """What the events of one insert_events have in common."""
+    return (
+        event.instance_id,
+        event.source,
+        event.event_date,
+        event.status,
+        event.attempt_count,
+        event.next_attempt_at,
+    )
+
+
 _POLLERS = cast(Table, EventPoller.__table__)
 # procrastinate's jobs, as far as the tick asks about them (its schema, procrastinate 3.10).
 _JOBS = table(
@@ -453,6 +500,36 @@ class EventRepository:
     async def add_events(self, events: Sequence[Event]) -> None:
         self.session.add_all(events)
         await self.session.flush()
+
+    async def insert_events(self, events: Sequence[Event]) -> bool:
+        """Insert events made together (one connector instance, source, date and status: a
+        webhook's) in one statement, leaving them out of the session; answers whether an
+        active formula instance listens to their connector instance (D432)."""
+        first = events[0]
+        if any(_shared(e) != _shared(first) for e in events):
+            raise ValueError("events inserted together must share their instance and date")
+        params = {
+            "organization_id": first.organization_id,
+            "account_id": first.account_id,
+            "instance_id": first.instance_id,
+            "user_id": first.user_id,
+            "instance_name": first.instance_name,
+            "element_key": first.element_key,
+            "source": first.source,
+            "event_date": first.event_date,
+            "status": first.status,
+            "attempt_count": first.attempt_count,
+            "next_attempt_at": first.next_attempt_at,
+            # Per event: six arrays (dumping an array costs more than a value).
+            "ids": [e.id for e in events],
+            "object_types": [e.object_type for e in events],
+            "object_ids": [e.object_id for e in events],
+            "event_types": [e.event_type for e in events],
+            "events": [json.dumps(e.events) for e in events],
+            "raws": [json.dumps(e.raw) for e in events],
+            "listened_instance": first.instance_id,
+        }
+        return bool((await self.session.execute(_ADD_LISTENED, params)).scalar_one())
 
     async def claim(
         self, event_id: uuid.UUID, *, due: datetime, until: datetime, owner: int

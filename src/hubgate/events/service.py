@@ -357,8 +357,12 @@ async def record_vendor_changes(
         )
         fresh.extend(c for c in group if c.object_id in changed)
     events = _new_events(runtime, instance, fresh, "webhook", now, now)
-    await repo.add_events(events)
-    await formula_triggers.events_recorded(session, runtime, events)
+    if not events:
+        return []
+    # One statement, which also tells whether a formula instance listens (D431, D432): when
+    # none does, the triggers have nothing to start and are not asked.
+    if await repo.insert_events(events):
+        await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
 

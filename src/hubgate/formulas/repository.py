@@ -11,7 +11,20 @@ from datetime import datetime
 from typing import Any
 
 import procrastinate
-from sqlalchemy import Select, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hubgate.db.tenancy import Tenant, scoped
@@ -96,6 +109,16 @@ _RESET_FAILURES = text(
 def _valid(row_id: int) -> bool:
     # Ids past BIGINT cannot exist; asking the database would only raise.
     return 0 < row_id < _MAX_ID
+
+
+def listens_to(element_instance_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """An active formula instance whose configuration names this connector instance: the
+    condition of ``listening_to``, also read by the statement that inserts a vendor webhook's
+    events (events.repository), in the same snapshot as the insert."""
+    return and_(
+        FormulaInstance.element_instance_ids.contains(func.jsonb_build_array(element_instance_id)),
+        FormulaInstance.active.is_(True),
+    )
 
 
 class FormulaRepository:
@@ -191,10 +214,7 @@ class FormulaRepository:
 
     async def listening_to(self, element_instance_id: int) -> Sequence[FormulaInstance]:
         """Active formula instances whose configuration names this connector instance."""
-        stmt = select(FormulaInstance).where(
-            FormulaInstance.element_instance_ids.contains([element_instance_id]),
-            FormulaInstance.active.is_(True),
-        )
+        stmt = select(FormulaInstance).where(listens_to(literal(element_instance_id, BigInteger)))
         return (await self.session.execute(stmt)).scalars().all()
 
     async def owned_instance(self, tenant: Tenant, instance_id: int) -> Instance | None:
