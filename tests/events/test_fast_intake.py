@@ -4,52 +4,31 @@ and what they take is recorded the same way."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from twilio.request_validator import RequestValidator
 
 from hubgate.app import HubgateApp
-from hubgate.httpserver import server_options
 from hubgate.runtime import Runtime
-from tests.conftest import Api, RunningHubgate, free_port
+from tests.conftest import Api, RunningHubgate
 from tests.events.conftest import Provisioner
 from tests.events.test_poller import statements
 from tests.events.test_twilio_webhooks import inbound, instance_token
 from tests.formulas.conftest import make_formula, make_instance
 from tests.formulas.test_shipped import shipped
-from tests.hub.test_fastpath import Answer, ask
+from tests.hub.test_fastpath import Answer, ask, served_below_fast_paths
 
 
 @pytest.fixture
 async def through_fastapi(events_hubgate: RunningHubgate) -> AsyncIterator[str]:
     """The same running app, entered below its fast paths: FastAPI's routing answers."""
-    app = events_hubgate.app
-
-    async def fastapi_only(scope: Scope, receive: Receive, send: Send) -> None:
-        await FastAPI.__call__(app, scope, receive, send)
-
-    port = free_port()
-    config = uvicorn.Config(
-        fastapi_only, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-        **server_options(),
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with served_below_fast_paths(events_hubgate.app) as url:
+        yield url
 
 
 def signed(instance: dict[str, Any], params: dict[str, str], token: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -26,10 +27,10 @@ VARYING = {"date", "elements-request-id"}
 BAD_NUMBER = {"To": "not-a-number", "From": "+15017122661", "Body": "x"}
 
 
-@pytest.fixture
-async def through_fastapi(hubgate: RunningHubgate) -> AsyncIterator[str]:
-    """The same running app, entered below its hub fast path: FastAPI's routing answers."""
-    app = hubgate.app
+@asynccontextmanager
+async def served_below_fast_paths(app: FastAPI) -> AsyncIterator[str]:
+    """The running app on a second port, entered below its fast paths: FastAPI's routing
+    answers everything there."""
 
     async def fastapi_only(scope: Scope, receive: Receive, send: Send) -> None:
         await FastAPI.__call__(app, scope, receive, send)
@@ -48,6 +49,13 @@ async def through_fastapi(hubgate: RunningHubgate) -> AsyncIterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     await task
+
+
+@pytest.fixture
+async def through_fastapi(hubgate: RunningHubgate) -> AsyncIterator[str]:
+    """The same running app, entered below its hub fast path: FastAPI's routing answers."""
+    async with served_below_fast_paths(hubgate.app) as url:
+        yield url
 
 
 Answer = tuple[int, list[tuple[str, str]], Any]
