@@ -17,16 +17,20 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from hubgate.app import create_app
+from hubgate.bootstrap import create_tenant
 from hubgate.db.embedded import start_embedded
 from hubgate.db.migrate import upgrade
-from tests.conftest import free_port
+from hubgate.settings import Settings
+from tests.conftest import Api, free_port, serve_in_loop
 from tests.logwatch import remember_log, remember_secret
 
 API = "/elements/api-v2"
@@ -68,6 +72,27 @@ def private_db(tmp_path: Path) -> Iterator[PrivateDatabase]:
         yield database
     finally:
         database.close()
+
+
+@pytest.fixture
+async def tenant_api(
+    private_db: PrivateDatabase, settings: Settings, http: aiohttp.ClientSession
+) -> AsyncIterator[Api]:
+    """The app served in this process on the private database, and an organization's user
+    calling it; the server is stopped after the test."""
+    org = await create_tenant(settings, private_db.url, name="faults", email="f@example.test")
+    port = free_port()
+    app = create_app(settings.model_copy(update={"port": port}), database_url=private_db.url)
+    server, task = await serve_in_loop(app, port)
+    try:
+        yield Api(
+            http,
+            f"http://127.0.0.1:{port}",
+            f"User {org.user_secret}, Organization {org.organization_secret}",
+        )
+    finally:
+        server.should_exit = True
+        await task
 
 
 @dataclass
