@@ -202,12 +202,14 @@ async def test_calls_answered_while_others_wait_show_in_a_scrape_within_the_boun
                     await sent.read()
                     return sent.status
 
+            # The slow simulator has seen the credential check of its instance already.
+            checked = len(slow.requests)
             held = [asyncio.create_task(send_slowly()) for _ in range(6)]
             for _ in range(1000):
-                if len(slow.requests) == len(held):
+                if len(slow.requests) - checked >= len(held):
                     break
                 await asyncio.sleep(0.05)
-            assert len(slow.requests) == len(held)
+            assert len(slow.requests) - checked == len(held)
             for _ in range(calls):
                 async with http.get(
                     f"{base}{API}/hubs/messaging/messages", headers=fast_element
