@@ -122,8 +122,8 @@ async def main_async(args: argparse.Namespace, tmp: Path, standin: str) -> dict[
         HUBGATE_EMBEDDED_WORKER="false",
         BENCH_UPSTREAM=standin,
         **HUB_LIMITS,
-        **dict(pair.split("=", 1) for pair in args.setting),
     )
+    os.environ.update(pair.split("=", 1) for pair in args.setting)
     from hubgate.observability.multiprocess import prepare_multiprocess_dir
     from hubgate.settings import Settings
 
