@@ -9,6 +9,7 @@ figure that the load of other processes on the machine hardly moves (wall-clock 
 
     .venv/bin/python bench/proxy/pipeline.py [--calls 2000] [--concurrency 25] [--rounds 15]
     .venv/bin/python bench/proxy/pipeline.py --cprofile   # Hubgate's CPU time, by function
+    .venv/bin/python bench/proxy/pipeline.py --setting HUBGATE_METRICS_ENABLED=false
 
 Loopback only; needs nginx (bench/proxy/run.py installs it).
 """
@@ -122,6 +123,7 @@ async def main_async(args: argparse.Namespace, tmp: Path, standin: str) -> dict[
         BENCH_UPSTREAM=standin,
         **HUB_LIMITS,
     )
+    os.environ.update(pair.split("=", 1) for pair in args.setting)
     from hubgate.observability.multiprocess import prepare_multiprocess_dir
     from hubgate.settings import Settings
 
@@ -202,6 +204,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15, help="rounds, the targets alternating")
     parser.add_argument("--messages", type=int, default=10, help="messages on the canned page")
     parser.add_argument("--cprofile", action="store_true", help="profile Hubgate's calls")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="HUBGATE_NAME=value",
+        help="a setting of the app (repeatable), after the benchmark's",
+    )
     args = parser.parse_args()
     ensure_tools()
     tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))

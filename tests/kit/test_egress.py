@@ -584,6 +584,23 @@ async def test_request_options_reach_the_server(server: Server) -> None:
     assert raw.json()["method"] == "PATCH"
 
 
+async def test_each_request_sends_its_own_query_when_targets_are_kept(server: Server) -> None:
+    # The client keeps each checked target with its query: the same URL with other
+    # parameters, or the same parameters again, must still leave with exactly what was given.
+    url = server.url("/echo")
+    async with EgressClient(LOOPBACK) as client:
+        first = await client.request("GET", url, params=[("Page", "0"), ("To", "+1 5")])
+        second = await client.request("GET", url, params={"Page": "1"})
+        again = await client.request("GET", url, params=[("Page", "0"), ("To", "+1 5")])
+        bare = await client.request("GET", url)
+    assert first.json()["query"] == [["Page", "0"], ["To", "+1 5"]]
+    assert second.json()["query"] == [["Page", "1"]]
+    assert again.json()["query"] == first.json()["query"]
+    assert bare.json()["query"] == []
+    assert first.url == again.url == f"{url}?Page=0&To=%2B1+5"
+    assert bare.url == url
+
+
 async def test_connections_are_reused(server: Server) -> None:
     server.peers.clear()
     async with EgressClient(LOOPBACK) as client:

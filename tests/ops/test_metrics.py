@@ -164,3 +164,77 @@ async def test_metrics_off_records_nothing_and_metrics_is_not_found(
     assert answers[0][0] == 404
     # No process wrote a sample file: nothing was recorded to be scraped.
     assert not (tmp_path / "var" / "metrics").exists()
+
+
+async def test_calls_answered_while_others_wait_show_in_a_scrape_within_the_bound(
+    tmp_path: Path, vendor: TwilioSimulator
+) -> None:
+    # D424: a process keeps what it records in memory and writes it every FLUSH_SECONDS, or
+    # when its last request in flight ends. Slow sends keep requests in flight in the API
+    # processes, so that the calls answered meanwhile are written by the timer.
+    slow = TwilioSimulator()
+    await slow.start()
+    slow.set_latency(20)
+    env = fresh_env(tmp_path)
+    base = f"http://127.0.0.1:{env['HUBGATE_PORT']}"
+    serve = start(hubgate("serve", "--workers", "2"), env, tmp_path / "serve.log")
+    calls = 12
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        try:
+            await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
+            user = {"Authorization": bootstrap_authorization(env)}
+            elements: list[dict[str, str]] = []
+            for simulator in (vendor, slow):
+                async with http.post(
+                    f"{base}{API}/instances", json=twilio_instance_body(simulator), headers=user
+                ) as created:
+                    assert created.status == 200
+                    token = (await created.json())["token"]
+                remember_secret(token)
+                elements.append({"Authorization": f"{user['Authorization']}, Element {token}"})
+            fast_element, slow_element = elements
+
+            async def send_slowly() -> int:
+                message = {"To": "+15005550006", "From": "+15005550001", "Body": "hi"}
+                async with http.post(
+                    f"{base}{API}/hubs/messaging/messages", json=message, headers=slow_element
+                ) as sent:
+                    await sent.read()
+                    return sent.status
+
+            # The slow simulator has seen the credential check of its instance already.
+            checked = len(slow.requests)
+            held = [asyncio.create_task(send_slowly()) for _ in range(6)]
+            for _ in range(1000):
+                if len(slow.requests) - checked >= len(held):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(slow.requests) - checked == len(held)
+            for _ in range(calls):
+                async with http.get(
+                    f"{base}{API}/hubs/messaging/messages", headers=fast_element
+                ) as listed:
+                    await listed.read()
+                    assert listed.status == 200
+
+            listed_count = 0.0
+            for _ in range(600):  # a generous bound: 60 s against FLUSH_SECONDS
+                async with http.get(f"{base}/metrics") as scraped:
+                    assert scraped.status == 200
+                    samples = parse(await scraped.text())
+                listed_count = value(
+                    samples,
+                    "hubgate_http_requests_total",
+                    route=HUB_ROUTE,
+                    method="GET",
+                    status="200",
+                    element="twiliov2",
+                )
+                if listed_count >= calls:
+                    break
+                await asyncio.sleep(0.1)
+            assert listed_count == calls
+            assert await asyncio.gather(*held) == [200] * len(held)
+        finally:
+            serve.stop()
+            await slow.stop()

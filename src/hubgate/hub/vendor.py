@@ -105,14 +105,16 @@ def _backoff(settings: Settings, attempt: int) -> float:
     return base * (0.5 + random.random() / 2)  # jitter keeps many callers from retrying in step
 
 
+# The sessions of the resolved instances in use, by the instance's id(): see ``of``.
+_SESSIONS_KEPT = 1024
+_URLS_KEPT = 64
+_sessions: dict[int, tuple[ResolvedInstance, VendorSession]] = {}
+
+
 class VendorSession:
-    """One instance's vendor, from its manifest and decrypted configuration.
+    """One instance's vendor, from its manifest and decrypted configuration."""
 
-    Cheap to make (a dict of auth headers): the pipeline makes one per call rather than keep
-    decrypted credentials anywhere else.
-    """
-
-    __slots__ = ("_auth", "base_url", "config", "egress", "manifest", "settings")
+    __slots__ = ("_auth", "_urls", "base_url", "config", "egress", "manifest", "settings")
 
     def __init__(
         self,
@@ -127,18 +129,43 @@ class VendorSession:
         self.config = config
         self.base_url = (config.get(manifest.base_url_key) or "").rstrip("/")
         self._auth = manifest.auth.headers(config)
+        self._urls: dict[tuple[str, tuple[tuple[str, str | None], ...]], str] = {}
 
     @classmethod
     def of(
         cls, egress: EgressClient, settings: Settings, instance: ResolvedInstance
     ) -> VendorSession:
-        return cls(egress, settings, instance.element.manifest, instance.config)
+        """The instance's session, made once per resolved instance rather than per call
+        (its auth headers and filled URLs are then built once, bench/README.md, session 21).
+
+        A resolved instance is immutable and the token cache replaces it when the instance
+        changes (a refreshed OAuth token is a new one too), so a session found for the same
+        object is still right. It holds what that object holds, nothing more; at most
+        ``_SESSIONS_KEPT`` are kept."""
+        key = id(instance)
+        found = _sessions.get(key)
+        if found is not None and found[0] is instance:
+            session = found[1]
+            if session.egress is egress and session.settings is settings:
+                return session
+        session = cls(egress, settings, instance.element.manifest, instance.config)
+        if len(_sessions) >= _SESSIONS_KEPT:
+            _sessions.clear()
+        _sessions[key] = (instance, session)
+        return session
 
     def url(self, path: str, values: Mapping[str, str | None] | None = None) -> str:
         """The vendor URL of a manifest path: ``{name}`` filled from the path's values, then
         the configuration, each quoted as one path segment."""
-        merged: dict[str, str | None] = {**self.config, **values} if values else dict(self.config)
-        return self.base_url + fill(path, merged)
+        key = (path, tuple(values.items()) if values else ())
+        found = self._urls.get(key)
+        if found is None:
+            merged = {**self.config, **values} if values else dict(self.config)
+            found = self.base_url + fill(path, merged)
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            self._urls[key] = found
+        return found
 
     # --- sending -------------------------------------------------------------------------------
 

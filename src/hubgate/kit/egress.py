@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import hdrs
 from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import sentinel
 from yarl import URL
 
 __all__ = [
@@ -122,6 +123,7 @@ _HOST_NAME: Final = re.compile(
     r"(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*"
 )
 _VERDICT_CACHE_SIZE: Final = 4096
+_TARGET_CACHE_SIZE: Final = 1024
 
 
 def _normalize_host_name(host: str) -> str:
@@ -377,6 +379,12 @@ class EgressClient:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._transport = transport
+        # Checked targets with their query, by URL and parameters: a hub call sends the same
+        # ones again and again, and parsing the URL, adding the query and printing the result
+        # again cost yarl more than anything else of this client's own (bench/README.md,
+        # session 21). The policy is immutable and the addresses are still checked at every
+        # connect (the resolver), so a kept target is as safe as a fresh one.
+        self._targets: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[URL, str]] = {}
 
     @property
     def policy(self) -> EgressPolicy:
@@ -443,8 +451,10 @@ class EgressClient:
         session = self._session
         if session is None and self._transport is None:
             raise RuntimeError("EgressClient is not started")
-        target = self._policy.check_url(url)
-        client_timeout = self._default_timeout if timeout is None else self._timeout_for(timeout)
+        if self._transport is not None:
+            target = self._policy.check_url(url)
+        else:
+            target, target_text = self._target(url, params)
         if data is not None and not isinstance(data, bytes | str):
             # Encoded here: aiohttp's FormData checks field names as if they were headers and
             # raises on control characters, which a form body may carry percent-encoded.
@@ -462,11 +472,11 @@ class EgressClient:
             async with session.request(
                 method,
                 target,
-                params=params,
                 headers=headers,
                 data=data,
                 json=json,
-                timeout=client_timeout,
+                # The session's own when not given: aiohttp then takes it as it is.
+                timeout=sentinel if timeout is None else self._timeout_for(timeout),
                 allow_redirects=False,
             ) as resp:
                 body = await self._read_body(resp, method, target)
@@ -474,7 +484,7 @@ class EgressClient:
                     status=resp.status,
                     headers=resp.headers,
                     body=body,
-                    url=str(resp.url),
+                    url=target_text,  # redirects are not followed: the answer is the target's
                     elapsed_ms=(time.perf_counter() - started) * 1000.0,
                 )
         except EgressError:
@@ -533,6 +543,22 @@ class EgressClient:
                 f"{method} {_safe_target(target)}: response exceeds the {self._max}-byte cap"
             )
         return response
+
+    def _target(self, url: str, params: Params | None) -> tuple[URL, str]:
+        """The checked URL with ``params`` added as aiohttp would add them, and its text."""
+        pairs: tuple[tuple[str, str], ...] = ()
+        if params:
+            pairs = tuple(params.items() if isinstance(params, Mapping) else params)
+        key = (url, pairs)
+        found = self._targets.get(key)
+        if found is None:
+            target = self._policy.check_url(url)
+            if pairs:
+                target = target.extend_query(pairs)
+            if len(self._targets) >= _TARGET_CACHE_SIZE:
+                self._targets.clear()
+            found = self._targets[key] = (target, str(target))
+        return found
 
     def _timeout_for(self, timeouts: EgressTimeouts) -> aiohttp.ClientTimeout:
         cached = self._timeout_cache.get(timeouts)

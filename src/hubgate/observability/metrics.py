@@ -9,6 +9,8 @@ key, a manifest resource path; never an id, a token or anything a tenant wrote.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -45,9 +47,93 @@ class _ProcessId:
 
 
 os.register_at_fork(after_in_child=_ProcessId.refresh)
+
+# How long a figure recorded in one of serve's processes may wait before a scrape answered by
+# another process sees it (D424). The process answering a scrape writes its own first.
+FLUSH_SECONDS = 0.25
+
+
+class _Unwritten:
+    """The values recorded since their last write to this process's multiprocess file, and
+    the event loop that will write them (``FLUSH_SECONDS`` after the first of them)."""
+
+    values: list[Any] = []
+    loop: asyncio.AbstractEventLoop | None = None
+    # Requests being answered by this process (``RequestObserver``): the last one to end
+    # writes what they recorded, so that a process with nothing to answer is never behind.
+    active = 0
+
+
+def flush() -> None:
+    """Write what this process recorded to its multiprocess file (a no-op in memory)."""
+    _Unwritten.loop = None
+    pending, _Unwritten.values = _Unwritten.values, []
+    for value in pending:
+        value.write()
+
+
+def _schedule_flush() -> None:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no event loop in this thread to write later: write now
+        flush()
+        return
+    if _Unwritten.loop is not loop:
+        _Unwritten.loop = loop
+        loop.call_later(FLUSH_SECONDS, flush)
+
+
+def _forget_unwritten() -> None:
+    # A forked child starts with files of its own; what the parent recorded is the parent's.
+    for value in _Unwritten.values:
+        value.forget()
+    _Unwritten.values = []
+    _Unwritten.loop = None
+
+
+def _buffered(mmaped: type[Any]) -> type[Any]:
+    """prometheus-client's multiprocess value, with ``inc`` adding in memory: each ``inc`` of
+    the original takes a lock and writes the file's mmap, six of them per hub call (D424)."""
+
+    class BufferedValue(mmaped):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._unwritten = 0.0
+            self._clean = True
+
+        def inc(self, amount: float) -> None:
+            self._unwritten += amount
+            if self._clean:
+                self._clean = False
+                _Unwritten.values.append(self)
+                _schedule_flush()
+
+        def set(self, value: float, timestamp: float | None = None) -> None:
+            self._unwritten = 0.0
+            super().set(value, timestamp)
+
+        def get(self) -> float:
+            written: float = super().get()
+            return written + self._unwritten
+
+        def write(self) -> None:
+            amount, self._unwritten, self._clean = self._unwritten, 0.0, True
+            if amount:
+                super().inc(amount)
+
+        def forget(self) -> None:
+            self._unwritten, self._clean = 0.0, True
+
+    return BufferedValue
+
+
 if os.environ.get(MULTIPROC_ENV):
-    # Before any metric below makes a value; the same class prometheus-client would pick.
-    values.ValueClass = values.MultiProcessValue(_ProcessId.get)  # type: ignore[no-untyped-call]
+    # Before any metric below makes a value; prometheus-client's own class, buffered.
+    values.ValueClass = _buffered(values.MultiProcessValue(_ProcessId.get))  # type: ignore[no-untyped-call]
+    os.register_at_fork(after_in_child=_forget_unwritten)
+    # What each process recorded last: serve's API processes (spawned, so they exit through
+    # the interpreter) and its worker alike.
+    atexit.register(flush)
 
 # Hub calls are answered in milliseconds when cached and in seconds when a vendor is slow.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -114,6 +200,17 @@ def count_request(route: str, method: str, status: int, element: str) -> None:
 
 def time_hub_call(element: str, resource: str, seconds: float) -> None:
     _child(HUB_CALL_SECONDS, element, resource).observe(seconds)
+
+
+def request_started() -> None:
+    _Unwritten.active += 1
+
+
+def request_ended() -> None:
+    """After the request's own figures: the last request in flight writes them all."""
+    _Unwritten.active -= 1
+    if not _Unwritten.active and _Unwritten.values:
+        flush()
 
 
 def configure(settings: Settings) -> None:
@@ -207,6 +304,7 @@ def exposition(figures: QueueFigures) -> bytes:
     """The text format of every process's samples plus the queue figures."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROC_ENV):
+        flush()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for collector in _own_collectors():

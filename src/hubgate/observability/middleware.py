@@ -62,6 +62,7 @@ class RequestObserver:
         span: Span | None,
     ) -> None:
         seen = Seen(labels.trace_id)
+        metrics.request_started()
         try:
             await answer(seen)
         finally:
@@ -73,6 +74,7 @@ class RequestObserver:
                 if template == self.hub_route and labels.element:
                     seconds = time.perf_counter() - started
                     metrics.time_hub_call(labels.element, labels.resource, seconds)
+            metrics.request_ended()
             if span is not None:
                 span.update_name(f"{scope['method']} {template}")
                 span.set_attribute("http.route", template)
