@@ -56,7 +56,7 @@ _FINISHED = sorted(FINISHED)
 # top-level success
 # also ends its formula instance's run of failures (``reset_instance_id``; an instance without
 # one is not written). No row: stale. It is a statement alone (D470): sent in autocommit, it is
-# its own transaction.
+# its own transaction, and ``relaxed`` lets that commit return before the WAL flush (D471).
 _CHECKPOINT = text(
     """
     WITH held AS (
@@ -91,13 +91,18 @@ _CHECKPOINT = text(
             AS (key text, value text, truncated boolean)) WITH ORDINALITY AS v(key, value,
             truncated, n)
         ORDER BY v.n
+    ), flush AS (
+        -- Local to this statement's own transaction (D471): whether its commit waits for
+        -- the WAL to reach the disk.
+        SELECT set_config('synchronous_commit', CASE WHEN CAST(:relaxed AS boolean)
+            THEN 'off' ELSE current_setting('synchronous_commit') END, true)
     ), reset AS (
         UPDATE formula_instances SET consecutive_failures = 0, first_failure_at = NULL
         FROM held
         WHERE formula_instances.id = CAST(:reset_instance_id AS bigint)
             AND (consecutive_failures <> 0 OR first_failure_at IS NOT NULL)
     )
-    SELECT id FROM step
+    SELECT step.id FROM step, flush
     """
 )
 # A step job's take of its execution (D450), one statement compiled once (D470): ``queued``

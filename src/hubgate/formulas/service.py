@@ -690,6 +690,22 @@ def commits_alone(run: Run, outcome: Outcome, *, hand_over: bool = False) -> boo
     return status == SUCCESS and run.execution.parent_execution_id is None
 
 
+# Steps that act on nothing outside the execution, or act only with the idempotency key of
+# their step run (D334): run again, they do no second deed (D471).
+REPEATABLE_STEPS = frozenset({"script", "filter", "loop", "elementRequest", "httpRequest"})
+
+
+def relaxed_commit(run: Run, outcome: Outcome, *, hand_over: bool = False) -> bool:
+    """Whether this step run's checkpoint may commit without waiting for the WAL flush (D471).
+    A PostgreSQL crash can lose such a commit, and the steps since the last flushed one run
+    again: each must be repeatable. A ``request`` step (the platform API, no key) or a
+    checkpoint that defers jobs commits durably, and its flush (as any later one: the
+    procrastinate job's end) makes every earlier commit durable too."""
+    return str(run.step.get("type")) in REPEATABLE_STEPS and commits_alone(
+        run, outcome, hand_over=hand_over
+    )
+
+
 async def record_step(
     session: AsyncSession,
     app: procrastinate.App,
@@ -753,6 +769,7 @@ async def record_step(
         finished_at=utcnow(),
         values=json.dumps([v._asdict() for v in values]),
         reset_instance_id=execution.formula_instance_id if resets else None,
+        relaxed=relaxed_commit(run, outcome, hand_over=hand_over),
     )
     if not written:
         return "stale"
