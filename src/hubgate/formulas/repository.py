@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import procrastinate
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    Table,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -49,7 +51,12 @@ _FINISHED = sorted(FINISHED)
 # execution is still at ``position`` and unfinished, its context takes the step's own part
 # (its value, the pending steps, the engine's state; the rest of the context is not sent), its
 # position moves on and its status is set; the step row stores the context as it was (what a
-# replay from here starts from) and the step's values go in beside it. No row: stale.
+# replay from here starts from) and the step's values go in beside it, sent as one JSON array
+# (``values``: psycopg's quoting of text arrays cost more than the C encoder's JSON). A
+# top-level success
+# also ends its formula instance's run of failures (``reset_instance_id``; an instance without
+# one is not written). No row: stale. It is a statement alone (D470): sent in autocommit, it is
+# its own transaction, and ``relaxed`` lets that commit return before the WAL flush (D471).
 _CHECKPOINT = text(
     """
     WITH held AS (
@@ -80,12 +87,36 @@ _CHECKPOINT = text(
     ), stored AS (
         INSERT INTO formula_step_values (step_execution_id, key, value, truncated)
         SELECT step.id, v.key, v.value, v.truncated
-        FROM step, unnest(CAST(:keys AS text[]), CAST(:texts AS text[]),
-            CAST(:truncated AS boolean[])) WITH ORDINALITY AS v(key, value, truncated, n)
+        FROM step, ROWS FROM (json_to_recordset(CAST(:values AS json))
+            AS (key text, value text, truncated boolean)) WITH ORDINALITY AS v(key, value,
+            truncated, n)
         ORDER BY v.n
+    ), flush AS (
+        -- Local to this statement's own transaction (D471): whether its commit waits for
+        -- the WAL to reach the disk.
+        SELECT set_config('synchronous_commit', CASE WHEN CAST(:relaxed AS boolean)
+            THEN 'off' ELSE current_setting('synchronous_commit') END, true)
+    ), reset AS (
+        UPDATE formula_instances SET consecutive_failures = 0, first_failure_at = NULL
+        FROM held
+        WHERE formula_instances.id = CAST(:reset_instance_id AS bigint)
+            AND (consecutive_failures <> 0 OR first_failure_at IS NOT NULL)
     )
-    SELECT id FROM step
+    SELECT step.id FROM step, flush
     """
+)
+# A step job's take of its execution (D450), one statement compiled once (D470): ``queued``
+# becomes ``pending``; no row when it ended or is before the job's position (stale).
+_EXECUTIONS = cast(Table, Execution.__table__)
+_TAKE = (
+    update(_EXECUTIONS)
+    .where(
+        _EXECUTIONS.c.id == bindparam("execution_id"),
+        _EXECUTIONS.c.position >= bindparam("at_position"),
+        _EXECUTIONS.c.status.not_in(_FINISHED),
+    )
+    .values(status=case((_EXECUTIONS.c.status == QUEUED, PENDING), else_=_EXECUTIONS.c.status))
+    .returning(*_EXECUTIONS.c)
 )
 # A step that waits (a retry delay) keeps its position; only the engine's state changes.
 _HOLD = text(
@@ -95,13 +126,6 @@ _HOLD = text(
     WHERE id = :execution_id AND position = :position
         AND status <> ALL(CAST(:finished AS varchar[]))
     RETURNING id
-    """
-)
-# A success ends a run of failures; an instance without one is not written.
-_RESET_FAILURES = text(
-    """
-    UPDATE formula_instances SET consecutive_failures = 0, first_failure_at = NULL
-    WHERE id = :instance_id AND (consecutive_failures <> 0 OR first_failure_at IS NOT NULL)
     """
 )
 
@@ -246,22 +270,13 @@ class FormulaRepository:
         return found
 
     async def take_execution(self, execution_id: int, position: int) -> Execution | None:
-        """The execution a step job is to run, marked ``pending`` (one statement); None when
-        it ended or is before ``position`` (the job is stale). A job run again after its
-        worker died finds the execution further on and goes on from there (D450)."""
-        stmt = (
-            update(Execution)
-            .where(
-                Execution.id == execution_id,
-                Execution.status.not_in(FINISHED),
-                Execution.position >= position,
-            )
-            .values(status=case((Execution.status == QUEUED, PENDING), else_=Execution.status))
-            .returning(Execution)
-            .execution_options(synchronize_session=False)
-        )
-        found: Execution | None = (await self.session.scalars(stmt)).one_or_none()
-        return found
+        """The execution a step job is to run, marked ``pending`` (``_TAKE``), detached: the
+        engine never writes it through the ORM. None when it ended or is before
+        ``position`` (the job is stale). A job run again after its worker died finds the
+        execution further on and goes on from there (D450)."""
+        params = {"execution_id": execution_id, "at_position": position}
+        row = (await self.session.execute(_TAKE, params)).mappings().one_or_none()
+        return None if row is None else Execution(**row)
 
     async def checkpoint(self, **params: Any) -> bool:
         """Write one step run's result (``_CHECKPOINT``); False when the execution is no
@@ -277,9 +292,6 @@ class FormulaRepository:
             "finished": _FINISHED,
         }
         return (await self.session.execute(_HOLD, params)).first() is not None
-
-    async def reset_failures(self, instance_id: int) -> None:
-        await self.session.execute(_RESET_FAILURES, {"instance_id": instance_id})
 
     async def execution_by_id(self, execution_id: int) -> Execution | None:
         return await self.session.get(Execution, execution_id)

@@ -650,6 +650,62 @@ def run_state(run: Run) -> dict[str, Any]:
     return copy.deepcopy(run.execution.context.get("state", {}))
 
 
+@dataclass(frozen=True)
+class After:
+    """Where one step run leaves its execution: the steps still to run, the execution's
+    status and error, and the job's answer ("next": the same job runs the next step)."""
+
+    pending: list[str]
+    status: str
+    error: str | None
+    answer: str
+
+
+def after_step(run: Run, outcome: Outcome) -> After:
+    step = run.step
+    if outcome.next_steps is not None:
+        following = outcome.next_steps
+    else:
+        following = list(step["onSuccess"] if outcome.ok else step["onFailure"])
+    pending = following + list(run.execution.context.get("pending", [])[1:])
+    if not outcome.ok and not following:
+        return After(pending, FAILED, outcome.error, "failed")
+    if outcome.retry_at is not None:
+        return After(pending, RETRY, None, "retry")
+    if not pending:
+        return After(pending, SUCCESS, None, "success")
+    return After(pending, PENDING, None, "next")
+
+
+def commits_alone(run: Run, outcome: Outcome, *, hand_over: bool = False) -> bool:
+    """Whether ``record_step`` writes this step run with one statement and nothing else (no
+    job deferred, no other row read): the engine's common case, a step that goes on to the
+    next one or ends a top-level execution in success. Such a statement is its own
+    transaction, so the engine sends it without BEGIN and COMMIT (D470)."""
+    if outcome.again_at is not None or outcome.spawn is not None:
+        return False
+    status = after_step(run, outcome).status
+    if status == PENDING:
+        return not hand_over
+    return status == SUCCESS and run.execution.parent_execution_id is None
+
+
+# Steps that act on nothing outside the execution, or act only with the idempotency key of
+# their step run (D334): run again, they do no second deed (D471).
+REPEATABLE_STEPS = frozenset({"script", "filter", "loop", "elementRequest", "httpRequest"})
+
+
+def relaxed_commit(run: Run, outcome: Outcome, *, hand_over: bool = False) -> bool:
+    """Whether this step run's checkpoint may commit without waiting for the WAL flush (D471).
+    A PostgreSQL crash can lose such a commit, and the steps since the last flushed one run
+    again: each must be repeatable. A ``request`` step (the platform API, no key) or a
+    checkpoint that defers jobs commits durably, and its flush (as any later one: the
+    procrastinate job's end) makes every earlier commit durable too."""
+    return str(run.step.get("type")) in REPEATABLE_STEPS and commits_alone(
+        run, outcome, hand_over=hand_over
+    )
+
+
 async def record_step(
     session: AsyncSession,
     app: procrastinate.App,
@@ -663,7 +719,8 @@ async def record_step(
 ) -> str:
     """Commit one step run's result with what follows it; the answer says what happened, and
     "next" that ``run`` holds the next step, to be run by the same job (D450). With
-    ``hand_over`` the next step's job is queued in the same commit instead (D454)."""
+    ``hand_over`` the next step's job is queued in the same commit instead (D454). When
+    ``commits_alone`` says so, the writes are one statement (D470)."""
     execution = run.execution
     position = run.position
     step = run.step
@@ -691,50 +748,43 @@ async def record_step(
     state.pop("tries", None)
     state.get("children", {}).pop(str(position), None)
     name = str(step["name"])
-    if outcome.next_steps is not None:
-        following = outcome.next_steps
-    else:
-        following = list(step["onSuccess"] if outcome.ok else step["onFailure"])
-    pending = following + list(execution.context.get("pending", [])[1:])
-    if not outcome.ok and not following:
-        status, error, answer = FAILED, outcome.error, "failed"
-    elif outcome.retry_at is not None:
-        status, error, answer = RETRY, None, "retry"
-    elif not pending:
-        status, error, answer = SUCCESS, None, "success"
-    else:
-        status, error, answer = PENDING, None, "next"
+    after = after_step(run, outcome)
+    status = after.status
+    # A top-level success ends a run of failures: the checkpoint's own statement resets the
+    # formula instance's count (what ``finish`` did with a second statement).
+    resets = status == SUCCESS and execution.parent_execution_id is None
     values = flatten(name, outcome.value, settings.formula_max_value_bytes)
     written = await repo.checkpoint(
         execution_id=execution.id,
         position=position,
         name=name,
         value=json.dumps(outcome.value),
-        pending=json.dumps(pending),
+        pending=json.dumps(after.pending),
         state=json.dumps(state),
         status=status,
-        error=error,
+        error=after.error,
         step_status=SUCCESS if outcome.ok else FAILED,
         step_error=outcome.error,
         started_at=started,
         finished_at=utcnow(),
-        keys=[v.key for v in values],
-        texts=[v.value for v in values],
-        truncated=[v.truncated for v in values],
+        values=json.dumps([v._asdict() for v in values]),
+        reset_instance_id=execution.formula_instance_id if resets else None,
+        relaxed=relaxed_commit(run, outcome, hand_over=hand_over),
     )
     if not written:
         return "stale"
     # The held copy follows what was committed; the ORM never sees it (detached).
     context = execution.context
     context["steps"] = {**context.get("steps", {}), name: outcome.value}
-    context["pending"] = pending
+    context["pending"] = after.pending
     context["state"] = state
     execution.position = position + 1
     execution.status = status
-    execution.error = error
+    execution.error = after.error
     if status != PENDING:
-        await finish(session, app, settings, execution, retry_at=outcome.retry_at)
-        return answer
+        if not resets:
+            await finish(session, app, settings, execution, retry_at=outcome.retry_at)
+        return after.answer
     if hand_over:
         await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
         return "handed over"
@@ -743,7 +793,7 @@ async def record_step(
         return "stale"
     run.position = position + 1
     run.step = following_step
-    return answer
+    return after.answer
 
 
 async def _spawn(
@@ -802,15 +852,13 @@ async def finish(
     *,
     retry_at: datetime | None = None,
 ) -> None:
-    """What follows an execution's end, its status and error set: the instance's failure
-    count, the parent's formula step, the retry's new execution."""
+    """What follows an execution's end other than a top-level success (whose reset of the
+    failure count is the checkpoint's own, D470): the parent's formula step, the instance's
+    failure count, the retry's new execution."""
     repo = FormulaRepository(session)
     status, error = execution.status, execution.error
     if execution.parent_execution_id is not None:
         await _tell_parent(session, app, execution)
-        return
-    if status == SUCCESS:
-        await repo.reset_failures(execution.formula_instance_id)
         return
     instance = await repo.instance_by_id(execution.formula_instance_id)
     if instance is None:

@@ -12,7 +12,8 @@ repeated, with the same idempotency key; a committed one never is. Every checkpo
 conditional on the position under the execution's row lock, so a second job on the same
 execution (a frozen worker's, rescued while it still ran) finds its position taken and ends.
 The jobs carry no procrastinate ``lock``: a deferred job would wait behind a running one until
-the worker's next poll (D373).
+the worker's next poll (D373). The take, the reads and the checkpoints that are one statement
+go without BEGIN and COMMIT, each statement its own transaction (D470).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 
 import procrastinate
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Job
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hubgate.db.engine import unit_of_work
+from hubgate.db.engine import create_sessionmaker, unit_of_work
 from hubgate.db.tenancy import Tenant
 from hubgate.events.signing import notification_headers
 from hubgate.formulas import service, steps, triggers
@@ -41,10 +44,27 @@ SCHEDULE_TASK = "formulas.schedule"
 # that a stopping worker's graceful wait (HUBGATE_SHUTDOWN_GRACE) is not spent on one long
 # execution, and long executions take turns with the others.
 JOB_SECONDS = 5.0
+_ALONE: weakref.WeakKeyDictionary[AsyncEngine, async_sessionmaker[AsyncSession]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def statements_alone(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the runtime's pool in autocommit: each statement is its own transaction,
+    sent without BEGIN before it and COMMIT after it (two round trips less, D470). Only for
+    work that is one statement, or reads that need no snapshot shared between them."""
+    sessions = _ALONE.get(runtime.engine)
+    if sessions is None:
+        alone = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        sessions = _ALONE[runtime.engine] = create_sessionmaker(alone)
+    return sessions
 
 
 async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
-    async with unit_of_work(runtime.sessions) as session:
+    alone = statements_alone(runtime)
+    # The take is one statement and the read of the connector instances after it needs no
+    # shared snapshot: a connector instance changed in between is the newer one (D452).
+    async with alone() as session:
         run = await service.begin_run(session, execution_id, position)
     if run is None:
         return "stale"
@@ -60,7 +80,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         if instance_id not in resolved:
             instance = run.instances.get(instance_id)
             if instance is None:
-                async with runtime.sessions() as reader:
+                async with alone() as reader:
                     instance = await FormulaRepository(reader).connector_instance(instance_id)
             resolved[instance_id] = (
                 hub.resolved_from(runtime, instance)
@@ -72,7 +92,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
     began = time.monotonic()
     while True:
         if run.step.get("type") == "request" and user is None:
-            async with runtime.sessions() as session:
+            async with alone() as session:
                 user = await service.owner_of(session, execution, run.step)
         state = service.run_state(run)
         started = service.utcnow()
@@ -90,7 +110,11 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
                 owner=user or tenant,
             )
         )
-        async with unit_of_work(runtime.sessions) as session:
+        hand_over = time.monotonic() - began > JOB_SECONDS
+        # A checkpoint that is one statement is sent alone; one that also defers a job or
+        # reads rows (a wait, a failure, a sub-formula, a hand-over) is a transaction.
+        alone_enough = service.commits_alone(run, outcome, hand_over=hand_over)
+        async with unit_of_work(alone if alone_enough else runtime.sessions) as session:
             answer = await service.record_step(
                 session,
                 runtime.jobs.app,
@@ -99,7 +123,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
                 state,
                 outcome,
                 started,
-                hand_over=time.monotonic() - began > JOB_SECONDS,
+                hand_over=hand_over,
             )
         if answer != "next":
             return answer
