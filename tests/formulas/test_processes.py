@@ -41,15 +41,23 @@ def count(text: str) -> str:
     return f"done({{n: (steps.{text} ? steps.{text}.n : 0) + 1}});"
 
 
-async def test_a_worker_killed_mid_execution_loses_nothing_and_repeats_nothing(
-    cluster: Cluster, cluster_api: tuple[Api, RunningHubgate], sim: TwilioSimulator
-) -> None:
-    api, _ = cluster_api
+async def connector_on_new_account(api: Api, sim: TwilioSimulator) -> tuple[str, int]:
+    """A Twilio connector instance on an account of its own, so that its messages are the
+    test's alone: the account's sid and the instance's id."""
     account_sid, auth_token = sim.add_account()
     created = await api.post(
         "instances", json=twilio_instance_body(sim, username=account_sid, password=auth_token)
     )
     assert created.status == 200, created.text
+    connector_id: int = created.body["id"]
+    return account_sid, connector_id
+
+
+async def test_a_worker_killed_mid_execution_loses_nothing_and_repeats_nothing(
+    cluster: Cluster, cluster_api: tuple[Api, RunningHubgate], sim: TwilioSimulator
+) -> None:
+    api, _ = cluster_api
+    account_sid, connector_id = await connector_on_new_account(api, sim)
     formula = await make_formula(
         api,
         {
@@ -76,7 +84,7 @@ async def test_a_worker_killed_mid_execution_loses_nothing_and_repeats_nothing(
             ],
         },
     )
-    instance = await make_instance(api, formula["id"], {"twilio": created.body["id"]})
+    instance = await make_instance(api, formula["id"], {"twilio": connector_id})
 
     def message_posts() -> int:
         # The simulator is the session's: only this account's requests count.
@@ -136,11 +144,7 @@ async def test_a_worker_killed_between_two_steps_of_one_job_repeats_no_committed
     next step is in flight: the rescued job goes on from that step, the committed ones are
     not run again, and each step has one result."""
     api, _ = cluster_api
-    account_sid, auth_token = sim.add_account()
-    created = await api.post(
-        "instances", json=twilio_instance_body(sim, username=account_sid, password=auth_token)
-    )
-    assert created.status == 200, created.text
+    account_sid, connector_id = await connector_on_new_account(api, sim)
     formula = await make_formula(
         api,
         {
@@ -163,7 +167,7 @@ async def test_a_worker_killed_between_two_steps_of_one_job_repeats_no_committed
             ],
         },
     )
-    instance = await make_instance(api, formula["id"], {"twilio": created.body["id"]})
+    instance = await make_instance(api, formula["id"], {"twilio": connector_id})
 
     def message_posts() -> int:
         return sum(
