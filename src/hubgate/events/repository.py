@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.events.models import (
     FAILED,
+    NEW,
     PENDING_STATUSES,
     Event,
     EventAttempt,
@@ -200,16 +201,16 @@ _TAKE_VENDOR_IDS = text(
     RETURNING instance_id, vendor_event_id
     """
 )
-# Vendor webhooks' events in one statement, however many and of however many connector
-# instances, instead of the ORM's flush of Event objects (D431, D460). Their per-event values
-# go as one JSON document of rows, what all share (source, date, status) as single values:
-# one parameter whatever the number of events, so the statement is compiled and prepared
-# once. psycopg dumps list parameters as text arrays in Python, escaping each quote of a JSON
-# element with a regular expression: seven arrays were a sixth of serve's GIL-holding samples
-# under the intake, one JSON text (encoded by the json module's C code) is not (D463). The
-# same statement answers which of the instances an active formula instance listens to, read
-# in the statement's snapshot: the formula triggers' look-up then runs only for those (D432).
-# A data-modifying WITH runs whether or not the query reads it.
+# New events in one statement, however many and of however many connector instances (a
+# poll's, or vendor webhooks recorded together), instead of the ORM's flush of Event objects
+# (D431, D460, D463). Their values go as one JSON document of rows: one parameter whatever
+# the number of events, so the statement is compiled and prepared once. psycopg dumps list
+# parameters as text arrays in Python, escaping each quote of a JSON element with a regular
+# expression: seven arrays were a sixth of serve's GIL-holding samples under the intake; one
+# JSON text, encoded by the json module's C code, is not. The same statement answers which
+# of the instances an active formula instance listens to, read in the statement's snapshot:
+# the formula triggers' look-up then runs only for those (D432). A data-modifying WITH runs
+# whether or not the query reads it.
 _ADDED = (
     text(
         """
@@ -218,12 +219,12 @@ _ADDED = (
              source, object_type, object_id, event_type, events, raw, event_date, status,
              attempt_count, next_attempt_at)
         SELECT e.id, e.organization_id, e.account_id, e.instance_id, e.user_id,
-            e.instance_name, e.element_key, :source, e.object_type, e.object_id, e.event_type,
-            e.events, e.raw, :event_date, :status, :attempt_count, :next_attempt_at
+            e.instance_name, e.element_key, e.source, e.object_type, e.object_id, e.event_type,
+            e.events, e.raw, e.event_date, :status, 0, e.event_date
         FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(
             id uuid, organization_id bigint, account_id bigint, instance_id bigint,
-            user_id bigint, instance_name text, element_key text, object_type text,
-            object_id text, event_type text, events jsonb, raw jsonb
+            user_id bigint, instance_name text, element_key text, source text, object_type text,
+            object_id text, event_type text, events jsonb, raw jsonb, event_date timestamptz
         )
         RETURNING instance_id
         """
@@ -234,17 +235,6 @@ _ADDED = (
 _ADD_LISTENED = (
     select(_ADDED.c.instance_id).distinct().where(exists().where(listens_to(_ADDED.c.instance_id)))
 )
-
-
-def _shared(event: Event) -> tuple[Any, ...]:
-    """What the events of one insert_events have in common."""
-    return (
-        event.source,
-        event.event_date,
-        event.status,
-        event.attempt_count,
-        event.next_attempt_at,
-    )
 
 
 _POLLERS = cast(Table, EventPoller.__table__)
@@ -274,6 +264,28 @@ _ADVANCE = (
     )
     .returning(_POLLERS.c.instance_id)
 )
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event to insert (``insert_events``): NEW, not tried yet, due at its date. A plain
+    value, not an ORM object: building Event objects was an eighth of serve's GIL-holding
+    samples under the intake (D463)."""
+
+    id: uuid.UUID
+    organization_id: int
+    account_id: int
+    instance_id: int
+    user_id: int
+    instance_name: str
+    element_key: str
+    source: str
+    object_type: str
+    object_id: str
+    event_type: str
+    events: list[dict[str, Any]]
+    raw: dict[str, Any]
+    event_date: datetime
 
 
 @dataclass(frozen=True)
@@ -524,18 +536,9 @@ class EventRepository:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def add_events(self, events: Sequence[Event]) -> None:
-        self.session.add_all(events)
-        await self.session.flush()
-
-    async def insert_events(self, events: Sequence[Event]) -> set[int]:
-        """Insert events made together (one source, date and status: vendor webhooks
-        recorded at once, of one or more connector instances) in one statement, leaving them
-        out of the session; answers the connector instances among theirs that an active
-        formula instance listens to (D432)."""
-        first = events[0]
-        if any(_shared(e) != _shared(first) for e in events):
-            raise ValueError("events inserted together must share their source and date")
+    async def insert_events(self, events: Sequence[NewEvent]) -> set[int]:
+        """Insert new events in one statement, leaving them out of the session; answers the
+        connector instances among theirs that an active formula instance listens to (D432)."""
         rows = [
             {
                 "id": str(e.id),
@@ -545,22 +548,17 @@ class EventRepository:
                 "user_id": e.user_id,
                 "instance_name": e.instance_name,
                 "element_key": e.element_key,
+                "source": e.source,
                 "object_type": e.object_type,
                 "object_id": e.object_id,
                 "event_type": e.event_type,
                 "events": e.events,
                 "raw": e.raw,
+                "event_date": e.event_date.isoformat(),
             }
             for e in events
         ]
-        params = {
-            "source": first.source,
-            "event_date": first.event_date,
-            "status": first.status,
-            "attempt_count": first.attempt_count,
-            "next_attempt_at": first.next_attempt_at,
-            "rows": json.dumps(rows),
-        }
+        params = {"status": NEW, "rows": json.dumps(rows)}
         return set((await self.session.execute(_ADD_LISTENED, params)).scalars())
 
     async def claim(

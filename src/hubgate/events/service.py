@@ -29,7 +29,7 @@ from hubgate.events.models import (
     Event,
     EventPoller,
 )
-from hubgate.events.repository import EventRepository, Settled, StatusRow
+from hubgate.events.repository import EventRepository, NewEvent, Settled, StatusRow
 from hubgate.events.signing import notification_headers
 from hubgate.formulas import triggers as formula_triggers
 from hubgate.hub import routing
@@ -265,8 +265,7 @@ async def apply_poll(
         created_field = plan.created_field or created_field_of(runtime, plan.instance, plan.url)
         reported = [c for c in found if ch.made_since(c, created_field, plan.enabled_at)]
     events = _new_events(runtime, plan.instance, reported, "polling", started, started)
-    if events:
-        await repo.add_events(events)
+    if events and await repo.insert_events(events):
         await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
@@ -291,13 +290,13 @@ def _new_events(
     source: str,
     now: datetime,
     poll_date: datetime,
-) -> list[Event]:
+) -> list[NewEvent]:
     hub_key = _hub_key(runtime, instance.element_key)
     events = []
     for batch in ch.batches(found):
         first = batch[0]
         events.append(
-            Event(
+            NewEvent(
                 id=uuid.uuid4(),
                 organization_id=instance.organization_id,
                 account_id=instance.account_id,
@@ -323,9 +322,6 @@ def _new_events(
                 ],
                 raw={first.object_type: [c.raw for c in batch]},
                 event_date=now,
-                status=NEW,
-                attempt_count=0,
-                next_attempt_at=now,
             )
         )
     return events
