@@ -160,7 +160,8 @@ DueAgain = Callable[[list[datetime]], Awaitable[None]]
 
 
 async def dispatch(runtime: Runtime, owner: int, due_again: DueAgain) -> int:
-    """Deliver what is due until nothing more is; answers the attempts made.
+    """Deliver what is due, lease after lease while they come back full; answers the
+    attempts made.
 
     ``owner`` is the job's id: the first lease of a run takes back what an earlier run of the
     same job held when its worker died (D136), so a rescued job resends at once.
@@ -184,7 +185,10 @@ async def dispatch(runtime: Runtime, owner: int, due_again: DueAgain) -> int:
                         reclaim=reclaim,
                         limit=size,
                     )
-                reclaim, drained = False, not claimed
+                # A lease short of a batch took everything due: leasing again at once would
+                # pay a statement, and a record, per notification committed since (D435).
+                # What is committed after this lease has a run of its own after its commit.
+                reclaim, drained = False, len(claimed) < size
                 for delivery in claimed:
                     host = delivery.host
                     if slots.admits(host):

@@ -17,12 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import uuid
 from collections.abc import Sequence
 
 from fastapi import Request, Response
 from fastapi.routing import iter_route_contexts
-from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,6 +30,7 @@ from hubgate.deps import get_runtime
 from hubgate.elements.sdk import VendorRequest, WebhookRefusedError
 from hubgate.errors_http import response_for
 from hubgate.events import service, tasks
+from hubgate.events.intake import GroupCommit
 from hubgate.events.receivers import Receiver, ReceiverCache
 from hubgate.events.repository import EventRepository
 from hubgate.hub.state import hub_state
@@ -96,39 +96,30 @@ async def vendor_webhook(request: Request, element_key: str, encoded_id: str) ->
     hook = element.hooks.webhook if element is not None else None
     if hook is None:
         raise HubgateError(404, NO_RECEIVER)
-    async with runtime.sessions() as session:
-        receiver = await _receiver(request, session, runtime, _instance_id(encoded_id))
-        if receiver is None or receiver.instance.element_key != element_key:
-            raise HubgateError(404, NO_RECEIVER)
-        instance, configuration = receiver.instance, receiver.configuration
-        if (
-            configuration.get("event.notification.enabled") != "true"
-            or configuration.get("event.vendor.type") != "webhook"
-            or instance.disabled
-        ):
-            # The same answer as for an instance that does not exist: the route takes no
-            # credentials, so any difference would tell a stranger which instance ids are real.
-            raise HubgateError(404, NO_RECEIVER)
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        vendor_request = VendorRequest(_called_url(request, runtime), headers, await request.body())
-        try:
-            answer = hook.receive(vendor_request, configuration)
-        except WebhookRefusedError as refused:
-            raise HubgateError(403, str(refused)) from None
-        created = await service.record_vendor_changes(
-            session, runtime, instance, answer.changes, service.utcnow()
-        )
+    receiver = await _receiver(request, runtime, _instance_id(encoded_id))
+    if receiver is None or receiver.instance.element_key != element_key:
+        raise HubgateError(404, NO_RECEIVER)
+    instance, configuration = receiver.instance, receiver.configuration
+    if (
+        configuration.get("event.notification.enabled") != "true"
+        or configuration.get("event.vendor.type") != "webhook"
+        or instance.disabled
+    ):
+        # The same answer as for an instance that does not exist: the route takes no
+        # credentials, so any difference would tell a stranger which instance ids are real.
+        raise HubgateError(404, NO_RECEIVER)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    vendor_request = VendorRequest(_called_url(request, runtime), headers, await request.body())
+    try:
+        answer = hook.receive(vendor_request, configuration)
+    except WebhookRefusedError as refused:
+        raise HubgateError(403, str(refused)) from None
+    if answer.changes:
         # The answer waits for the commit (the vendor may forget what it was told was taken),
-        # not for the delivery's job, which is deferred once the answer is out (D312).
-        await session.commit()
-    kicker = _kicker(request, runtime)
-    after = BackgroundTask(_defer_dispatch, kicker, len(created)) if created else None
-    return Response(
-        content=answer.body,
-        status_code=answer.status,
-        media_type=answer.media_type,
-        background=after,
-    )
+        # made together with the callbacks that came meanwhile (D460); the delivery's job is
+        # deferred after that commit, not awaited here (D312).
+        await group_commit(request, runtime).submit(service.VendorReport(instance, answer.changes))
+    return Response(content=answer.body, status_code=answer.status, media_type=answer.media_type)
 
 
 def _instance_id(encoded: str) -> int:
@@ -150,20 +141,31 @@ def _called_url(request: Request, runtime: Runtime) -> str:
     return runtime.settings.base_url + path + (f"?{query}" if query else "")
 
 
-async def _defer_dispatch(kicker: tasks.DispatchKicker, count: int) -> None:
-    try:
-        await kicker.kick()
-    except Exception:
-        # Committed events are safe: the sweep defers what has no job.
-        log.exception("deferring the delivery of %d events failed", count)
-
-
-def _kicker(request: Request, runtime: Runtime) -> tasks.DispatchKicker:
+def group_commit(request: Request, runtime: Runtime) -> GroupCommit:
+    """The app's recorder of vendor webhooks (D460), made on first use."""
     state = request.app.state
-    kicker: tasks.DispatchKicker | None = getattr(state, "dispatch_kicker", None)
-    if kicker is None:
-        kicker = state.dispatch_kicker = tasks.DispatchKicker(runtime.jobs)
-    return kicker
+    found: GroupCommit | None = getattr(state, "vendor_group_commit", None)
+    if found is not None:
+        return found
+    kicker = tasks.DispatchKicker(runtime.jobs)
+
+    async def record(reports: Sequence[service.VendorReport]) -> list[list[uuid.UUID]]:
+        async with runtime.sessions() as session:
+            created = await service.record_vendor_reports(
+                session, runtime, reports, service.utcnow()
+            )
+            await session.commit()
+        return created
+
+    async def committed(count: int) -> None:
+        try:
+            await kicker.kick()
+        except Exception:
+            # Committed events are safe: the sweep defers what has no job.
+            log.exception("deferring the delivery of %d events failed", count)
+
+    made = state.vendor_group_commit = GroupCommit(record, committed)
+    return made
 
 
 def _receivers(request: Request, runtime: Runtime) -> ReceiverCache:
@@ -175,16 +177,15 @@ def _receivers(request: Request, runtime: Runtime) -> ReceiverCache:
     return cache
 
 
-async def _receiver(
-    request: Request, session: AsyncSession, runtime: Runtime, instance_id: int
-) -> Receiver | None:
+async def _receiver(request: Request, runtime: Runtime, instance_id: int) -> Receiver | None:
     """The instance and its decrypted configuration, from the cache when it can be (D312)."""
     cache = _receivers(request, runtime)
     found = cache.get(instance_id)
     if found is not None:
         return found
     epoch = cache.epoch
-    instance = await EventRepository(session).instance(instance_id)
+    async with runtime.sessions() as session:
+        instance = await EventRepository(session).instance(instance_id)
     if instance is None:
         return None
     return cache.put(instance, decrypt_configuration(runtime.keyring, instance), epoch)

@@ -14,7 +14,6 @@ from sqlalchemy import (
     ColumnElement,
     String,
     Table,
-    Uuid,
     and_,
     bindparam,
     column,
@@ -36,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.events.models import (
     FAILED,
+    NEW,
     PENDING_STATUSES,
     Event,
     EventAttempt,
@@ -171,34 +171,46 @@ _SETTLE_BATCH = text(
 )
 
 
-# The seen-set's upsert of one poll or webhook, one statement whatever the number of objects
-# (arrays, not a VALUES list, so that it is compiled and prepared once). A row it inserted has
-# no deleting or locking transaction (xmax 0); one it updated carries this transaction's id:
-# that tells CREATED from UPDATED. Unchanged digests are neither written nor answered.
+# The seen-set's upsert of one poll or of a group of vendor webhooks (D460), one statement
+# whatever the number of objects and instances (arrays, not a VALUES list, so that it is
+# compiled and prepared once). A row it inserted has no deleting or locking transaction
+# (xmax 0); one it updated carries this transaction's id: that tells CREATED from UPDATED.
+# Unchanged digests are neither written nor answered. A key may come only once (PostgreSQL
+# refuses to update one row twice in a statement): callers give distinct keys.
 _REMEMBER = text(
     """
     INSERT INTO event_seen AS s (instance_id, resource, object_id, digest, seen_at)
-    SELECT :instance_id, :resource, o.object_id, o.digest, :at
-    FROM unnest(CAST(:object_ids AS varchar[]), CAST(:digests AS varchar[])) AS o(object_id, digest)
+    SELECT o.instance_id, o.resource, o.object_id, o.digest, :at
+    FROM unnest(
+        CAST(:instance_ids AS bigint[]), CAST(:resources AS varchar[]),
+        CAST(:object_ids AS varchar[]), CAST(:digests AS varchar[])
+    ) AS o(instance_id, resource, object_id, digest)
     ON CONFLICT (instance_id, resource, object_id) DO UPDATE
         SET digest = excluded.digest, seen_at = excluded.seen_at
         WHERE s.digest <> excluded.digest
-    RETURNING s.object_id, s.xmax = 0
+    RETURNING s.instance_id, s.resource, s.object_id, s.xmax = 0
     """
 )
 _TAKE_VENDOR_IDS = text(
     """
     INSERT INTO event_vendor_ids (instance_id, vendor_event_id, taken_at)
-    SELECT :instance_id, i, :at FROM unnest(CAST(:ids AS varchar[])) AS i
+    SELECT i.instance_id, i.vendor_event_id, :at
+    FROM unnest(CAST(:instance_ids AS bigint[]), CAST(:ids AS varchar[]))
+        AS i(instance_id, vendor_event_id)
     ON CONFLICT DO NOTHING
-    RETURNING vendor_event_id
+    RETURNING instance_id, vendor_event_id
     """
 )
-# A vendor webhook's events in one statement, however many (arrays, not a VALUES list, so that
-# it is compiled and prepared once), instead of the ORM's flush of Event objects (D431). The
-# same statement answers whether an active formula instance listens to their connector
-# instance, read in the statement's snapshot: the formula triggers' look-up then runs only when
-# one may (D432). A data-modifying WITH runs whether or not the query reads it.
+# New events in one statement, however many and of however many connector instances (a
+# poll's, or vendor webhooks recorded together), instead of the ORM's flush of Event objects
+# (D431, D460, D463). Their values go as one JSON document of rows: one parameter whatever
+# the number of events, so the statement is compiled and prepared once. psycopg dumps list
+# parameters as text arrays in Python, escaping each quote of a JSON element with a regular
+# expression: seven arrays were a sixth of serve's GIL-holding samples under the intake; one
+# JSON text, encoded by the json module's C code, is not. The same statement answers which
+# of the instances an active formula instance listens to, read in the statement's snapshot:
+# the formula triggers' look-up then runs only for those (D432). A data-modifying WITH runs
+# whether or not the query reads it.
 _ADDED = (
     text(
         """
@@ -206,35 +218,23 @@ _ADDED = (
             (id, organization_id, account_id, instance_id, user_id, instance_name, element_key,
              source, object_type, object_id, event_type, events, raw, event_date, status,
              attempt_count, next_attempt_at)
-        SELECT e.id, :organization_id, :account_id, :instance_id, :user_id, :instance_name,
-            :element_key, :source, e.object_type, e.object_id, e.event_type,
-            CAST(e.events AS jsonb), CAST(e.raw AS jsonb), :event_date, :status,
-            :attempt_count, :next_attempt_at
-        FROM unnest(
-            CAST(:ids AS uuid[]), CAST(:object_types AS text[]), CAST(:object_ids AS text[]),
-            CAST(:event_types AS text[]), CAST(:events AS text[]), CAST(:raws AS text[])
-        ) AS e(id, object_type, object_id, event_type, events, raw)
-        RETURNING id
+        SELECT e.id, e.organization_id, e.account_id, e.instance_id, e.user_id,
+            e.instance_name, e.element_key, e.source, e.object_type, e.object_id, e.event_type,
+            e.events, e.raw, e.event_date, :status, 0, e.event_date
+        FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e(
+            id uuid, organization_id bigint, account_id bigint, instance_id bigint,
+            user_id bigint, instance_name text, element_key text, source text, object_type text,
+            object_id text, event_type text, events jsonb, raw jsonb, event_date timestamptz
+        )
+        RETURNING instance_id
         """
     )
-    .columns(column("id", Uuid))
+    .columns(column("instance_id", BigInteger))
     .cte("added")
 )
-_ADD_LISTENED = select(
-    exists().where(listens_to(bindparam("listened_instance", type_=BigInteger)))
-).add_cte(_ADDED)
-
-
-def _shared(event: Event) -> tuple[Any, ...]:
-    """What the events of one insert_events have in common."""
-    return (
-        event.instance_id,
-        event.source,
-        event.event_date,
-        event.status,
-        event.attempt_count,
-        event.next_attempt_at,
-    )
+_ADD_LISTENED = (
+    select(_ADDED.c.instance_id).distinct().where(exists().where(listens_to(_ADDED.c.instance_id)))
+)
 
 
 _POLLERS = cast(Table, EventPoller.__table__)
@@ -264,6 +264,28 @@ _ADVANCE = (
     )
     .returning(_POLLERS.c.instance_id)
 )
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event to insert (``insert_events``): NEW, not tried yet, due at its date. A plain
+    value, not an ORM object: building Event objects was an eighth of serve's GIL-holding
+    samples under the intake (D463)."""
+
+    id: uuid.UUID
+    organization_id: int
+    account_id: int
+    instance_id: int
+    user_id: int
+    instance_name: str
+    element_key: str
+    source: str
+    object_type: str
+    object_id: str
+    event_type: str
+    events: list[dict[str, Any]]
+    raw: dict[str, Any]
+    event_date: datetime
 
 
 @dataclass(frozen=True)
@@ -446,33 +468,50 @@ class EventRepository:
     async def remember_changed(
         self, instance_id: int, resource: str, digests: Sequence[tuple[str, str]], at: datetime
     ) -> dict[str, bool]:
-        """Record the digests that are new or differ from what was seen, in one statement;
-        answers their object ids, each with whether it was new (what was seen already with
-        the same digest is left as it is, and not answered)."""
-        latest = dict(digests)
+        """Record the digests of one resource that are new or differ from what was seen;
+        answers their object ids, each with whether it was new."""
+        seen = [(instance_id, resource, object_id, digest) for object_id, digest in digests]
+        changed = await self.remember_seen(seen, at)
+        return {object_id: new for (_, _, object_id), new in changed.items()}
+
+    async def remember_seen(
+        self, digests: Sequence[tuple[int, str, str, str]], at: datetime
+    ) -> dict[tuple[int, str, str], bool]:
+        """Record the digests (instance id, resource, object id, digest) that are new or
+        differ from what was seen, in one statement; answers their keys, each with whether it
+        was new (what was seen already with the same digest is left as it is, and not
+        answered). Of a key given twice the last digest counts."""
+        latest = {(i, r, o): d for i, r, o, d in digests}
         if not latest:
             return {}
         params = {
-            "instance_id": instance_id,
-            "resource": resource,
-            "object_ids": list(latest),
+            "instance_ids": [key[0] for key in latest],
+            "resources": [key[1] for key in latest],
+            "object_ids": [key[2] for key in latest],
             "digests": list(latest.values()),
             "at": at,
         }
-        return {row[0]: row[1] for row in await self.session.execute(_REMEMBER, params)}
+        rows = await self.session.execute(_REMEMBER, params)
+        return {(row[0], row[1], row[2]): row[3] for row in rows}
 
     # -- vendor event ids (D380) -------------------------------------------------------------
 
     async def take_vendor_event_ids(
-        self, instance_id: int, ids: Iterable[str], at: datetime
-    ) -> set[str]:
-        """Record the ids not taken before, in one statement; answers those (a concurrent
-        taker of the same id waits for this transaction and then finds it taken)."""
+        self, ids: Iterable[tuple[int, str]], at: datetime
+    ) -> set[tuple[int, str]]:
+        """Record the (instance id, vendor event id) pairs not taken before, in one
+        statement; answers those (a concurrent taker of the same id waits for this transaction
+        and then finds it taken)."""
         fresh = list(dict.fromkeys(ids))
         if not fresh:
             return set()
-        params = {"instance_id": instance_id, "ids": fresh, "at": at}
-        return set((await self.session.execute(_TAKE_VENDOR_IDS, params)).scalars())
+        params = {
+            "instance_ids": [instance_id for instance_id, _ in fresh],
+            "ids": [vendor_id for _, vendor_id in fresh],
+            "at": at,
+        }
+        rows = await self.session.execute(_TAKE_VENDOR_IDS, params)
+        return {(row[0], row[1]) for row in rows}
 
     async def forget_vendor_event_ids(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` ids taken before ``before``, oldest first; answers how many."""
@@ -497,39 +536,30 @@ class EventRepository:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def add_events(self, events: Sequence[Event]) -> None:
-        self.session.add_all(events)
-        await self.session.flush()
-
-    async def insert_events(self, events: Sequence[Event]) -> bool:
-        """Insert events made together (one connector instance, source, date and status: a
-        webhook's) in one statement, leaving them out of the session; answers whether an
-        active formula instance listens to their connector instance (D432)."""
-        first = events[0]
-        if any(_shared(e) != _shared(first) for e in events):
-            raise ValueError("events inserted together must share their instance and date")
-        params = {
-            "organization_id": first.organization_id,
-            "account_id": first.account_id,
-            "instance_id": first.instance_id,
-            "user_id": first.user_id,
-            "instance_name": first.instance_name,
-            "element_key": first.element_key,
-            "source": first.source,
-            "event_date": first.event_date,
-            "status": first.status,
-            "attempt_count": first.attempt_count,
-            "next_attempt_at": first.next_attempt_at,
-            # Per event: six arrays (dumping an array costs more than a value).
-            "ids": [e.id for e in events],
-            "object_types": [e.object_type for e in events],
-            "object_ids": [e.object_id for e in events],
-            "event_types": [e.event_type for e in events],
-            "events": [json.dumps(e.events) for e in events],
-            "raws": [json.dumps(e.raw) for e in events],
-            "listened_instance": first.instance_id,
-        }
-        return bool((await self.session.execute(_ADD_LISTENED, params)).scalar_one())
+    async def insert_events(self, events: Sequence[NewEvent]) -> set[int]:
+        """Insert new events in one statement, leaving them out of the session; answers the
+        connector instances among theirs that an active formula instance listens to (D432)."""
+        rows = [
+            {
+                "id": str(e.id),
+                "organization_id": e.organization_id,
+                "account_id": e.account_id,
+                "instance_id": e.instance_id,
+                "user_id": e.user_id,
+                "instance_name": e.instance_name,
+                "element_key": e.element_key,
+                "source": e.source,
+                "object_type": e.object_type,
+                "object_id": e.object_id,
+                "event_type": e.event_type,
+                "events": e.events,
+                "raw": e.raw,
+                "event_date": e.event_date.isoformat(),
+            }
+            for e in events
+        ]
+        params = {"status": NEW, "rows": json.dumps(rows)}
+        return set((await self.session.execute(_ADD_LISTENED, params)).scalars())
 
     async def claim(
         self, event_id: uuid.UUID, *, due: datetime, until: datetime, owner: int

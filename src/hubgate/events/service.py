@@ -29,7 +29,7 @@ from hubgate.events.models import (
     Event,
     EventPoller,
 )
-from hubgate.events.repository import EventRepository, Settled, StatusRow
+from hubgate.events.repository import EventRepository, NewEvent, Settled, StatusRow
 from hubgate.events.signing import notification_headers
 from hubgate.formulas import triggers as formula_triggers
 from hubgate.hub import routing
@@ -265,8 +265,7 @@ async def apply_poll(
         created_field = plan.created_field or created_field_of(runtime, plan.instance, plan.url)
         reported = [c for c in found if ch.made_since(c, created_field, plan.enabled_at)]
     events = _new_events(runtime, plan.instance, reported, "polling", started, started)
-    if events:
-        await repo.add_events(events)
+    if events and await repo.insert_events(events):
         await formula_triggers.events_recorded(session, runtime, events)
     return [event.id for event in events]
 
@@ -291,13 +290,13 @@ def _new_events(
     source: str,
     now: datetime,
     poll_date: datetime,
-) -> list[Event]:
+) -> list[NewEvent]:
     hub_key = _hub_key(runtime, instance.element_key)
     events = []
     for batch in ch.batches(found):
         first = batch[0]
         events.append(
-            Event(
+            NewEvent(
                 id=uuid.uuid4(),
                 organization_id=instance.organization_id,
                 account_id=instance.account_id,
@@ -323,15 +322,20 @@ def _new_events(
                 ],
                 raw={first.object_type: [c.raw for c in batch]},
                 event_date=now,
-                status=NEW,
-                attempt_count=0,
-                next_attempt_at=now,
             )
         )
     return events
 
 
 # -- vendor webhooks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VendorReport:
+    """What one vendor webhook reported for one connector instance, once verified."""
+
+    instance: Instance
+    changes: Sequence[ch.Change]
 
 
 async def record_vendor_changes(
@@ -341,29 +345,81 @@ async def record_vendor_changes(
     found: Sequence[ch.Change],
     now: datetime,
 ) -> list[uuid.UUID]:
-    """Events for what a vendor webhook reported, minus what was reported already: an event
+    """Events for what one vendor webhook reported (``record_vendor_reports`` of one)."""
+    (created,) = await record_vendor_reports(session, runtime, [VendorReport(instance, found)], now)
+    return created
+
+
+async def record_vendor_reports(
+    session: AsyncSession, runtime: Runtime, reports: Sequence[VendorReport], now: datetime
+) -> list[list[uuid.UUID]]:
+    """Events for what vendor webhooks reported, minus what was reported already: an event
     id taken before (a vendor retrying its webhook, D380), or the same status twice (judged by
-    the same seen-set as polls)."""
+    the same seen-set as polls). One statement each for the vendor ids (when any), the
+    seen-set and the events, however many reports (D460); answers each report's events.
+
+    Two reports must not name the same object or vendor event id of one instance (one
+    statement cannot write a row twice, and their order would be lost): ``report_keys``
+    tells which they name."""
     repo = EventRepository(session)
-    vendor_ids = [c.vendor_event_id for c in found if c.vendor_event_id is not None]
+    found = [list(report.changes) for report in reports]
+    vendor_ids = [
+        (report.instance.id, c.vendor_event_id)
+        for report, changes in zip(reports, found, strict=True)
+        for c in changes
+        if c.vendor_event_id is not None
+    ]
     if vendor_ids:
-        taken = await repo.take_vendor_event_ids(instance.id, vendor_ids, now)
-        found = [c for c in found if c.vendor_event_id is None or c.vendor_event_id in taken]
-    fresh: list[ch.Change] = []
-    for object_type in dict.fromkeys(c.object_type for c in found):
-        group = [c for c in found if c.object_type == object_type]
-        changed = await repo.remember_changed(
-            instance.id, object_type, [(c.object_id, c.digest) for c in group], now
+        taken = await repo.take_vendor_event_ids(vendor_ids, now)
+        found = [
+            [
+                c
+                for c in changes
+                if c.vendor_event_id is None or (report.instance.id, c.vendor_event_id) in taken
+            ]
+            for report, changes in zip(reports, found, strict=True)
+        ]
+    changed = await repo.remember_seen(
+        [
+            (report.instance.id, c.object_type, c.object_id, c.digest)
+            for report, changes in zip(reports, found, strict=True)
+            for c in changes
+        ],
+        now,
+    )
+    made = [
+        _new_events(
+            runtime,
+            report.instance,
+            [c for c in changes if (report.instance.id, c.object_type, c.object_id) in changed],
+            "webhook",
+            now,
+            now,
         )
-        fresh.extend(c for c in group if c.object_id in changed)
-    events = _new_events(runtime, instance, fresh, "webhook", now, now)
-    if not events:
-        return []
-    # One statement, which also tells whether a formula instance listens (D431, D432): when
-    # none does, the triggers have nothing to start and are not asked.
-    if await repo.insert_events(events):
-        await formula_triggers.events_recorded(session, runtime, events)
-    return [event.id for event in events]
+        for report, changes in zip(reports, found, strict=True)
+    ]
+    events = [event for some in made for event in some]
+    if events:
+        # One statement, which also tells which connector instances a formula instance listens
+        # to (D431, D432): for the others the triggers have nothing to start and are not asked.
+        listened = await repo.insert_events(events)
+        if listened:
+            await formula_triggers.events_recorded(
+                session, runtime, [e for e in events if e.instance_id in listened]
+            )
+    return [[event.id for event in some] for some in made]
+
+
+def report_keys(report: VendorReport) -> frozenset[tuple[str, int, str, str]]:
+    """The seen-set keys and the vendor event ids a report writes (``record_vendor_reports``)."""
+    instance_id = report.instance.id
+    keys = {("seen", instance_id, c.object_type, c.object_id) for c in report.changes}
+    keys.update(
+        ("vendor id", instance_id, "", c.vendor_event_id)
+        for c in report.changes
+        if c.vendor_event_id is not None
+    )
+    return frozenset(keys)
 
 
 # -- deliveries --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import random
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -69,46 +70,79 @@ async def defer_delivery(
     )
 
 
-async def defer_dispatch(jobs: JobQueue, *, at: datetime | None = None) -> None:
-    """A batched delivery run (D310), now or at ``at`` (to the whole second after it).
+# A burst of vendor webhooks (D435): a delivery run deferred for one waits this long before
+# its first lease, so it takes the callbacks committed meanwhile, and the process that deferred
+# it defers no other run until then. Outside a burst runs start at once (the latency of D312).
+GATHER_SECONDS = 0.02
+# Callbacks this close together make a burst.
+BURST_GAP_SECONDS = 0.05
+# The share of the gather a deferring process counts on: asyncio's timers may fire a clock
+# tick early, and the lease is the run's first statement after the wait.
+GATHER_TRUSTED = 0.8
+
+
+async def defer_dispatch(
+    jobs: JobQueue, *, at: datetime | None = None, gather: float = 0.0
+) -> bool:
+    """A batched delivery run (D310), now or at ``at`` (to the whole second after it); answers
+    whether a job was queued (False: one was queued already).
 
     Now: one queued run at a time (its queueing lock), which leases everything due when it
-    starts; more runs start while one runs, each leasing what the others have not. Later:
-    one queued run per second, for the retries due in it.
+    starts, ``gather`` seconds after it starts; more runs start while one runs, each leasing
+    what the others have not. Later: one queued run per second, for the retries due in it.
     """
     if at is None:
-        await jobs.defer(DISPATCH, queueing_lock=DISPATCH)
-        return
+        return await jobs.defer(DISPATCH, queueing_lock=DISPATCH, gather=gather) is not None
     second = math.ceil(at.timestamp())
-    await jobs.defer(
+    queued = await jobs.defer(
         DISPATCH,
         queueing_lock=f"{DISPATCH}@{second}",
         schedule_at=datetime.fromtimestamp(second, tz=UTC),
     )
+    return queued is not None
 
 
 class DispatchKicker:
-    """Defers a delivery run after commits, coalesced: while one defer is on its way, the
-    commits that ask for another get one more defer once it is done, not one each. Every
-    commit is still followed by a defer that starts after it, and a burst of vendor webhooks
-    does not queue a job-pool connection per request (D312)."""
+    """Defers a delivery run after commits, coalesced (D312, D435).
 
-    def __init__(self, jobs: JobQueue) -> None:
+    While one defer is on its way, the commits that ask for another get one more defer once it
+    is done, not one each. In a burst the run is deferred with a gather: it leases no sooner
+    than ``gather`` after the defer began, so a commit made before that is leased by it and
+    asks for no defer of its own (not even one the queueing lock refuses). Every commit is
+    still followed by a lease that starts after it.
+    """
+
+    def __init__(self, jobs: JobQueue, gather: float = GATHER_SECONDS) -> None:
         self.jobs = jobs
+        self.gather = gather
         self._running = False
-        self._again = False
+        # The latest kick waiting for the defer on its way, if any (monotonic seconds).
+        self._again_at: float | None = None
+        self._last_kick = -math.inf
+        # Commits made before this moment are leased by a run this process deferred.
+        self._covered_until = -math.inf
 
     async def kick(self) -> None:
+        now = time.monotonic()
+        burst = now - self._last_kick < BURST_GAP_SECONDS
+        self._last_kick = now
+        if now < self._covered_until:
+            return
         if self._running:
-            self._again = True
+            self._again_at = now
             return
         self._running = True
         try:
-            again = True
-            while again:
-                self._again = False
-                await defer_dispatch(self.jobs)
-                again = self._again
+            while True:
+                self._again_at = None
+                began = time.monotonic()
+                gather = self.gather if burst else 0.0
+                if await defer_dispatch(self.jobs, gather=gather) and gather:
+                    self._covered_until = began + gather * GATHER_TRUSTED
+                again = self._again_at
+                if again is None or again < self._covered_until:
+                    return
+                burst = True
         finally:
             self._running = False
 
@@ -237,10 +271,13 @@ async def run_delivery(runtime: Runtime, event_id: uuid.UUID, owner: int | None 
     return result.describe()
 
 
-async def run_dispatch(runtime: Runtime, owner: int | None = None) -> int:
+async def run_dispatch(runtime: Runtime, owner: int | None = None, gather: float = 0.0) -> int:
     """Deliver what is due, in batches (D310); answers the attempts made. ``owner`` is the
-    job's id, as for ``run_delivery``."""
+    job's id, as for ``run_delivery``; ``gather`` the wait before the first lease (D435)."""
     owner = owner if owner is not None else random.getrandbits(62)
+    if gather > 0:
+        # What the deferring process counts on: no lease before the gather is over.
+        await asyncio.sleep(gather)
 
     async def due_again(times: list[datetime]) -> None:
         await defer_dispatches(runtime.jobs, times)
@@ -279,9 +316,9 @@ async def deliver(context: JobContext, event_id: str) -> str:
         return await run_delivery(_runtime(context), uuid.UUID(event_id), context.job.id)
 
 
-async def dispatch_job(context: JobContext) -> int:
+async def dispatch_job(context: JobContext, gather: float = 0.0) -> int:
     with _job_span(DISPATCH):
-        return await run_dispatch(_runtime(context), context.job.id)
+        return await run_dispatch(_runtime(context), context.job.id, gather)
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:
