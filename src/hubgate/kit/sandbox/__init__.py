@@ -99,7 +99,7 @@ _PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
 # scanning them as a string literal would cost a fresh context 0.05 ms (D441).
 _RARE: Final = _HERE.joinpath("rare.js").read_text(encoding="utf-8")
 # The prelude evaluates to a function of the rare part's text that answers the driver: one
-# `eval` and one call open a context, and nothing is left on the global object (D490).
+# `eval` and one call open a context, and nothing is left on the global object (D491).
 _OPEN: Final = f"({_PRELUDE})"
 _CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
 _UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
