@@ -232,6 +232,18 @@ def test_one_session_maps_many_records_in_one_context() -> None:
     ]
 
 
+def test_a_script_replacing_the_array_iterator_still_gets_every_outcome() -> None:
+    # The host calls the prelude's driver after the script has run (D491), so nothing the host
+    # reads may go through an iterator the script can replace.
+    outcomes = run_many(
+        "Array.prototype[Symbol.iterator] = function* () {}; done(originalObject.n)",
+        TRANSFORM,
+        [{"originalObject": {"n": n}} for n in range(3)],
+        LIMITS,
+    )
+    assert outcomes == [ScriptResult(0), ScriptResult(1), ScriptResult(2)]
+
+
 def test_a_thrown_error_fails_only_its_own_record() -> None:
     outcomes = run_many(
         "if (originalObject.bad) throw new Error('bad record'); done(originalObject.n)",

@@ -95,12 +95,12 @@ __all__ = [
 
 _HERE: Final = resources.files(__package__)
 _PRELUDE: Final = _HERE.joinpath("prelude.js").read_text(encoding="utf-8")
-# The prelude's rare parts are handed in as a string value (`Context.set`): even scanning
-# them as a string literal would cost a fresh context 0.05 ms (D441).
+# The prelude's rare parts are handed in as a string value (the prelude's argument): even
+# scanning them as a string literal would cost a fresh context 0.05 ms (D441).
 _RARE: Final = _HERE.joinpath("rare.js").read_text(encoding="utf-8")
-_OPEN: Final = (
-    f"globalThis.__hubgate = ({_PRELUDE})(globalThis, globalThis.__rare); delete globalThis.__rare;"
-)
+# The prelude evaluates to a function of the rare part's text that answers the driver: one
+# `eval` and one call open a context, and nothing is left on the global object (D491).
+_OPEN: Final = f"({_PRELUDE})"
 _CE: Final = _HERE.joinpath("ce.js").read_text(encoding="utf-8")
 _UTIL: Final = _HERE.joinpath("util.js").read_text(encoding="utf-8")
 _MODULES: Final = _HERE.joinpath("modules.js").read_text(encoding="utf-8")
@@ -219,7 +219,7 @@ class ScriptSession:
         self._context: quickjs.Context | None = quickjs.Context()
         self._context.set_memory_limit(limits.memory_bytes)
         self._context.set_time_limit(limits.seconds)
-        self._driver: dict[str, quickjs.Object] = {}
+        self._driver: quickjs.Object | None = None
         try:
             self._start(body)
         except quickjs.JSException as error:
@@ -231,26 +231,26 @@ class ScriptSession:
     def _start(self, body: str) -> None:
         context = self._context
         assert context is not None
-        context.set("__rare", _RARE)
-        context.eval(_OPEN)
+        driver = self._driver = context.eval(_OPEN)(_RARE)
         mentioned = set(_MENTIONS.findall(body))
-        for name in ("rare", "compile", "callAll", "results"):
-            self._driver[name] = context.eval(f"__hubgate.{name}")
-        context.eval("delete globalThis.__hubgate;")
-        rare = self._driver["rare"]
         if mentioned & {"notify", "require"}:
-            rare("extend", context.eval(_MODULES))
+            driver("rare", "extend", context.eval(_MODULES))
         if "CE" in mentioned:
-            rare("install", "CE", context.eval(f"({_CE})({_tables()})"))
+            driver("rare", "install", "CE", context.eval(f"({_CE})({_tables()})"))
         if "require" in mentioned:
             if "util" in mentioned:
-                rare("register", "util", context.eval(_UTIL))
+                driver("rare", "register", "util", context.eval(_UTIL))
             if "lodash" in mentioned:
                 self._register("lodash")
-                rare("registerFp", self._module("lodash/fp"))
+                driver("rare", "registerFp", self._module("lodash/fp"))
             if "moment" in mentioned:
                 self._register("moment")
-        self._driver["compile"](json.dumps(self._params), body)
+        driver("compile", json.dumps(self._params), body)
+
+    def _drive(self, *what: Any) -> Any:
+        """Call the prelude's driver: what to do, then its arguments."""
+        assert self._driver is not None
+        return self._driver(*what)
 
     def _module(self, name: str) -> quickjs.Object:
         assert self._context is not None
@@ -260,7 +260,7 @@ class ScriptSession:
         return factory
 
     def _register(self, name: str) -> None:
-        self._driver["rare"]("register", name, self._module(name))
+        self._drive("rare", "register", name, self._module(name))
 
     def call(self, inputs: Mapping[str, Any]) -> Outcome:
         """Run the script once with ``inputs`` (JSON data, keyed by parameter name)."""
@@ -276,7 +276,7 @@ class ScriptSession:
             return self._broken
         self._context.set_time_limit(remaining)
         try:
-            self._driver["rare"]("call", json.dumps([inputs.get(name) for name in self._params]))
+            self._drive("rare", "call", json.dumps([inputs.get(name) for name in self._params]))
             # A script may call done() from a promise callback. QuickJS restarts its clock for
             # each job, so a chain of promises that never ends is stopped here, by the budget.
             while True:
@@ -289,7 +289,7 @@ class ScriptSession:
         except quickjs.JSException as error:
             return self._failure(*_classify(error, self._limits))
         try:
-            answer = json.loads(self._driver["rare"]("result"))
+            answer = json.loads(self._drive("rare", "result"))
         except quickjs.JSException as error:
             kind, message = _classify(error, self._limits)
             if kind is FailureKind.ERROR:
@@ -339,7 +339,7 @@ class ScriptSession:
             if remaining <= 0:
                 raise _OutOfTimeError
             context.set_time_limit(remaining)
-            self._driver["callAll"](rows)
+            self._drive("callAll", rows)
             while True:
                 remaining = self._deadline - time.monotonic()
                 if remaining <= 0:
@@ -354,7 +354,7 @@ class ScriptSession:
         try:
             # Reading what was done takes no budget of the script's.
             context.set_time_limit(_READ_SECONDS)
-            text: str = self._driver["results"]()
+            text: str = self._drive("results")
         except quickjs.JSException as error:
             return None, stopped or self._failure(*_classify(error, self._limits))
         return text, stopped
@@ -364,7 +364,7 @@ class ScriptSession:
 
     def _captured(self) -> tuple[tuple[str, ...], tuple[Mapping[str, str], ...]]:
         try:
-            captured = json.loads(self._driver["rare"]("console"))
+            captured = json.loads(self._drive("rare", "console"))
         except quickjs.JSException:
             # The heap may be too full to build the text; the failure itself is what counts.
             return (), ()
@@ -380,7 +380,7 @@ class ScriptSession:
         """Free the context on its own thread (JS objects first, then the runtime)."""
         if threading.get_ident() != self._thread:
             raise RuntimeError("a script session is closed on the thread that opened it")
-        self._driver.clear()
+        self._driver = None
         self._context = None
 
     def __enter__(self) -> Self:

@@ -1,14 +1,17 @@
 // The sandbox prelude (D42): evaluated first in every fresh QuickJS context, before any script.
 // It leaves `console` on the global object and returns the driver the host uses to compile
-// the script, call it for a batch of records and read the outcomes. QuickJS compiles every
-// line it is given, at about 0.07 ms per kilobyte of code here, so this file holds only what
-// every request runs (D441): value printing, console capture, the one-call driver, `install`
-// and `extend` (for `CE`, `notify`, `require`) are in rare.js, which the host hands in as a
-// string (`rare`) and which is compiled the first time a context needs one of them. Everything
-// is plain JavaScript: QuickJS refuses host callbacks while a time limit is set, which also
-// means no script can ever reach a Python object.
-(function (global, rare) {
+// the script, call it for a batch of records and read the outcomes: one function taking the
+// name of what to do, so that the host's whole opening is one `eval` and one call, and the
+// driver is never on the global object (D491). QuickJS compiles every line it is given, at
+// about 0.07 ms per kilobyte of code here, so this file holds only what every request runs
+// (D441): value printing, console capture, the one-call driver, `install` and `extend` (for
+// `CE`, `notify`, `require`) are in rare.js, which the host hands in as a string (`rare`) and
+// which is compiled the first time a context needs one of them. Everything is plain
+// JavaScript: QuickJS refuses host callbacks while a time limit is set, which also means no
+// script can ever reach a Python object.
+(function (rare) {
   'use strict';
+  const global = globalThis;
   // Shared memory and blocking waits could hold a thread outside the engine's interrupt
   // checks; weak references expose collection timing. None is needed by scripts.
   delete global.Atomics;
@@ -31,7 +34,7 @@
   });
 
   let batch = [];
-  return {
+  const driver = {
     // The host's way to rare.js: `rare('call', argsJson)`, `rare('install', 'CE', value)`.
     rare: (name, ...values) => more()[name](...values),
     compile: function (paramsJson, body) {
@@ -79,4 +82,6 @@
       return text;
     },
   };
+  // Fixed arity: a spread would go through the array iterator, which a script can replace.
+  return (name, a, b, c) => driver[name](a, b, c);
 })

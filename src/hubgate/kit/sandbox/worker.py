@@ -18,17 +18,20 @@ import math
 import os
 import resource
 import sys
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 import orjson
 
 from hubgate.kit.sandbox import Limits, ScriptSession, bundled_sources
 from hubgate.kit.sandbox.wire import HEADER, OUT_OF_MEMORY_EXIT, encode, frame
 
+_PAGE: Final = os.sysconf("SC_PAGE_SIZE")
 
-def _address_space() -> int:
-    with open("/proc/self/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+def _address_space(statm: int) -> int:
+    """The process's size in bytes, from ``/proc/self/statm`` kept open: read again from its
+    start, the kernel writes it afresh, and a job saves opening it (D491)."""
+    return int(os.pread(statm, 64, 0).split()[0]) * _PAGE
 
 
 def _cpu_used() -> float:
@@ -56,19 +59,25 @@ def serve(source: BinaryIO, sink: BinaryIO) -> None:
     bundled_sources()
     _, as_hard = resource.getrlimit(resource.RLIMIT_AS)
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
-    while (found := _read(source)) is not None:
-        head, rows = found
-        job = orjson.loads(head)
-        limits = Limits(seconds=job["seconds"], memory_bytes=job["memoryBytes"])
-        resource.setrlimit(resource.RLIMIT_AS, (_address_space() + job["fenceBytes"], as_hard))
-        allowed = math.ceil(_cpu_used() + job["fenceSeconds"])
-        resource.setrlimit(resource.RLIMIT_CPU, (allowed, cpu_hard))
-        with ScriptSession(job["body"], job["params"], limits) as session:
-            text, stopped = session.call_rows(rows.decode())
-        answer = frame({"stopped": encode(stopped)}, b"null" if text is None else text.encode())
-        resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
-        sink.write(answer)
-        sink.flush()
+    statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while (found := _read(source)) is not None:
+            head, rows = found
+            job = orjson.loads(head)
+            limits = Limits(seconds=job["seconds"], memory_bytes=job["memoryBytes"])
+            allowed_bytes = _address_space(statm) + job["fenceBytes"]
+            resource.setrlimit(resource.RLIMIT_AS, (allowed_bytes, as_hard))
+            allowed = math.ceil(_cpu_used() + job["fenceSeconds"])
+            resource.setrlimit(resource.RLIMIT_CPU, (allowed, cpu_hard))
+            with ScriptSession(job["body"], job["params"], limits) as session:
+                text, stopped = session.call_rows(rows.decode())
+            answer = frame({"stopped": encode(stopped)}, b"null" if text is None else text.encode())
+            resource.setrlimit(resource.RLIMIT_AS, (as_hard, as_hard))
+            sink.write(answer)
+            sink.flush()
+
+    finally:
+        os.close(statm)
 
 
 def main() -> None:
