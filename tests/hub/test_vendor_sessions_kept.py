@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 
 from hubgate.elements.sdk import HubCall
 from hubgate.hub import service
@@ -62,3 +63,15 @@ def test_a_session_fills_each_path_with_its_own_values() -> None:
         f"{VENDOR}/AC2/Messages/SM1.json"
     )
     assert session.url(path, {"sid": "SM1"}) == f"{VENDOR}/AC1/Messages/SM1.json"
+
+
+def test_a_session_goes_with_its_resolved_instance() -> None:
+    # Its auth headers hold decrypted credentials: once the token cache lets the resolved
+    # instance go, nothing else may keep them.
+    runtime = runtime_with(FakeVendor())
+    instance = twilio()
+    config = instance.config
+    VendorSession.of(runtime.egress, runtime.settings, instance)
+    del instance
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, VendorSession) and o.config is config]

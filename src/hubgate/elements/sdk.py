@@ -89,6 +89,11 @@ class ResolvedInstance:
     cache_time_to_live: int
     max_cache_size: int
     trace_logging_enabled: bool
+    # What the hub builds from this instance once and keeps while the instance is kept (its
+    # vendor session, D480): it goes when the token cache lets the instance go, so nothing
+    # built from decrypted credentials outlives them. Not an argument: a changed copy
+    # (``dataclasses.replace``) starts empty.
+    kept: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def base_url(self) -> str:

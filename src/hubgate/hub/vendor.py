@@ -105,10 +105,8 @@ def _backoff(settings: Settings, attempt: int) -> float:
     return base * (0.5 + random.random() / 2)  # jitter keeps many callers from retrying in step
 
 
-# The sessions of the resolved instances in use, by the instance's id(): see ``of``.
-_SESSIONS_KEPT = 1024
 _URLS_KEPT = 64
-_sessions: dict[int, tuple[ResolvedInstance, VendorSession]] = {}
+_KEPT_AS = "vendor session"
 
 
 class VendorSession:
@@ -139,19 +137,17 @@ class VendorSession:
         (its auth headers and filled URLs are then built once, bench/README.md, session 21).
 
         A resolved instance is immutable and the token cache replaces it when the instance
-        changes (a refreshed OAuth token is a new one too), so a session found for the same
-        object is still right. It holds what that object holds, nothing more; at most
-        ``_SESSIONS_KEPT`` are kept."""
-        key = id(instance)
-        found = _sessions.get(key)
-        if found is not None and found[0] is instance:
-            session = found[1]
-            if session.egress is egress and session.settings is settings:
-                return session
+        changes (a refreshed OAuth token is a new one too), so the session kept on it is
+        still right, and it goes with it (``ResolvedInstance.kept``)."""
+        found = instance.kept.get(_KEPT_AS)
+        if (
+            isinstance(found, VendorSession)
+            and found.egress is egress
+            and found.settings is settings
+        ):
+            return found
         session = cls(egress, settings, instance.element.manifest, instance.config)
-        if len(_sessions) >= _SESSIONS_KEPT:
-            _sessions.clear()
-        _sessions[key] = (instance, session)
+        instance.kept[_KEPT_AS] = session
         return session
 
     def url(self, path: str, values: Mapping[str, str | None] | None = None) -> str:
