@@ -77,6 +77,21 @@ async def first_one_waiting(
     return group, lone
 
 
+async def a_burst_waiting(
+    callbacks: Callbacks, hubgate: RunningHubgate, url: str, sids: list[str]
+) -> list[asyncio.Task[Any]]:
+    """The first callback's recording waiting for the lock, the others waiting for the next
+    recording; their tasks, the first one first."""
+    group, lone = await first_one_waiting(callbacks, hubgate, url, sids[0])
+    burst = [callbacks.post(sid) for sid in sids[1:]]
+
+    async def all_waiting() -> bool:
+        return group.waiting == len(burst)
+
+    await eventually(all_waiting)
+    return [lone, *burst]
+
+
 async def test_a_burst_is_recorded_by_fewer_transactions_than_callbacks(
     provision: Provisioner,
     events_api: Api,
@@ -90,16 +105,10 @@ async def test_a_burst_is_recorded_by_fewer_transactions_than_callbacks(
 
     with statements(runtime) as sent:
         async with events_locked(events_url):
-            group, lone = await first_one_waiting(callbacks, events_hubgate, events_url, sids[0])
-            burst = [callbacks.post(sid) for sid in sids[1:]]
-
-            async def all_waiting() -> bool:
-                return group.waiting == BURST - 1
-
-            await eventually(all_waiting)
+            posted = await a_burst_waiting(callbacks, events_hubgate, events_url, sids)
             # Nothing is committed yet, so nobody has been answered.
-            assert not any(task.done() for task in (lone, *burst))
-        answers = await asyncio.gather(lone, *burst)
+            assert not any(task.done() for task in posted)
+        answers = await asyncio.gather(*posted)
 
     assert [a.status for a in answers] == [200] * BURST, [a.text for a in answers]
     recorded = await rows(
@@ -136,14 +145,8 @@ async def test_a_failed_recording_answers_each_of_its_callers_and_keeps_nothing(
         )
     try:
         async with events_locked(events_url):
-            group, lone = await first_one_waiting(callbacks, events_hubgate, events_url, sids[0])
-            burst = [callbacks.post(sid) for sid in sids[1:]]
-
-            async def all_waiting() -> bool:
-                return group.waiting == BURST - 1
-
-            await eventually(all_waiting)
-        answers = await asyncio.gather(lone, *burst)
+            posted = await a_burst_waiting(callbacks, events_hubgate, events_url, sids)
+        answers = await asyncio.gather(*posted)
     finally:
         async with await psycopg.AsyncConnection.connect(events_url, autocommit=True) as conn:
             await conn.execute("DROP TRIGGER test_refuse_sm805 ON events")

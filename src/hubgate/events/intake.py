@@ -114,8 +114,7 @@ class GroupCommit:
             for waiting in (*batch, *self._waiting):
                 if not waiting.answer.done():
                     waiting.answer.cancel()
-            if self._waiting:
-                self._waiting.clear()
+            self._waiting.clear()
 
     def _after_commit(self, count: int) -> None:
         task = asyncio.create_task(self._committed(count))
