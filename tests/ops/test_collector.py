@@ -6,8 +6,8 @@ from __future__ import annotations
 import gc
 import weakref
 
-from hubgate.app import GC_YOUNG_THRESHOLD
-from tests.conftest import RunningHubgate
+from hubgate.app import GC_YOUNG_THRESHOLD, create_app
+from hubgate.settings import Settings
 
 
 class _Node:
@@ -23,10 +23,19 @@ def _orphaned_cycle() -> weakref.ref[_Node]:
 
 
 async def test_a_running_app_collects_cycles_once_garbage_builds_up(
-    hubgate: RunningHubgate,
+    settings: Settings, pg_url: str
 ) -> None:
-    assert gc.isenabled()
-    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+    # An app of its own: its lifespan sets the thresholds and puts back the ones it found.
+    before = gc.get_threshold()
+    app = create_app(settings, database_url=pg_url)
+    async with app.router.lifespan_context(app):
+        assert gc.isenabled()
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+        _collects_on_its_own()
+    assert gc.get_threshold() == before
+
+
+def _collects_on_its_own() -> None:
     gc.collect(0)  # the generation starts empty, so the count below is what triggers it
     cycle = _orphaned_cycle()
     assert cycle() is not None
