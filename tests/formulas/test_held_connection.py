@@ -119,3 +119,42 @@ async def test_a_block_that_raises_gives_its_connection_up(worker: Runtime) -> N
             raised: Any = connection
             raise RuntimeError("the job failed")
     assert raised.closed
+
+
+@pytest.mark.asyncio
+async def test_the_job_pool_replaces_a_connection_the_server_ended_without_a_ping_each_time(
+    fapi: Api, worker: Runtime, formulas_url: str
+) -> None:
+    """The job pool pings a connection only when the server has spoken since (D511): the
+    connections whose server processes were ended are found out and replaced, and the worker
+    goes on fetching and finishing jobs on new ones."""
+    formula = await make_formula(fapi, SCRIPT_REQUEST_SCRIPT)
+    instance = await make_instance(fapi, formula["id"])
+    first = await run_manually(fapi, instance["id"], {"n": 1})
+    assert (await finished(fapi, first))["status"] == "success"
+
+    pool = worker.jobs.app.connector.pool  # type: ignore[attr-defined]
+    idle = pool.get_stats()["pool_available"]
+    assert idle > 0
+    pids: list[int] = []
+    everyone_out = asyncio.Event()
+
+    async def one() -> None:
+        async with pool.connection() as connection:
+            pids.append(connection.info.backend_pid)
+            if len(pids) == idle:
+                everyone_out.set()
+            await asyncio.wait_for(everyone_out.wait(), 10)
+
+    await asyncio.gather(*(one() for _ in range(idle)))
+    with psycopg.connect(formulas_url, autocommit=True) as admin:
+        for pid in pids:
+            # Returns once the server process is gone (its goodbye is in the socket).
+            admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+
+    for n in range(2, 5):
+        run = await run_manually(fapi, instance["id"], {"n": n})
+        execution = await finished(fapi, run)
+        assert execution["status"] == "success", await values(fapi, run)
+    async with pool.connection() as connection:
+        assert connection.info.backend_pid not in pids
