@@ -260,9 +260,6 @@ class FormulaRepository:
         found: Instance | None = await self._one(stmt)
         return found
 
-    async def connector_instance(self, instance_id: int) -> Instance | None:
-        return await self.session.get(Instance, instance_id) if _valid(instance_id) else None
-
     # ------------------------------------------------------------------ executions
 
     async def execution(self, tenant: Tenant, execution_id: int) -> Execution | None:

@@ -13,7 +13,8 @@ conditional on the position under the execution's row lock, so a second job on t
 execution (a frozen worker's, rescued while it still ran) finds its position taken and ends.
 The jobs carry no procrastinate ``lock``: a deferred job would wait behind a running one until
 the worker's next poll (D373). The take, the reads and the checkpoints that are one statement
-go without BEGIN and COMMIT, each statement its own transaction (D470).
+go without BEGIN and COMMIT, each statement its own transaction (D470), on one connection the
+job holds from the engine's own pool (D510).
 """
 
 from __future__ import annotations
