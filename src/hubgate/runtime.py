@@ -20,6 +20,8 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # The formula engine's own pool: a step job holds one connection while it runs (D510).
+    step_engine: AsyncEngine
     keyring: Keyring
     registry: ElementRegistry
     egress: EgressClient
@@ -30,6 +32,7 @@ class Runtime:
         await self.jobs.close()
         await self.egress.close()
         await self.engine.dispose()
+        await self.step_engine.dispose()
 
 
 def load_keyring(settings: Settings) -> Keyring:
@@ -43,6 +46,16 @@ async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: 
     # smaller pool were closed again when returned, so a burst of vendor webhooks from 32
     # clients spent its time starting and stopping PostgreSQL backends (D410).
     engine = create_engine(database_url, pool_size=settings.database_pool_size, max_overflow=0)
+    # Sized to the worker's concurrency, so that no step job ever waits for one, and apart
+    # from ``engine``, whose connections the steps' own work (request steps, the hub's
+    # pipeline) takes while a job holds its own (D510). Connections open when first used.
+    step_engine = create_engine(
+        database_url,
+        pool_size=settings.worker_concurrency,
+        max_overflow=0,
+        pre_ping=False,
+        autocommit=True,
+    )
     egress = EgressClient(
         EgressPolicy.from_string(settings.egress_allow),
         max_response_bytes=settings.egress_max_response_bytes,
@@ -57,6 +70,7 @@ async def open_runtime(settings: Settings, database_url: str, *, job_pool_size: 
         settings=settings,
         engine=engine,
         sessions=create_sessionmaker(engine),
+        step_engine=step_engine,
         keyring=load_keyring(settings),
         registry=discover(),
         egress=egress,

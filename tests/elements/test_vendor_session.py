@@ -59,7 +59,13 @@ def runtime_with(vendor: Handler, *, allow: str = "vendor.example") -> Runtime:
     """A runtime with no database and no network: what a hub call needs and nothing more."""
     settings = Settings(hub_retry_backoff=0.001, egress_allow=allow)
     egress = EgressClient(EgressPolicy.from_string(allow), transport=vendor)
-    fields: dict[str, Any] = {"engine": None, "sessions": None, "limits": None, "jobs": None}
+    fields: dict[str, Any] = {
+        "engine": None,
+        "sessions": None,
+        "step_engine": None,
+        "limits": None,
+        "jobs": None,
+    }
     return Runtime(
         settings=settings,
         keyring=Keyring.generate(),

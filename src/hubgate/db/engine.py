@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import psycopg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,7 +33,14 @@ def libpq_url(url: str) -> str:
 CONNECT_TIMEOUT = 5
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pre_ping: bool = True,
+    autocommit: bool = False,
+) -> AsyncEngine:
     engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
@@ -39,14 +48,33 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = N
         # Kept by measurement (D433): under bench/events.py's intake the ping on checkout was
         # 0.5 % of serve's CPU samples; without it the first requests after a PostgreSQL
         # restart got dead connections and a 503 (tests/faults/test_database_restart.py).
-        pool_pre_ping=True,
+        # Only a pool whose user handles a lost connection itself goes without (D510).
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         # A server that does not answer must not hold a request for ever: the request gets
         # a 503 (errors_http) after this many seconds instead.
         connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     traces.trace_statements(engine)
     return engine
+
+
+@asynccontextmanager
+async def held_connection(engine: AsyncEngine) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """One of ``engine``'s connections as the driver's own, held for the block: statements
+    on it skip SQLAlchemy (no compilation, no greenlet hop, no checkout per statement). A
+    block that raises gives the connection up instead of returning it to the pool: it may
+    be broken (a lost server) or mid-statement (a cancelled job), and nothing checks it on
+    the next checkout (D510)."""
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
+        try:
+            yield driver
+        except BaseException:
+            await connection.invalidate()
+            raise
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -11,14 +11,14 @@ from datetime import datetime
 from typing import Any, cast
 
 import procrastinate
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
     Table,
     and_,
-    bindparam,
-    case,
     delete,
     func,
     literal,
@@ -53,71 +53,83 @@ _FINISHED = sorted(FINISHED)
 # position moves on and its status is set; the step row stores the context as it was (what a
 # replay from here starts from) and the step's values go in beside it, sent as one JSON array
 # (``values``: psycopg's quoting of text arrays cost more than the C encoder's JSON). A
-# top-level success
-# also ends its formula instance's run of failures (``reset_instance_id``; an instance without
-# one is not written). No row: stale. It is a statement alone (D470): sent in autocommit, it is
-# its own transaction, and ``relaxed`` lets that commit return before the WAL flush (D471).
-_CHECKPOINT = text(
-    """
+# top-level success also ends its formula instance's run of failures (``reset_instance_id``;
+# an instance without one is not written). No row: stale. Sent alone (D470), on the
+# connection its job holds (D510), it is its own transaction, and ``relaxed`` lets that commit
+# return before the WAL flush (D471). The driver's own placeholders: it is sent by psycopg
+# directly, prepared once per connection, in a transaction or alone.
+_CHECKPOINT = """
     WITH held AS (
         SELECT id, context FROM formula_executions
-        WHERE id = :execution_id AND position = :position
-            AND status <> ALL(CAST(:finished AS varchar[]))
+        WHERE id = %(execution_id)s AND position = %(position)s
+            AND status <> ALL(%(finished)s)
         FOR UPDATE
     ), moved AS (
         UPDATE formula_executions AS e SET
             context = held.context || jsonb_build_object(
                 'steps', COALESCE(held.context -> 'steps', '{}'::jsonb)
-                    || jsonb_build_object(CAST(:name AS text), CAST(:value AS jsonb)),
-                'pending', CAST(:pending AS jsonb),
-                'state', CAST(:state AS jsonb)
+                    || jsonb_build_object(CAST(%(name)s AS text), CAST(%(value)s AS jsonb)),
+                'pending', CAST(%(pending)s AS jsonb),
+                'state', CAST(%(state)s AS jsonb)
             ),
-            position = :position + 1,
-            status = :status,
-            error = :error,
+            position = %(position)s + 1,
+            status = %(status)s,
+            error = %(error)s,
             updated_at = now()
         FROM held WHERE e.id = held.id
     ), step AS (
         INSERT INTO formula_step_executions (execution_id, position, step_name, status, error,
             reused, context_before, started_at, finished_at)
-        SELECT held.id, :position, :name, :step_status, :step_error, false, held.context,
-            :started_at, :finished_at
+        SELECT held.id, %(position)s, %(name)s, %(step_status)s, %(step_error)s, false,
+            held.context, %(started_at)s, %(finished_at)s
         FROM held
         RETURNING id
     ), stored AS (
         INSERT INTO formula_step_values (step_execution_id, key, value, truncated)
         SELECT step.id, v.key, v.value, v.truncated
-        FROM step, ROWS FROM (json_to_recordset(CAST(:values AS json))
+        FROM step, ROWS FROM (json_to_recordset(CAST(%(values)s AS json))
             AS (key text, value text, truncated boolean)) WITH ORDINALITY AS v(key, value,
             truncated, n)
         ORDER BY v.n
     ), flush AS (
         -- Local to this statement's own transaction (D471): whether its commit waits for
         -- the WAL to reach the disk.
-        SELECT set_config('synchronous_commit', CASE WHEN CAST(:relaxed AS boolean)
+        SELECT set_config('synchronous_commit', CASE WHEN CAST(%(relaxed)s AS boolean)
             THEN 'off' ELSE current_setting('synchronous_commit') END, true)
     ), reset AS (
         UPDATE formula_instances SET consecutive_failures = 0, first_failure_at = NULL
         FROM held
-        WHERE formula_instances.id = CAST(:reset_instance_id AS bigint)
+        WHERE formula_instances.id = CAST(%(reset_instance_id)s AS bigint)
             AND (consecutive_failures <> 0 OR first_failure_at IS NOT NULL)
     )
     SELECT step.id FROM step, flush
-    """
-)
-# A step job's take of its execution (D450), one statement compiled once (D470): ``queued``
-# becomes ``pending``; no row when it ended or is before the job's position (stale).
-_EXECUTIONS = cast(Table, Execution.__table__)
-_TAKE = (
-    update(_EXECUTIONS)
-    .where(
-        _EXECUTIONS.c.id == bindparam("execution_id"),
-        _EXECUTIONS.c.position >= bindparam("at_position"),
-        _EXECUTIONS.c.status.not_in(_FINISHED),
+"""
+_INSTANCE_COLUMNS = [column.name for column in cast(Table, Instance.__table__).columns]
+_INSTANCE = "instance."
+# A step job's take of its execution (D450) and the read of the connector instances its
+# configuration names (D452), one statement (D510): ``queued`` becomes ``pending``; no row when
+# it ended or is before the job's position (stale); else one row per instance found, the
+# execution's columns repeated beside each (one row with the instance's columns null when none
+# is). An entry whose value is not an id is not read here: a step that names it reads it then.
+# Only the model's own column names are put into the text.
+_TAKE = f"""
+    WITH taken AS (
+        UPDATE formula_executions SET
+            status = CASE WHEN status = %(queued)s THEN %(pending)s ELSE status END
+        WHERE id = %(execution_id)s AND position >= %(at_position)s
+            AND status <> ALL(%(finished)s)
+        RETURNING *
+    ), named AS (
+        SELECT CAST(taken.config ->> (entry ->> 'key') AS bigint) AS id
+        FROM taken, jsonb_array_elements(COALESCE(taken.template -> 'configuration', '[]'))
+            AS entry
+        WHERE entry ->> 'type' = 'elementInstance'
+            AND taken.config ->> (entry ->> 'key') ~ '^[0-9]{{1,18}}$'
     )
-    .values(status=case((_EXECUTIONS.c.status == QUEUED, PENDING), else_=_EXECUTIONS.c.status))
-    .returning(*_EXECUTIONS.c)
-)
+    SELECT taken.*, {", ".join(f'i.{name} AS "{_INSTANCE}{name}"' for name in _INSTANCE_COLUMNS)}
+    FROM taken LEFT JOIN instances AS i ON i.id IN (SELECT id FROM named)
+"""  # noqa: S608
+_CONNECTOR_INSTANCE = "SELECT * FROM instances WHERE id = %(instance_id)s"
 # A step that waits (a retry delay) keeps its position; only the engine's state changes.
 _HOLD = text(
     """
@@ -248,13 +260,6 @@ class FormulaRepository:
         found: Instance | None = await self._one(stmt)
         return found
 
-    async def connector_instance(self, instance_id: int) -> Instance | None:
-        return await self.session.get(Instance, instance_id) if _valid(instance_id) else None
-
-    async def connector_instances(self, instance_ids: Sequence[int]) -> Sequence[Instance]:
-        stmt = select(Instance).where(Instance.id.in_([i for i in instance_ids if _valid(i)]))
-        return (await self.session.execute(stmt)).scalars().all()
-
     # ------------------------------------------------------------------ executions
 
     async def execution(self, tenant: Tenant, execution_id: int) -> Execution | None:
@@ -269,20 +274,12 @@ class FormulaRepository:
         found: Execution | None = await self._one(stmt)
         return found
 
-    async def take_execution(self, execution_id: int, position: int) -> Execution | None:
-        """The execution a step job is to run, marked ``pending`` (``_TAKE``), detached: the
-        engine never writes it through the ORM. None when it ended or is before
-        ``position`` (the job is stale). A job run again after its worker died finds the
-        execution further on and goes on from there (D450)."""
-        params = {"execution_id": execution_id, "at_position": position}
-        row = (await self.session.execute(_TAKE, params)).mappings().one_or_none()
-        return None if row is None else Execution(**row)
-
     async def checkpoint(self, **params: Any) -> bool:
-        """Write one step run's result (``_CHECKPOINT``); False when the execution is no
-        longer at that position or has ended."""
-        written = await self.session.execute(_CHECKPOINT, {**params, "finished": _FINISHED})
-        return written.first() is not None
+        """Write one step run's result in this session's transaction (``_CHECKPOINT``); False
+        when the execution is no longer at that position or has ended."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        return await _checkpoint(raw.driver_connection, params)  # type: ignore[arg-type]
 
     async def hold_step(self, execution_id: int, position: int, state: str) -> bool:
         params = {
@@ -420,3 +417,60 @@ class FormulaRepository:
             )
         )
         return [(i, f) for i, f in (await self.session.execute(stmt)).all()]
+
+
+async def _checkpoint(connection: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> bool:
+    cursor = await connection.execute(_CHECKPOINT, {**params, "finished": _FINISHED}, prepare=True)
+    return await cursor.fetchone() is not None
+
+
+class StepConnection:
+    """The formula engine's statements on the connection a step job holds (D510): sent by
+    the driver itself, prepared once per connection, each its own transaction (the pool's
+    connections are in autocommit, D470). Nothing here defers a job or needs a snapshot
+    shared between statements: that work goes through a ``FormulaRepository`` session."""
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection = connection
+
+    async def take(
+        self, execution_id: int, position: int
+    ) -> tuple[Execution, list[Instance]] | None:
+        """The execution a step job is to run, marked ``pending``, with the connector
+        instances its configuration names; both detached (the engine never writes them
+        through the ORM). None when it ended or is before ``position``: the job is stale. A
+        job run again after its worker died finds the execution further on and goes on from
+        there (D450)."""
+        params = {
+            "execution_id": execution_id,
+            "at_position": position,
+            "queued": QUEUED,
+            "pending": PENDING,
+            "finished": _FINISHED,
+        }
+        async with self.connection.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(_TAKE, params, prepare=True)
+            rows = await cursor.fetchall()
+        if not rows:
+            return None
+        first = rows[0]
+        execution = Execution(**{k: v for k, v in first.items() if not k.startswith(_INSTANCE)})
+        instances = [
+            Instance(**{name: row[_INSTANCE + name] for name in _INSTANCE_COLUMNS})
+            for row in rows
+            if row[_INSTANCE + "id"] is not None
+        ]
+        return execution, instances
+
+    async def connector_instance(self, instance_id: int) -> Instance | None:
+        if not _valid(instance_id):
+            return None
+        async with self.connection.cursor(row_factory=dict_row) as cursor:
+            await cursor.execute(_CONNECTOR_INSTANCE, {"instance_id": instance_id})
+            row = await cursor.fetchone()
+        return None if row is None else Instance(**row)
+
+    async def checkpoint(self, **params: Any) -> bool:
+        """Write one step run's result alone (``_CHECKPOINT``); False when the execution is
+        no longer at that position or has ended."""
+        return await _checkpoint(self.connection, params)

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +38,7 @@ from hubgate.formulas.models import (
     StepExecution,
     StepValue,
 )
-from hubgate.formulas.repository import FormulaRepository
+from hubgate.formulas.repository import FormulaRepository, StepConnection
 from hubgate.formulas.steps import Outcome
 from hubgate.hub.paging import page_numbers
 from hubgate.instances.models import Instance
@@ -608,19 +608,17 @@ def _step_named(execution: Execution) -> dict[str, Any] | None:
     return None
 
 
-async def begin_run(session: AsyncSession, execution_id: int, position: int) -> Run | None:
+async def begin_run(held: StepConnection, execution_id: int, position: int) -> Run | None:
     """The run of job ``position`` of an execution; None when the job is stale (the execution
     ended, cancelled say, or is before the position the job was deferred for)."""
-    repo = FormulaRepository(session)
-    execution = await repo.take_execution(execution_id, position)
-    if execution is None:
+    taken = await held.take(execution_id, position)
+    if taken is None:
         return None
+    execution, instances = taken
     step = _step_named(execution)
     if step is None:
         return None
-    ids = _configured_instance_ids(execution)
-    instances = {i.id: i for i in await repo.connector_instances(ids)} if ids else {}
-    return Run(execution, execution.position, step, instances)
+    return Run(execution, execution.position, step, {i.id: i for i in instances})
 
 
 async def owner_of(session: AsyncSession, execution: Execution, step: Mapping[str, Any]) -> Tenant:
@@ -706,6 +704,13 @@ def relaxed_commit(run: Run, outcome: Outcome, *, hand_over: bool = False) -> bo
     )
 
 
+class Checkpoints(Protocol):
+    """Where a step run's checkpoint statement goes: a session's transaction
+    (``FormulaRepository``) or, alone, the connection its job holds (``StepConnection``)."""
+
+    async def checkpoint(self, **params: Any) -> bool: ...
+
+
 async def record_step(
     session: AsyncSession,
     app: procrastinate.App,
@@ -717,13 +722,12 @@ async def record_step(
     *,
     hand_over: bool = False,
 ) -> str:
-    """Commit one step run's result with what follows it; the answer says what happened, and
-    "next" that ``run`` holds the next step, to be run by the same job (D450). With
-    ``hand_over`` the next step's job is queued in the same commit instead (D454). When
-    ``commits_alone`` says so, the writes are one statement (D470)."""
+    """Commit one step run's result with what follows it, in ``session``'s transaction; the
+    answer says what happened, and "next" that ``run`` holds the next step, to be run by the
+    same job (D450). With ``hand_over`` the next step's job is queued in the same commit
+    instead (D454). A step run that ``commits_alone`` goes to ``record_alone`` instead."""
     execution = run.execution
     position = run.position
-    step = run.step
     repo = FormulaRepository(session)
     if outcome.again_at is not None:
         state["tries"] = int(state.get("tries", 0)) + 1
@@ -745,16 +749,62 @@ async def record_step(
         context["state"] = state
         await _spawn(session, app, settings, held, position, outcome.spawn, context)
         return "sub-formula started"
-    state.pop("tries", None)
-    state.get("children", {}).pop(str(position), None)
-    name = str(step["name"])
-    after = after_step(run, outcome)
-    status = after.status
+    after = await _checkpoint(repo, settings, run, state, outcome, started, hand_over=hand_over)
+    if after is None:
+        return "stale"
+    if after.status != PENDING:
+        if not _resets(run, after):
+            await finish(session, app, settings, execution, retry_at=outcome.retry_at)
+        return after.answer
+    if hand_over:
+        await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
+        return "handed over"
+    return _go_on(run, after)
+
+
+async def record_alone(
+    held: Checkpoints,
+    settings: Settings,
+    run: Run,
+    state: dict[str, Any],
+    outcome: Outcome,
+    started: datetime,
+) -> str:
+    """``record_step`` of a step run that ``commits_alone``: its checkpoint, one statement
+    sent alone on the connection the job holds (D470, D510), and nothing else."""
+    after = await _checkpoint(held, settings, run, state, outcome, started, hand_over=False)
+    if after is None:
+        return "stale"
+    return after.answer if after.status != PENDING else _go_on(run, after)
+
+
+def _resets(run: Run, after: After) -> bool:
     # A top-level success ends a run of failures: the checkpoint's own statement resets the
     # formula instance's count (what ``finish`` did with a second statement).
-    resets = status == SUCCESS and execution.parent_execution_id is None
+    return after.status == SUCCESS and run.execution.parent_execution_id is None
+
+
+async def _checkpoint(
+    writer: Checkpoints,
+    settings: Settings,
+    run: Run,
+    state: dict[str, Any],
+    outcome: Outcome,
+    started: datetime,
+    *,
+    hand_over: bool,
+) -> After | None:
+    """Write a step run's result with ``writer``; None when stale. The job's copy of the
+    execution then follows what was written."""
+    execution = run.execution
+    position = run.position
+    state.pop("tries", None)
+    state.get("children", {}).pop(str(position), None)
+    name = str(run.step["name"])
+    after = after_step(run, outcome)
+    status = after.status
     values = flatten(name, outcome.value, settings.formula_max_value_bytes)
-    written = await repo.checkpoint(
+    written = await writer.checkpoint(
         execution_id=execution.id,
         position=position,
         name=name,
@@ -768,11 +818,11 @@ async def record_step(
         started_at=started,
         finished_at=utcnow(),
         values=json.dumps([v._asdict() for v in values]),
-        reset_instance_id=execution.formula_instance_id if resets else None,
+        reset_instance_id=execution.formula_instance_id if _resets(run, after) else None,
         relaxed=relaxed_commit(run, outcome, hand_over=hand_over),
     )
     if not written:
-        return "stale"
+        return None
     # The held copy follows what was committed; the ORM never sees it (detached).
     context = execution.context
     context["steps"] = {**context.get("steps", {}), name: outcome.value}
@@ -781,17 +831,15 @@ async def record_step(
     execution.position = position + 1
     execution.status = status
     execution.error = after.error
-    if status != PENDING:
-        if not resets:
-            await finish(session, app, settings, execution, retry_at=outcome.retry_at)
-        return after.answer
-    if hand_over:
-        await repo.defer(app, STEP_TASK, execution_id=execution.id, position=position + 1)
-        return "handed over"
-    following_step = _step_named(execution)
+    return after
+
+
+def _go_on(run: Run, after: After) -> str:
+    """Move ``run`` to the step that follows: the same job runs it (D450)."""
+    following_step = _step_named(run.execution)
     if following_step is None:
         return "stale"
-    run.position = position + 1
+    run.position += 1
     run.step = following_step
     return after.answer
 

@@ -13,7 +13,8 @@ conditional on the position under the execution's row lock, so a second job on t
 execution (a frozen worker's, rescued while it still ran) finds its position taken and ends.
 The jobs carry no procrastinate ``lock``: a deferred job would wait behind a running one until
 the worker's next poll (D373). The take, the reads and the checkpoints that are one statement
-go without BEGIN and COMMIT, each statement its own transaction (D470).
+go without BEGIN and COMMIT, each statement its own transaction (D470), on one connection the
+job holds from the engine's own pool (D510).
 """
 
 from __future__ import annotations
@@ -24,15 +25,17 @@ import time
 import weakref
 
 import procrastinate
+import psycopg
 from procrastinate.job_context import JobContext
 from procrastinate.jobs import Job
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hubgate.db.engine import create_sessionmaker, unit_of_work
+from hubgate.db.engine import create_sessionmaker, held_connection, unit_of_work
 from hubgate.db.tenancy import Tenant
 from hubgate.events.signing import notification_headers
 from hubgate.formulas import service, steps, triggers
-from hubgate.formulas.repository import FormulaRepository
+from hubgate.formulas.repository import StepConnection
 from hubgate.hub import service as hub
 from hubgate.hub.model import ResolvedInstance
 from hubgate.kit.egress import EgressError
@@ -52,7 +55,8 @@ _ALONE: weakref.WeakKeyDictionary[AsyncEngine, async_sessionmaker[AsyncSession]]
 def statements_alone(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
     """Sessions on the runtime's pool in autocommit: each statement is its own transaction,
     sent without BEGIN before it and COMMIT after it (two round trips less, D470). Only for
-    work that is one statement, or reads that need no snapshot shared between them."""
+    work that is one statement, or reads that need no snapshot shared between them: the
+    owner's read for request steps, the one such read the held connection does not do."""
     sessions = _ALONE.get(runtime.engine)
     if sessions is None:
         alone = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -61,11 +65,20 @@ def statements_alone(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
 
 
 async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
-    alone = statements_alone(runtime)
-    # The take is one statement and the read of the connector instances after it needs no
-    # shared snapshot: a connector instance changed in between is the newer one (D452).
-    async with alone() as session:
-        run = await service.begin_run(session, execution_id, position)
+    # The job holds one connection of the engine's own pool while it runs (D510): the take,
+    # the reads and the checkpoints sent alone go on it, with no checkout, ping or SQLAlchemy
+    # between them. The steps' own work (a request step's platform call, the hub's pipeline)
+    # and the checkpoints that are transactions use the runtime's pool, which the held
+    # connections never take from.
+    async with held_connection(runtime.step_engine) as connection:
+        return await _run_held(runtime, StepConnection(connection), execution_id, position)
+
+
+async def _run_held(
+    runtime: Runtime, held: StepConnection, execution_id: int, position: int
+) -> str:
+    # The take and the read of the connector instances are one statement (D510).
+    run = await service.begin_run(held, execution_id, position)
     if run is None:
         return "stale"
     execution = run.execution
@@ -80,8 +93,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
         if instance_id not in resolved:
             instance = run.instances.get(instance_id)
             if instance is None:
-                async with alone() as reader:
-                    instance = await FormulaRepository(reader).connector_instance(instance_id)
+                instance = await held.connector_instance(instance_id)
             resolved[instance_id] = (
                 hub.resolved_from(runtime, instance)
                 if instance is not None and service.reaches(execution, instance)
@@ -92,7 +104,7 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
     began = time.monotonic()
     while True:
         if run.step.get("type") == "request" and user is None:
-            async with alone() as session:
+            async with statements_alone(runtime)() as session:
                 user = await service.owner_of(session, execution, run.step)
         state = service.run_state(run)
         started = service.utcnow()
@@ -111,20 +123,25 @@ async def run_step(runtime: Runtime, execution_id: int, position: int) -> str:
             )
         )
         hand_over = time.monotonic() - began > JOB_SECONDS
-        # A checkpoint that is one statement is sent alone; one that also defers a job or
-        # reads rows (a wait, a failure, a sub-formula, a hand-over) is a transaction.
-        alone_enough = service.commits_alone(run, outcome, hand_over=hand_over)
-        async with unit_of_work(alone if alone_enough else runtime.sessions) as session:
-            answer = await service.record_step(
-                session,
-                runtime.jobs.app,
-                runtime.settings,
-                run,
-                state,
-                outcome,
-                started,
-                hand_over=hand_over,
+        # A checkpoint that is one statement is sent alone on the held connection; one that
+        # also defers a job or reads rows (a wait, a failure, a sub-formula, a hand-over) is a
+        # transaction.
+        if service.commits_alone(run, outcome, hand_over=hand_over):
+            answer = await service.record_alone(
+                held, runtime.settings, run, state, outcome, started
             )
+        else:
+            async with unit_of_work(runtime.sessions) as session:
+                answer = await service.record_step(
+                    session,
+                    runtime.jobs.app,
+                    runtime.settings,
+                    run,
+                    state,
+                    outcome,
+                    started,
+                    hand_over=hand_over,
+                )
         if answer != "next":
             return answer
 
@@ -162,15 +179,25 @@ async def run_notify(runtime: Runtime, execution_id: int) -> int:
     return len(service.webhook_urls(instance))
 
 
-class AgainAfterShutdown(procrastinate.BaseRetryStrategy):
-    """A step job cancelled by its worker's shutdown is queued again at once; any other
-    error ends it."""
+# A step job whose connection to PostgreSQL was lost goes on this many times (D510).
+LOST_CONNECTION_TRIES = 10
+
+
+class AgainAfterInterruption(procrastinate.BaseRetryStrategy):
+    """A step job cancelled by its worker's shutdown (D454), or whose connection to
+    PostgreSQL was lost (D510: the held one is not pinged), is queued again, to go on where
+    the execution is, as after a crash; any other error ends it."""
 
     def get_retry_decision(
         self, *, exception: BaseException, job: Job
     ) -> procrastinate.RetryDecision | None:
         if isinstance(exception, asyncio.CancelledError):
             return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        lost = isinstance(exception, psycopg.OperationalError) or (
+            isinstance(exception, DBAPIError) and exception.connection_invalidated
+        )
+        if lost and job.attempts < LOST_CONNECTION_TRIES:
+            return procrastinate.RetryDecision(retry_in={"seconds": 1})
         return None
 
 
@@ -192,12 +219,13 @@ async def notify(context: JobContext, execution_id: int) -> int:
 
 
 def register(app: procrastinate.App, *, cron: str) -> None:
-    # A job aborted by its worker's shutdown (the graceful wait ran out mid-step) is queued
-    # again, to go on where the execution is (D454); other errors end it as before.
+    # A job aborted by its worker's shutdown (the graceful wait ran out mid-step, D454) or by
+    # a lost connection (D510) is queued again, to go on where the execution is; other
+    # errors end it as before.
     app.task(
         name=service.STEP_TASK,
         pass_context=True,
-        retry=AgainAfterShutdown(),
+        retry=AgainAfterInterruption(),
     )(step)
     app.task(
         name=service.NOTIFY_TASK,
