@@ -117,21 +117,10 @@ async def test_killing_a_worker_mid_delivery_loses_nothing(
 ) -> None:
     api, _ = cluster_api
     instance = await provision_on(api, sim, receiver, **{"event.vendor.type": "webhook"})
-    token = sim.accounts()[instance["configuration"]["username"]]
     receiver.delay = 60  # every notification hangs until the worker is gone
     first = cluster.worker()
-    url = instance["eventsCallbackUrl"]
     for n in range(5):
-        params = {"MessageSid": f"SM{n:032d}", "SmsStatus": "received", "Body": f"#{n}"}
-        answer = await api.with_auth(None).post(
-            url[len(api.base) :],
-            data=urlencode(params),
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": RequestValidator(token).compute_signature(url, params),
-            },
-        )
-        assert answer.status == 200, answer.text
+        await post_inbound(api, sim, instance, n)
     try:
         await receiver.wait_for(lambda r: len(r) >= 5, seconds=30)
     except TimeoutError:
