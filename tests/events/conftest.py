@@ -120,21 +120,9 @@ class Provisioner:
     receiver: CallbackReceiver
 
     async def __call__(self, **configuration: Any) -> dict[str, Any]:
-        """A Twilio instance on its own simulator account, events on, sending to the receiver."""
-        account_sid, auth_token = self.sim.add_account()
-        settings: dict[str, Any] = {
-            "username": account_sid,
-            "password": auth_token,
-            "event.notification.enabled": True,
-            "event.notification.callback.url": self.receiver.url,
-            "event.notification.signature.key": SIGNATURE_KEY,
-            "event.poller.refresh_interval": 1,
-        }
-        settings.update(configuration)
-        response = await self.api.post("instances", json=twilio_instance_body(self.sim, **settings))
-        assert response.status == 200, response.text
-        instance: dict[str, Any] = response.body
-        return instance
+        """An instance as ``provision_on`` makes it, its notifications signed with SIGNATURE_KEY."""
+        signed = {"event.notification.signature.key": SIGNATURE_KEY, **configuration}
+        return await provision_on(self.api, self.sim, self.receiver, **signed)
 
 
 @pytest.fixture
@@ -149,6 +137,8 @@ def encoded_id(instance_id: int) -> str:
 async def provision_on(
     api: Api, sim: TwilioSimulator, receiver: CallbackReceiver, **configuration: Any
 ) -> dict[str, Any]:
+    """A Twilio instance on its own simulator account, events on, sending to ``receiver``,
+    polled every minute; ``configuration`` adds to that or overrides it."""
     sid, token = sim.add_account()
     body = twilio_instance_body(
         sim,

@@ -4,13 +4,9 @@ dead callback host that holds back only its own notifications."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -20,10 +16,10 @@ from hubgate.events.changes import CREATED, Change, digest
 from hubgate.events.models import Event, EventAttempt
 from hubgate.events.tasks import defer_dispatch, run_dispatch
 from hubgate.instances.models import Instance
-from hubgate.jobs.worker import work
-from hubgate.runtime import Runtime, open_runtime
+from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from sims.receiver import CallbackReceiver
+from tests.clusters import worker_on
 from tests.events.conftest import Provisioner, eventually
 
 
@@ -62,21 +58,6 @@ async def attempts_of(runtime: Runtime, ids: list[str]) -> int:
             .where(EventAttempt.event_id.in_([uuid.UUID(i) for i in ids]))
         )
         return int(count or 0)
-
-
-@contextlib.asynccontextmanager
-async def worker_with(settings: Settings, url: str, **changes: Any) -> AsyncIterator[Runtime]:
-    runtime = await open_runtime(settings.model_copy(update=changes), url, job_pool_size=6)
-    task = asyncio.create_task(
-        work(runtime, name="dispatch-worker", install_signal_handlers=False, fetch_interval=0.1)
-    )
-    try:
-        yield runtime
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await runtime.close()
 
 
 async def test_one_run_delivers_a_batch_each_notification_once(
@@ -138,15 +119,16 @@ async def test_a_host_that_never_answers_holds_back_only_its_own_notifications(
             receiver.fail_next(1, status=200)
         dead_ids = await record_events(runtime, dead["id"], 30)
         flaky_ids = await record_events(runtime, flaky["id"], 60)
-        async with worker_with(
-            events_settings,
-            events_url,
-            events_delivery_timeout=60.0,
-            events_delivery_per_host=4,
-            events_delivery_batch=20,
-            # Room for a notification that meets the 500s more than once in a row.
-            events_retry_schedule=[0.2] * 8,
-        ):
+        busy = events_settings.model_copy(
+            update={
+                "events_delivery_timeout": 60.0,
+                "events_delivery_per_host": 4,
+                "events_delivery_batch": 20,
+                # Room for a notification that meets the 500s more than once in a row.
+                "events_retry_schedule": [0.2] * 8,
+            }
+        )
+        async with worker_on(busy, events_url, "dispatch-worker"):
             await defer_dispatch(runtime.jobs)
 
             async def flaky_all_notified() -> bool:

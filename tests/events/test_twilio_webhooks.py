@@ -237,15 +237,16 @@ async def test_an_instance_change_is_seen_by_the_next_webhook(
     assert sorted(e["objectId"] for e in events) == ["SM500", "SM502"]
 
 
-async def test_a_burst_of_webhooks_is_acknowledged_and_each_delivered_once(
-    provision: Provisioner, events_api: Api, receiver: CallbackReceiver, worker: Runtime
-) -> None:
-    """60 callbacks from 12 clients at once: every one answered 200 after its commit, the
-    delivery runs deferred after the answers (coalesced, D312), each event delivered once."""
+async def a_burst_answered(
+    provision: Provisioner, events_api: Api, *, callbacks: int, clients: int
+) -> tuple[dict[str, Any], list[str]]:
+    """A webhook instance and ``callbacks`` inbound messages posted to it by ``clients``
+    clients at once, each client posting its share in turn; every one answered 200. The instance
+    and the message sids, in order."""
     instance = await provision(**{"event.vendor.type": "webhook"})
     token = instance_token(provision, instance)
     account = instance["configuration"]["username"]
-    sids = [f"SM{n:032d}" for n in range(60)]
+    sids = [f"SM{n:032d}" for n in range(callbacks)]
 
     async def client(mine: list[str]) -> list[int]:
         statuses = []
@@ -254,8 +255,17 @@ async def test_a_burst_of_webhooks_is_acknowledged_and_each_delivered_once(
             statuses.append(answer.status)
         return statuses
 
-    answered = await asyncio.gather(*(client(sids[k::12]) for k in range(12)))
-    assert [s for statuses in answered for s in statuses] == [200] * 60
+    answered = await asyncio.gather(*(client(sids[k::clients]) for k in range(clients)))
+    assert [s for statuses in answered for s in statuses] == [200] * callbacks
+    return instance, sids
+
+
+async def test_a_burst_of_webhooks_is_acknowledged_and_each_delivered_once(
+    provision: Provisioner, events_api: Api, receiver: CallbackReceiver, worker: Runtime
+) -> None:
+    """60 callbacks from 12 clients at once: every one answered 200 after its commit, the
+    delivery runs deferred after the answers (coalesced, D312), each event delivered once."""
+    _, sids = await a_burst_answered(provision, events_api, callbacks=60, clients=12)
     got = await receiver.wait_for(lambda r: len(r) >= 60, seconds=60)
     objects = [r.json()["message"]["events"][0]["objectId"] for r in got]
     assert sorted(objects) == sids
@@ -299,20 +309,7 @@ async def test_a_burst_is_delivered_once_each_by_fewer_runs_than_callbacks(
 ) -> None:
     """120 callbacks from 16 clients at once (D435): each notification delivered once, with
     its own webhook id, by fewer delivery runs than there were callbacks."""
-    instance = await provision(**{"event.vendor.type": "webhook"})
-    token = instance_token(provision, instance)
-    account = instance["configuration"]["username"]
-    sids = [f"SM{n:032d}" for n in range(120)]
-
-    async def client(mine: list[str]) -> list[int]:
-        statuses = []
-        for sid in mine:
-            answer = await post_webhook(events_api, instance, inbound(sid, account), token=token)
-            statuses.append(answer.status)
-        return statuses
-
-    answered = await asyncio.gather(*(client(sids[k::16]) for k in range(16)))
-    assert [s for statuses in answered for s in statuses] == [200] * 120
+    instance, sids = await a_burst_answered(provision, events_api, callbacks=120, clients=16)
 
     async def all_notified() -> bool:
         listed = (await events_api.get(f"instances/{instance['id']}/events?pageSize=200")).body

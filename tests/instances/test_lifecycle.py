@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, TenantCredentials, twilio_instance_body
-
-
-async def provision(api: Api, sim: TwilioSimulator, **overrides: Any) -> dict[str, Any]:
-    body = twilio_instance_body(sim)
-    body.update(overrides)
-    response = await api.post("instances", json=body)
-    assert response.status == 200, response.text
-    created: dict[str, Any] = response.body
-    return created
+from tests.instances.conftest import provision
 
 
 def element_auth(token: str) -> str:

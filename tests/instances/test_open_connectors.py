@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,15 +15,7 @@ from hubgate.elements.registry import Element, ElementRegistry
 from hubgate.settings import Settings
 from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api, RunningHubgate, TenantCredentials, twilio_instance_body
-
-
-async def provision(api: Api, sim: TwilioSimulator, **overrides: Any) -> dict[str, Any]:
-    body = twilio_instance_body(sim)
-    body.update(overrides)
-    response = await api.post("instances", json=body)
-    assert response.status == 200, response.text
-    created: dict[str, Any] = response.body
-    return created
+from tests.instances.conftest import provision
 
 
 async def test_element_scoped_routes_act_as_the_instance_routes(
