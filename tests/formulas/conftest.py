@@ -40,6 +40,32 @@ from tests.conftest import (
 __all__ = ["cluster", "cluster_api", "eventually", "receiver"]
 
 
+# A script, a platform call and a script: a `request` step between two that commit alone.
+SCRIPT_REQUEST_SCRIPT = {
+    "name": "script, platform call, script",
+    "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["before"]}],
+    "steps": [
+        {
+            "name": "before",
+            "type": "script",
+            "properties": {"body": "done({n: trigger.args.n});"},
+            "onSuccess": ["platform"],
+        },
+        {
+            "name": "platform",
+            "type": "request",
+            "properties": {"method": "GET", "api": "/formulas"},
+            "onSuccess": ["after"],
+        },
+        {
+            "name": "after",
+            "type": "script",
+            "properties": {"body": "done({seen: steps.before.n + 1});"},
+        },
+    ],
+}
+
+
 @pytest.fixture(scope="package")
 def formulas_url(pg_url: str) -> str:
     return database_url(pg_url, "hubgate_formulas")

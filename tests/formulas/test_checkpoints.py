@@ -15,7 +15,14 @@ from hubgate.formulas.models import PENDING, Execution
 from hubgate.formulas.steps import Outcome
 from hubgate.runtime import Runtime
 from tests.conftest import Api
-from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
+from tests.formulas.conftest import (
+    SCRIPT_REQUEST_SCRIPT,
+    finished,
+    make_formula,
+    make_instance,
+    run_manually,
+    values,
+)
 
 
 def _run(step_type: str, *, following: list[str], parent: int | None = None) -> service.Run:
@@ -76,29 +83,7 @@ async def test_relaxed_checkpoints_leave_the_pooled_connections_durable(
     connection the worker's pool holds afterwards still commits with the flush."""
     formula = await make_formula(
         fapi,
-        {
-            "name": "relaxed and durable",
-            "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["before"]}],
-            "steps": [
-                {
-                    "name": "before",
-                    "type": "script",
-                    "properties": {"body": "done({n: trigger.args.n});"},
-                    "onSuccess": ["platform"],
-                },
-                {
-                    "name": "platform",
-                    "type": "request",
-                    "properties": {"method": "GET", "api": "/formulas"},
-                    "onSuccess": ["after"],
-                },
-                {
-                    "name": "after",
-                    "type": "script",
-                    "properties": {"body": "done({seen: steps.before.n + 1});"},
-                },
-            ],
-        },
+        {**SCRIPT_REQUEST_SCRIPT, "name": "relaxed and durable"},
     )
     instance = await make_instance(fapi, formula["id"])
     runs = [await run_manually(fapi, instance["id"], {"n": n}) for n in range(6)]

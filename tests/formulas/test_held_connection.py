@@ -14,31 +14,14 @@ from hubgate.runtime import Runtime
 from hubgate.settings import Settings
 from tests.clusters import worker_on
 from tests.conftest import Api
-from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
-
-SCRIPT_REQUEST_SCRIPT = {
-    "name": "script, platform call, script",
-    "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["before"]}],
-    "steps": [
-        {
-            "name": "before",
-            "type": "script",
-            "properties": {"body": "done({n: trigger.args.n});"},
-            "onSuccess": ["platform"],
-        },
-        {
-            "name": "platform",
-            "type": "request",
-            "properties": {"method": "GET", "api": "/formulas"},
-            "onSuccess": ["after"],
-        },
-        {
-            "name": "after",
-            "type": "script",
-            "properties": {"body": "done({seen: steps.before.n + 1});"},
-        },
-    ],
-}
+from tests.formulas.conftest import (
+    SCRIPT_REQUEST_SCRIPT,
+    finished,
+    make_formula,
+    make_instance,
+    run_manually,
+    values,
+)
 
 
 @pytest.mark.asyncio
