@@ -45,6 +45,19 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+async def provisioned(
+    http: aiohttp.ClientSession, base: str, user: dict[str, str], simulator: TwilioSimulator
+) -> dict[str, Any]:
+    """A Twilio instance made over HTTP, its token remembered for the logs' secret checks."""
+    async with http.post(
+        f"{base}{API}/instances", json=twilio_instance_body(simulator), headers=user
+    ) as created:
+        assert created.status == 200
+        instance: dict[str, Any] = await created.json()
+    remember_secret(instance["token"])
+    return instance
+
+
 async def test_a_scrape_counts_exactly_what_was_sent(
     tmp_path: Path, vendor: TwilioSimulator
 ) -> None:
@@ -57,12 +70,7 @@ async def test_a_scrape_counts_exactly_what_was_sent(
         try:
             await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
             user = {"Authorization": bootstrap_authorization(env)}
-            async with http.post(
-                f"{base}{API}/instances", json=twilio_instance_body(vendor), headers=user
-            ) as created:
-                assert created.status == 200
-                instance: dict[str, Any] = await created.json()
-            remember_secret(instance["token"])
+            instance = await provisioned(http, base, user, vendor)
             element = {"Authorization": f"{user['Authorization']}, Element {instance['token']}"}
 
             async def get(path: str, headers: dict[str, str]) -> int:
@@ -140,12 +148,7 @@ async def test_metrics_off_records_nothing_and_metrics_is_not_found(
         try:
             await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
             user = {"Authorization": bootstrap_authorization(env)}
-            async with http.post(
-                f"{base}{API}/instances", json=twilio_instance_body(vendor), headers=user
-            ) as created:
-                assert created.status == 200
-                token = (await created.json())["token"]
-            remember_secret(token)
+            token = (await provisioned(http, base, user, vendor))["token"]
             async with http.get(
                 f"{base}{API}/hubs/messaging/messages",
                 headers={"Authorization": f"Element {token}"},
@@ -185,12 +188,7 @@ async def test_calls_answered_while_others_wait_show_in_a_scrape_within_the_boun
             user = {"Authorization": bootstrap_authorization(env)}
             elements: list[dict[str, str]] = []
             for simulator in (vendor, slow):
-                async with http.post(
-                    f"{base}{API}/instances", json=twilio_instance_body(simulator), headers=user
-                ) as created:
-                    assert created.status == 200
-                    token = (await created.json())["token"]
-                remember_secret(token)
+                token = (await provisioned(http, base, user, simulator))["token"]
                 elements.append({"Authorization": f"{user['Authorization']}, Element {token}"})
             fast_element, slow_element = elements
 
