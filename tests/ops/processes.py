@@ -13,11 +13,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import psutil
 
-from tests.conftest import free_port
-from tests.logwatch import remember_log
+from sims.twilio_sim import TwilioSimulator
+from tests.conftest import API, free_port, twilio_instance_body
+from tests.logwatch import remember_log, remember_secret
 
 
 def hubgate(*args: str) -> list[str]:
@@ -136,3 +139,16 @@ def connection_refused(port: int) -> bool:
             return False
     except ConnectionRefusedError:
         return True
+
+
+async def provisioned(
+    http: aiohttp.ClientSession, base: str, user: dict[str, str], simulator: TwilioSimulator
+) -> dict[str, Any]:
+    """A Twilio instance made over HTTP, its token remembered for the logs' secret checks."""
+    async with http.post(
+        f"{base}{API}/instances", json=twilio_instance_body(simulator), headers=user
+    ) as created:
+        assert created.status == 200
+        instance: dict[str, Any] = await created.json()
+    remember_secret(instance["token"])
+    return instance

@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sims.twilio_sim import TwilioSimulator
-from tests.conftest import API, twilio_instance_body
+from tests.conftest import API
 from tests.logwatch import remember_secret
-from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving
+from tests.ops.processes import (
+    bootstrap_authorization,
+    fresh_env,
+    hubgate,
+    provisioned,
+    start,
+    wait_serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +49,6 @@ def parse(text: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def provisioned(
-    http: aiohttp.ClientSession, base: str, user: dict[str, str], simulator: TwilioSimulator
-) -> dict[str, Any]:
-    """A Twilio instance made over HTTP, its token remembered for the logs' secret checks."""
-    async with http.post(
-        f"{base}{API}/instances", json=twilio_instance_body(simulator), headers=user
-    ) as created:
-        assert created.status == 200
-        instance: dict[str, Any] = await created.json()
-    remember_secret(instance["token"])
-    return instance
 
 
 async def test_a_scrape_counts_exactly_what_was_sent(

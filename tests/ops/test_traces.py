@@ -25,7 +25,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from sims.twilio_sim import TwilioSimulator
 from tests.conftest import API, free_port, twilio_instance_body
 from tests.logwatch import remember_secret
-from tests.ops.processes import bootstrap_authorization, fresh_env, hubgate, start, wait_serving
+from tests.ops.processes import (
+    bootstrap_authorization,
+    fresh_env,
+    hubgate,
+    provisioned,
+    start,
+    wait_serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -107,12 +114,7 @@ async def test_a_hub_call_is_traced_end_to_end(
         try:
             await asyncio.to_thread(wait_serving, serve, f"{base}/healthz")
             user = {"Authorization": bootstrap_authorization(env)}
-            async with http.post(
-                f"{base}{API}/instances", json=twilio_instance_body(vendor), headers=user
-            ) as created:
-                assert created.status == 200
-                instance: dict[str, Any] = await created.json()
-            remember_secret(instance["token"])
+            instance = await provisioned(http, base, user, vendor)
             element = {"Authorization": f"{user['Authorization']}, Element {instance['token']}"}
             async with http.get(
                 f"{base}{API}/hubs/messaging/messages", headers=element
