@@ -247,6 +247,7 @@ class Bench(events_bench.Bench):
             used = cpu_seconds(worker.pid) - cpu
             database = postgres_cpu_seconds(self.data) - database
             stop_worker(worker)
+            at_once = self.rows(_AT_ONCE, self.three_steps, after)[0][0]
             if not finished:
                 self.failures.note("throughput", f"round {number} unfinished")
             self.check("throughput", self.three_steps, after, count)
@@ -260,6 +261,7 @@ class Bench(events_bench.Bench):
                     "executions_per_second": round(count / elapsed, 1),
                     "worker_cpu_ms_per_execution": round(used / count * 1000, 3),
                     "postgres_cpu_ms_per_execution": round(database / count * 1000, 3),
+                    "executions_in_steps_at_once": round(float(at_once or 0), 2),
                 }
             )
         return {
@@ -365,6 +367,21 @@ _STEP_TIMES = """
     SELECT s.execution_id, s.step_name, s.started_at, s.finished_at
     FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id
     WHERE e.formula_instance_id = %s AND e.id > %s AND s.position > 0"""
+# How many executions the worker had in their steps at once, on average over the round: each
+# execution's time from its first step's start to its last step's end, summed, over the time
+# from the round's first step to its last. Read after the round, from the step rows, so that
+# no sampling runs beside the worker; the fetch and procrastinate's finish of each job are not
+# in it (a job runs a little longer than its execution's steps).
+_AT_ONCE = """
+    WITH spans AS (
+        SELECT min(s.started_at) AS began, max(s.finished_at) AS ended
+        FROM formula_step_executions s JOIN formula_executions e ON e.id = s.execution_id
+        WHERE e.formula_instance_id = %s AND e.id > %s AND s.position > 0
+        GROUP BY s.execution_id
+    )
+    SELECT extract(epoch FROM sum(ended - began))
+        / nullif(extract(epoch FROM max(ended) - min(began)), 0)
+    FROM spans"""
 _NEWEST_WORKER = "SELECT COALESCE(max(id), 0) FROM procrastinate_workers"
 _FIRST_STEPS = """
     SELECT e.object_id, s.started_at
@@ -405,13 +422,14 @@ def show(result: dict[str, Any], failures: Failures) -> None:
     if "throughput" in result:
         t = result["throughput"]
         head = f"{'round':>5} {'executions':>10} {'s':>7} {'exec/s':>8} {'worker cpu ms':>14} "
-        head += f"{'postgres cpu ms':>16}"
+        head += f"{'postgres cpu ms':>16} {'at once':>8}"
         failures.report("throughput", lambda: head)
         for number, row in enumerate(t.get("rounds", [])):
             print(
                 f"{number + 1:>5} {row['executions']:>10} {row['seconds']:>7} "
                 f"{row['executions_per_second']:>8} {row['worker_cpu_ms_per_execution']:>14} "
-                f"{row['postgres_cpu_ms_per_execution']:>16}"
+                f"{row['postgres_cpu_ms_per_execution']:>16} "
+                f"{row['executions_in_steps_at_once']:>8}"
             )
         failures.report(
             "throughput",

@@ -1,4 +1,4 @@
-"""The worker's fetch of its next job commits without waiting for the WAL flush (D513)."""
+"""The worker's fetch of its next jobs commits without waiting for the WAL flush (D513, D520)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ONE_SCRIPT = {
 FETCHES = """
     SELECT query FROM pg_stat_activity
     WHERE datname = current_database() AND pid <> pg_backend_pid()
-        AND query LIKE '%%procrastinate_fetch_job_v2%%'
+        AND query LIKE '%%UPDATE procrastinate_jobs AS taken%%'
 """
 
 

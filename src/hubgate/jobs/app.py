@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import select
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import procrastinate
 import psycopg
 import psycopg_pool
-from procrastinate import sql
+from procrastinate import worker as procrastinate_worker
 from procrastinate.exceptions import AlreadyEnqueued
 
 from hubgate.db.engine import libpq_url
+from hubgate.jobs.worker import BatchWorker
 from hubgate.settings import Settings
 
 
@@ -50,25 +51,13 @@ async def _check_when_spoken_to(connection: psycopg.AsyncConnection[Any]) -> Non
         await psycopg_pool.AsyncConnectionPool.check_connection(connection)
 
 
-# procrastinate's fetch, whose commit does not wait for the WAL flush (D513): the worker's
-# fetch loop sends one fetch at a time and waits for each, so a flush per fetch bounded the
-# jobs a worker could start per second. A fetch whose commit a server crash loses leaves its
-# job `todo`, to be fetched again: what a worker that dies after its fetch leaves anyway. The
-# setting is local to the statement's own transaction (the job pool is in autocommit).
-_FETCH: Final = sql.queries["fetch_job"]
-_FETCH_RELAXED: Final = (
-    _FETCH.rstrip().removesuffix(";")
-    + "\n    CROSS JOIN set_config('synchronous_commit', 'off', true) AS relaxed"
-)
+class _JobApp(procrastinate.App):
+    """procrastinate's app, whose workers take several jobs a fetch (D520): ``hubgate
+    worker`` and serve's embedded worker both run through ``run_worker_async``, which makes
+    its worker here."""
 
-
-class _JobConnector(procrastinate.PsycopgConnector):
-    """procrastinate's connector, with its fetch sent as ``_FETCH_RELAXED`` (D513)."""
-
-    async def execute_query_one_async(self, query: Any, **arguments: Any) -> dict[str, Any]:
-        chosen = _FETCH_RELAXED if query == _FETCH else query
-        answer: dict[str, Any] = await super().execute_query_one_async(chosen, **arguments)
-        return answer
+    def _worker(self, **kwargs: Any) -> procrastinate_worker.Worker:
+        return BatchWorker(app=self, **{**self.worker_defaults, **kwargs})
 
 
 def _job_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
@@ -77,7 +66,7 @@ def _job_pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
 
 
 def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> procrastinate.App:
-    connector = _JobConnector(
+    connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(database_url),
         min_size=1,
         max_size=pool_size,
@@ -88,7 +77,7 @@ def create_job_app(settings: Settings, database_url: str, *, pool_size: int) -> 
         configure=_autocommit,
         pool_factory=_job_pool,
     )
-    app = procrastinate.App(connector=connector)
+    app = _JobApp(connector=connector)
     # Imported here: the tasks import the runtime, which imports this module.
     from hubgate.events.tasks import register
     from hubgate.formulas.tasks import register as register_formulas

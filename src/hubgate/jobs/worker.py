@@ -9,9 +9,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from procrastinate import job_context, utils
+from procrastinate import worker as procrastinate_worker
+from procrastinate.jobs import Job
+
+from hubgate.jobs.repository import take_jobs
 from hubgate.observability import traces
 from hubgate.settings import Settings
 
@@ -27,6 +33,81 @@ def job_pool_size(settings: Settings) -> int:
     # The listener holds one connection; fetching, finishing and deferring share the rest.
     # Task code uses the SQLAlchemy pool, so this stays small.
     return min(20, 4 + settings.worker_concurrency // 4)
+
+
+class BatchWorker(procrastinate_worker.Worker):
+    """procrastinate's worker, whose fetch loop starts as many jobs a turn as it has free
+    slots, taken in one statement (D520).
+
+    procrastinate's loop starts one job a turn (a slot awaited, one fetch, the job's task
+    made), and each await of the turn waits behind the running jobs' callbacks on the one
+    event loop: about 10 ms a turn, so a worker of 32 ran 5 to 6 jobs at once (D513). The
+    stop, aborts, heartbeat and the rest are procrastinate's: the jobs started here are
+    registered where its shutdown and abort handling look for them.
+    """
+
+    async def _fetch_and_process_jobs(self) -> None:
+        """Take and start jobs until the queues have none left to give, or a stop."""
+        while not self._stop_event.is_set():
+            first = asyncio.create_task(self._job_semaphore.acquire())
+            await utils.wait_any(first, self._stop_event.wait())
+            holding = 1 if first.done() and not first.cancelled() else 0
+            if self._stop_event.is_set():
+                self._release(holding)
+                return
+            # Every other free slot too: an unlocked semaphore's acquire returns at once.
+            while not self._job_semaphore.locked():
+                await self._job_semaphore.acquire()
+                holding += 1
+            # Cleared before the take: a job inserted while it runs wakes the next turn.
+            self._new_job_event.clear()
+            assert self.worker_id is not None
+            try:
+                taken = await take_jobs(
+                    self.app.connector,
+                    queues=self.queues,
+                    worker_id=self.worker_id,
+                    limit=holding,
+                )
+            except BaseException:
+                self._release(holding)
+                raise
+            self._release(holding - len(taken))
+            # Taken jobs are `doing` under this worker's id: they start even when a stop came
+            # meanwhile, and the shutdown waits for them or aborts them as for any other.
+            for job in taken:
+                self._start(job)
+            if len(taken) < holding:
+                return
+
+    def _release(self, slots: int) -> None:
+        for _ in range(slots):
+            self._job_semaphore.release()
+
+    def _start(self, job: Job) -> None:
+        job_id = job.id
+
+        def abort_reason() -> job_context.AbortReason | None:
+            return self._job_ids_to_abort.get(job_id) if job_id else None
+
+        context = job_context.JobContext(
+            app=self.app,
+            worker_name=self.worker_name,
+            worker_queues=self.queues,
+            additional_context=dict(self.additional_context or {}),
+            job=job,
+            abort_reason=abort_reason,
+            start_timestamp=time.time(),
+        )
+        running = asyncio.create_task(
+            self._process_job(context), name=f"process job {job.task_name}[{job_id}]"
+        )
+        self._running_jobs[running] = context
+        running.add_done_callback(self._ended)
+
+    def _ended(self, running: asyncio.Task[None]) -> None:
+        del self._running_jobs[running]
+        self._job_semaphore.release()
 
 
 async def work(
