@@ -40,7 +40,12 @@ _session = Depends(get_session, scope="function")
 
 
 def get_credentials(request: Request) -> Credentials:
-    header = request.headers.get("authorization")
+    return credentials_from(request, request.headers.get("authorization"))
+
+
+def credentials_from(request: Request, header: str | None) -> Credentials:
+    """``get_credentials`` of an ``Authorization`` header already read (a hub call reads the
+    headers it needs in one pass, D531)."""
     if header is not None:
         get_runtime(request).limits.check_client(request)
     return parse_authorization(header)

@@ -129,4 +129,6 @@ def make_limits(settings: Settings) -> Limits:
 def client_address(request: Request) -> str:
     # The peer address, never X-Forwarded-For: a header the client writes would let it pick
     # its own bucket. Behind a proxy every client shares the proxy's bucket (D171).
-    return request.client.host if request.client is not None else ""
+    # Read from the scope: ``request.client`` builds an address tuple on every call (D531).
+    client = request.scope.get("client")
+    return str(client[0]) if client else ""

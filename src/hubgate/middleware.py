@@ -8,7 +8,7 @@ of every proxied call and must not buffer or copy bodies.
 
 from __future__ import annotations
 
-import secrets
+import os
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -30,8 +30,9 @@ HEADERS_TOO_LARGE = f"Request headers too large: they may hold {MAX_HEADER_BYTES
 
 
 def new_request_id() -> str:
-    # 24 lowercase hex characters, the shape Open Connectors' request ids have.
-    return secrets.token_hex(12)
+    # 24 lowercase hex characters, the shape Open Connectors' request ids have: what
+    # ``secrets.token_hex(12)`` gives, from the same source without its two calls between (D532).
+    return os.urandom(12).hex()
 
 
 def error_body(request_id: str, message: str, **extra: Any) -> bytes:
@@ -85,26 +86,27 @@ def capped(receive: Receive, max_body_bytes: int) -> Receive:
     return capped_receive
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
 def refusal_of(scope: Scope, max_body_bytes: int) -> tuple[int, str] | None:
     """The status and message of a request refused before any handler runs (414, 431, 413)."""
     target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope["query_string"])
     if target > MAX_TARGET_BYTES:
         return 414, TARGET_TOO_LONG
-    if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+    # The headers' size and the first Content-Length in one pass: every request pays it (D532).
+    size = 0
+    length: bytes | None = None
+    for name, value in scope["headers"]:
+        size += len(name) + len(value)
+        if length is None and name == b"content-length":
+            length = value
+    if size > MAX_HEADER_BYTES:
         return 431, HEADERS_TOO_LARGE
-    declared = _content_length(scope)
-    if declared is not None and declared > max_body_bytes:
-        return 413, BODY_TOO_LARGE
+    if length is not None:
+        try:
+            declared = int(length)
+        except ValueError:
+            return None
+        if declared > max_body_bytes:
+            return 413, BODY_TOO_LARGE
     return None
 
 

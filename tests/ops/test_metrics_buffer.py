@@ -91,3 +91,24 @@ async def test_a_scrape_shows_this_process_figures_at_once(folder: Path) -> None
     figures = metrics.QueueFigures(jobs=[], events_pending=0, delivery_lag_seconds=0.0)
     text = metrics.exposition(figures).decode()
     assert 'scraped_calls_total{kind="c"} 1.0' in text.splitlines()
+
+
+async def test_a_figure_recorded_after_a_request_wrote_its_own_is_still_written_in_time(
+    folder: Path,
+) -> None:
+    # The write timed for the first figure stays when the request's end writes it (D533);
+    # the next figure, recorded while another request is busy, is written by that timer.
+    calls, _ = metric_pair("later")
+    metrics.request_started()
+    calls.labels("d").inc()
+    metrics.request_ended()
+    assert written(folder)[("later_calls_total", (("kind", "d"),))] == 1
+    metrics.request_started()
+    calls.labels("d").inc()
+    assert written(folder)[("later_calls_total", (("kind", "d"),))] == 1
+    for _ in range(600):  # generous against FLUSH_SECONDS
+        if written(folder)[("later_calls_total", (("kind", "d"),))] == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert written(folder)[("later_calls_total", (("kind", "d"),))] == 2
+    metrics.request_ended()

@@ -55,6 +55,8 @@ class HubCall:
     idempotency_key: str | None = None
 
     def param(self, name: str) -> str | None:
+        if not self.query:  # most hub calls carry none, and a list call asks for six (D535)
+            return None
         found = [value for key, value in self.query if key == name]
         if len(found) > 1:
             # Which one would count is a guess (the first? both, as an AND?): refuse it.

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from psycopg.errors import ForeignKeyViolation
 from sqlalchemy.exc import IntegrityError
 
-from hubgate.deps import RuntimeDep, SessionDep, TenantDep, get_credentials
+from hubgate.deps import RuntimeDep, SessionDep, TenantDep, credentials_from
 from hubgate.errors_http import request_id
 from hubgate.formulas import triggers as formula_triggers
 from hubgate.hub import canonical, docs, service
@@ -32,12 +32,35 @@ _BODYLESS = frozenset({"GET", "DELETE", "HEAD"})
 HUB_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
+class JsonAnswer:
+    """A JSON answer as the ASGI messages carry it: what Starlette's ``Response`` would hold
+    (``status_code``, ``raw_headers``, ``body``) built without it. The hub fast path sends
+    these three as they are; FastAPI's routes get a ``Response`` of them (``response``)."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: Any, headers: dict[str, str], status: int = 200) -> None:
+        try:
+            content = orjson.dumps(body)
+        except TypeError:  # what orjson refuses (integers past 64 bits) the standard module writes
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        self.status_code = status
+        self.body = content
+        # In the order and spelling Starlette's ``Response.init_headers`` gives them.
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if not (status < 200 or status in (204, 304)):
+            raw.append((b"content-length", str(len(content)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
+
+    def response(self) -> Response:
+        response = Response(self.body, status_code=self.status_code)
+        response.raw_headers = self.raw_headers
+        return response
+
+
 def _json_response(body: Any, headers: dict[str, str], status: int = 200) -> Response:
-    try:
-        content = orjson.dumps(body)
-    except TypeError:  # what orjson refuses (integers past 64 bits) the standard module writes
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    return Response(content, status_code=status, headers=headers, media_type="application/json")
+    return JsonAnswer(body, headers, status).response()
 
 
 async def _trace(
@@ -75,21 +98,38 @@ async def _trace(
 
 async def hub_call(request: Request, hub: str, rest: str) -> Response:
     """Any resource of the instance's element; the instance is the ``Element`` token's."""
+    return (await hub_answer(request, rest)).response()
+
+
+async def hub_answer(request: Request, rest: str) -> JsonAnswer:
+    """``hub_call``'s answer as the hub fast path sends it (no ``Response`` between)."""
     started = time.perf_counter()
     runtime: Runtime = request.app.state.runtime
     state = hub_state(request)
-    credentials = get_credentials(request)
+    scope = request.scope
+    # The three headers a hub call reads, in one pass over the scope's (the first of each, as
+    # ``request.headers.get`` gives it), without Starlette's ``Headers`` (D531).
+    authorization = content_type = idempotency_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"content-type":
+            if content_type is None:
+                content_type = value.decode("latin-1")
+        elif name == b"idempotency-key" and idempotency_key is None:
+            idempotency_key = value.decode("latin-1")
+    credentials = credentials_from(request, authorization)
     instance = await service.resolve(runtime, runtime.sessions, state.tokens, credentials)
-    method = request.method
-    headers = request.headers
+    method: str = scope["method"]
     call = HubCall(
         method,
         tuple(rest.split("/")),
         # What ``request.query_params.multi_items()`` gives, without the dict it also builds.
-        tuple(parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)),
+        tuple(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)),
         b"" if method in _BODYLESS else await request.body(),
-        headers.get("content-type"),
-        headers.get("idempotency-key"),
+        content_type,
+        idempotency_key,
     )
     try:
         runtime.limits.check_hub_call(instance.id)
@@ -103,7 +143,7 @@ async def hub_call(request: Request, hub: str, rest: str) -> Response:
     await formula_triggers.hub_called(runtime, instance.id, call, result.status, result.body)
     if instance.trace_logging_enabled:
         await _trace(runtime, request, instance, call, started, result.status, result, result.body)
-    return _json_response(result.body, result.headers, result.status)
+    return JsonAnswer(result.body, result.headers, result.status)
 
 
 _HUB_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -9,15 +9,15 @@ response's headers (D421). Hub calls need none of that machinery (no dependencie
 validation), so the app's outermost ``__call__`` (``app.HubgateApp``) hands them to
 ``HubFastPath.answer``, which does what the middleware does, through the same code: CORS
 headers (``cors.CorsPolicy``), the request id and the refusals before any handler (414, 431,
-413) and the body cap (``middleware``), then ``hub_call`` counted, timed and traced
+413) and the body cap (``middleware``), then ``hub_call``'s work counted, timed and traced
 (``observability.middleware.RequestObserver``); its errors get ``response_for``, the answer the
 app's exception handlers give, and the answer goes out in two messages with every header added
-at once. The audit layer records calls made as a tenant, and a hub call never is one (its
-credentials are resolved to an instance, ``hub.service.resolve``): it has nothing to do here.
-Everything else, the catalog's ``/hubs/...`` routes included, goes to FastAPI. The same endpoint
-function is also registered as FastAPI routes, which is what the OpenAPI lists and what a call
-answers through when it comes past this path (tests/hub/test_fastpath.py shows both give the
-same answer).
+at once, built as the raw headers and body without a Starlette ``Response`` (D530).
+The audit layer records calls made as a tenant, and a hub call never is one (its credentials
+are resolved to an instance, ``hub.service.resolve``): it has nothing to do here. Everything
+else, the catalog's ``/hubs/...`` routes included, goes to FastAPI. The same endpoint function
+is also registered as FastAPI routes, which is what the OpenAPI lists and what a call answers
+through when it comes past this path (tests/hub/test_fastpath.py shows both give the same answer).
 
 A hub resource also answers without the hub segment (D49): ``/elements/api-v2/messages`` with
 an Element token is ``/hubs/messaging/messages`` when ``messages`` starts no platform route.
@@ -33,7 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 from hubgate.cors import CorsPolicy
 from hubgate.errors_http import response_for
-from hubgate.hub.endpoints import HUB_METHODS, hub_call
+from hubgate.hub.endpoints import HUB_METHODS, JsonAnswer, hub_answer
 from hubgate.kit.errors import HubgateError
 from hubgate.middleware import (
     REQUEST_ID_HEADER,
@@ -96,7 +96,7 @@ class HubFastPath:
 
         async def respond(seen: Seen) -> None:
             try:
-                response: Response = await hub_call(request, params["hub"], params["rest"])
+                response: JsonAnswer | Response = await hub_answer(request, params["rest"])
             except Exception as exc:
                 # Exactly what the app's handlers answer: the D9 body, failed credentials
                 # counted (D172), the database's absence a 503 (D174), a bug's class and line

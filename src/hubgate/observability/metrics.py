@@ -66,10 +66,14 @@ class _Unwritten:
 
 def flush() -> None:
     """Write what this process recorded to its multiprocess file (a no-op in memory)."""
-    _Unwritten.loop = None
     pending, _Unwritten.values = _Unwritten.values, []
     for value in pending:
         value.write()
+
+
+def _timed_flush() -> None:
+    _Unwritten.loop = None
+    flush()
 
 
 def _schedule_flush() -> None:
@@ -78,9 +82,12 @@ def _schedule_flush() -> None:
     except RuntimeError:  # no event loop in this thread to write later: write now
         flush()
         return
+    # A write already timed on this loop takes these values too, sooner than a new one would:
+    # a flush at the end of a request leaves it in place, so that sequential calls (each
+    # written as it ends) do not time a write each (D533).
     if _Unwritten.loop is not loop:
         _Unwritten.loop = loop
-        loop.call_later(FLUSH_SECONDS, flush)
+        loop.call_later(FLUSH_SECONDS, _timed_flush)
 
 
 def _forget_unwritten() -> None:
