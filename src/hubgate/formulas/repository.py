@@ -111,7 +111,9 @@ _INSTANCE = "instance."
 # it ended or is before the job's position (stale); else one row per instance found, the
 # execution's columns repeated beside each (one row with the instance's columns null when none
 # is). An entry whose value is not an id is not read here: a step that names it reads it then.
-# Only the model's own column names are put into the text.
+# Only the model's own column names are put into the text. Its commit does not wait for the WAL
+# flush (D525): a take lost with a PostgreSQL crash leaves the execution ``queued`` at the same
+# position, taken again by the job's next run, and any later flushed commit makes it durable.
 _TAKE = f"""
     WITH taken AS (
         UPDATE formula_executions SET
@@ -125,9 +127,13 @@ _TAKE = f"""
             AS entry
         WHERE entry ->> 'type' = 'elementInstance'
             AND taken.config ->> (entry ->> 'key') ~ '^[0-9]{{1,18}}$'
+    ), flush AS (
+        -- Local to this statement's own transaction (D525): its commit does not wait for the
+        -- WAL flush.
+        SELECT set_config('synchronous_commit', 'off', true)
     )
     SELECT taken.*, {", ".join(f'i.{name} AS "{_INSTANCE}{name}"' for name in _INSTANCE_COLUMNS)}
-    FROM taken LEFT JOIN instances AS i ON i.id IN (SELECT id FROM named)
+    FROM taken CROSS JOIN flush LEFT JOIN instances AS i ON i.id IN (SELECT id FROM named)
 """  # noqa: S608
 _CONNECTOR_INSTANCE = "SELECT * FROM instances WHERE id = %(instance_id)s"
 # A step that waits (a retry delay) keeps its position; only the engine's state changes.
