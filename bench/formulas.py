@@ -1,8 +1,10 @@
 """Formulas: executions per second, engine overhead per step, event to first step latency.
 
 An embedded PostgreSQL in a temporary data dir, the Twilio simulator as its own process and one
-``hubgate worker`` process, whose CPU time (and PostgreSQL's) is read from /proc. The tenant,
-its Twilio instance (credential check included) and the formulas are made in this process.
+``hubgate worker`` process. The CPU time of each part an execution costs is read from /proc:
+the worker, its sandbox processes, PostgreSQL (and of it the backend that answers this
+process's progress polls) and the simulator. The tenant, its Twilio instance (credential check
+included) and the formulas are made in this process.
 
 1. Throughput: executions of a 3-step formula (manual trigger -> script -> elementRequest
    ``POST /hubs/messaging/messages`` through the Twilio instance to the simulator) committed
