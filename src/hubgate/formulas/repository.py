@@ -6,9 +6,9 @@ the job was deferred by whoever owned it; everything a person asks for goes thro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import procrastinate
 import psycopg
@@ -28,6 +28,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from hubgate.db.tenancy import Tenant, scoped
 from hubgate.formulas.models import (
@@ -425,6 +427,21 @@ class FormulaRepository:
         return [(i, f) for i, f in (await self.session.execute(stmt)).all()]
 
 
+_Row = TypeVar("_Row")
+
+
+def _detached(model: type[_Row], values: Mapping[str, Any]) -> _Row:
+    """An object of ``model`` holding ``values`` as a query would have loaded them, in no
+    session. Built by the class manager, not by the mapped constructor, which sets each
+    attribute through the instrumentation (its events and history): 40 µs for an execution
+    against 6, for objects the engine only reads (D528). The mappers are configured first, as
+    the constructor would: a worker may build one before any query did."""
+    configure_mappers()
+    found: _Row = manager_of_class(model).new_instance()
+    found.__dict__.update(values)
+    return found
+
+
 async def _checkpoint(connection: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> bool:
     cursor = await connection.execute(_CHECKPOINT, {**params, "finished": _FINISHED}, prepare=True)
     return await cursor.fetchone() is not None
@@ -460,9 +477,11 @@ class StepConnection:
         if not rows:
             return None
         first = rows[0]
-        execution = Execution(**{k: v for k, v in first.items() if not k.startswith(_INSTANCE)})
+        execution = _detached(
+            Execution, {k: v for k, v in first.items() if not k.startswith(_INSTANCE)}
+        )
         instances = [
-            Instance(**{name: row[_INSTANCE + name] for name in _INSTANCE_COLUMNS})
+            _detached(Instance, {name: row[_INSTANCE + name] for name in _INSTANCE_COLUMNS})
             for row in rows
             if row[_INSTANCE + "id"] is not None
         ]
@@ -474,7 +493,7 @@ class StepConnection:
         async with self.connection.cursor(row_factory=dict_row) as cursor:
             await cursor.execute(_CONNECTOR_INSTANCE, {"instance_id": instance_id})
             row = await cursor.fetchone()
-        return None if row is None else Instance(**row)
+        return None if row is None else _detached(Instance, row)
 
     async def checkpoint(self, **params: Any) -> bool:
         """Write one step run's result alone (``_CHECKPOINT``); False when the execution is
