@@ -1,8 +1,10 @@
 """Formulas: executions per second, engine overhead per step, event to first step latency.
 
 An embedded PostgreSQL in a temporary data dir, the Twilio simulator as its own process and one
-``hubgate worker`` process, whose CPU time (and PostgreSQL's) is read from /proc. The tenant,
-its Twilio instance (credential check included) and the formulas are made in this process.
+``hubgate worker`` process. The CPU time of each part an execution costs is read from /proc:
+the worker, its sandbox processes, PostgreSQL (and of it the backend that answers this
+process's progress polls) and the simulator. The tenant, its Twilio instance (credential check
+included) and the formulas are made in this process.
 
 1. Throughput: executions of a 3-step formula (manual trigger -> script -> elementRequest
    ``POST /hubs/messaging/messages`` through the Twilio instance to the simulator) committed
@@ -57,7 +59,7 @@ from hubgate.runtime import Runtime, open_runtime
 
 sys.path.insert(0, str(Path(__file__).parent))
 import events as events_bench
-from events import cpu_seconds, percentile, postgres_cpu_seconds, until
+from events import children_cpu_seconds, cpu_seconds, percentile, postgres_cpu_seconds, until
 from failures import Failures
 
 RESULTS = Path(__file__).parent / "results"
@@ -134,6 +136,8 @@ class Bench(events_bench.Bench):
 
     async def setup(self, http: aiohttp.ClientSession, runtime: Runtime) -> None:
         await super().setup(http, runtime)
+        # The events benchmark's set-up starts the simulator first.
+        self.simulator = self.processes[0]
         account = await self.sim(http, "accounts", {})
         self.account = str(account["accountSid"])
         self.messages_url = f"http://127.0.0.1:{self.sim_port}/_sim/messages"
@@ -193,6 +197,22 @@ class Bench(events_bench.Bench):
         elementRequest steps fail: what tests/bench uses to show a failed phase has no figure."""
         await self.sim(http, "fail", {"status": 400, "count": count, "retryAfter": None})
 
+    def cpu_split(self, worker: int) -> dict[str, float]:
+        """CPU seconds so far of each part an execution costs: the worker, its sandbox
+        processes (the script step), PostgreSQL (all its processes), the simulator (the vendor
+        call's other end), and of PostgreSQL's the backend that answers this benchmark's own
+        progress polls, which is not the engine's."""
+        if self.connection is None:
+            self.rows("SELECT 1")
+        assert self.connection is not None
+        return {
+            "worker": cpu_seconds(worker),
+            "sandbox": children_cpu_seconds(worker),
+            "postgres": postgres_cpu_seconds(self.data),
+            "simulator": cpu_seconds(self.simulator.pid),
+            "progress_polls_postgres": cpu_seconds(self.connection.info.backend_pid),
+        }
+
     def ended(self, instance_id: int, after: int) -> int:
         rows = self.rows(
             "SELECT count(*) FROM formula_executions WHERE formula_instance_id = %s AND id > %s"
@@ -238,14 +258,12 @@ class Bench(events_bench.Bench):
             # The clock starts when the worker takes its first job, not at its start-up.
             await until(lambda a=after: self.rows(_STARTED, a)[0][0] > 0, 0.01, self.within)
             started = time.monotonic()
-            cpu = cpu_seconds(worker.pid)
-            database = postgres_cpu_seconds(self.data)
+            before = self.cpu_split(worker.pid)
             finished = await until(
                 lambda a=after: self.ended(self.three_steps, a) >= count, 0.02, self.within
             )
             elapsed = time.monotonic() - started
-            used = cpu_seconds(worker.pid) - cpu
-            database = postgres_cpu_seconds(self.data) - database
+            split = {k: v - before[k] for k, v in self.cpu_split(worker.pid).items()}
             stop_worker(worker)
             at_once = self.rows(_AT_ONCE, self.three_steps, after)[0][0]
             if not finished:
@@ -259,8 +277,10 @@ class Bench(events_bench.Bench):
                     "executions": count,
                     "seconds": round(elapsed, 2),
                     "executions_per_second": round(count / elapsed, 1),
-                    "worker_cpu_ms_per_execution": round(used / count * 1000, 3),
-                    "postgres_cpu_ms_per_execution": round(database / count * 1000, 3),
+                    **{
+                        f"{part}_cpu_ms_per_execution": round(seconds / count * 1000, 3)
+                        for part, seconds in split.items()
+                    },
                     "executions_in_steps_at_once": round(float(at_once or 0), 2),
                 }
             )
@@ -421,15 +441,19 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, Any], Failures]:
 def show(result: dict[str, Any], failures: Failures) -> None:
     if "throughput" in result:
         t = result["throughput"]
-        head = f"{'round':>5} {'executions':>10} {'s':>7} {'exec/s':>8} {'worker cpu ms':>14} "
-        head += f"{'postgres cpu ms':>16} {'at once':>8}"
+        head = f"{'round':>5} {'executions':>10} {'s':>7} {'exec/s':>8} {'at once':>8}"
+        head += f"   CPU ms per execution: {'worker':>7} {'sandbox':>8} {'postgres':>9} "
+        head += f"{'(polls)':>8} {'simulator':>10}"
         failures.report("throughput", lambda: head)
         for number, row in enumerate(t.get("rounds", [])):
             print(
                 f"{number + 1:>5} {row['executions']:>10} {row['seconds']:>7} "
-                f"{row['executions_per_second']:>8} {row['worker_cpu_ms_per_execution']:>14} "
-                f"{row['postgres_cpu_ms_per_execution']:>16} "
-                f"{row['executions_in_steps_at_once']:>8}"
+                f"{row['executions_per_second']:>8} {row['executions_in_steps_at_once']:>8} "
+                f"{'':>22} "
+                f"{row['worker_cpu_ms_per_execution']:>7} {row['sandbox_cpu_ms_per_execution']:>8} "
+                f"{row['postgres_cpu_ms_per_execution']:>9} "
+                f"{row['progress_polls_postgres_cpu_ms_per_execution']:>8} "
+                f"{row['simulator_cpu_ms_per_execution']:>10}"
             )
         failures.report(
             "throughput",
@@ -437,7 +461,10 @@ def show(result: dict[str, Any], failures: Failures) -> None:
                 f"median: {t['executions_per_second']} executions/s "
                 f"(target >= {TARGETS['executions_per_second']}); CPU ms per execution: "
                 f"worker {t['worker_cpu_ms_per_execution']}, "
-                f"PostgreSQL {t['postgres_cpu_ms_per_execution']}"
+                f"sandbox {t['sandbox_cpu_ms_per_execution']}, "
+                f"PostgreSQL {t['postgres_cpu_ms_per_execution']} (of it the benchmark's "
+                f"progress polls {t['progress_polls_postgres_cpu_ms_per_execution']}), "
+                f"simulator {t['simulator_cpu_ms_per_execution']}"
             ),
         )
     if "overhead" in result:

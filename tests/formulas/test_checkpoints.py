@@ -1,4 +1,5 @@
-"""The checkpoints sent alone (D470) and the commits that skip the WAL flush (D471)."""
+"""The checkpoints sent alone (D470) and the commits that skip the WAL flush (D471, and the
+take's, D525)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import asyncio
 import json
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubgate.formulas import service
 from hubgate.formulas.models import PENDING, Execution
+from hubgate.formulas.repository import StepConnection
 from hubgate.formulas.steps import Outcome
 from hubgate.runtime import Runtime
 from tests.conftest import Api
@@ -108,3 +111,36 @@ async def test_relaxed_checkpoints_leave_the_pooled_connections_durable(
                 return found
 
         assert set(await asyncio.gather(*(setting() for _ in range(pooled)))) == {"on"}
+
+
+SETTING = "SELECT current_setting('synchronous_commit')"
+
+
+@pytest.mark.asyncio
+async def test_the_take_commits_without_the_flush_and_only_its_own_transaction(
+    fapi: Api, formulas_url: str
+) -> None:
+    """The take (D525) sets the setting local to its own transaction: inside the transaction
+    it ran in, the commit will not wait for the flush; after it, the connection is as the
+    server set it. No worker runs: the execution waits queued for the take below."""
+    formula = await make_formula(
+        fapi,
+        {
+            "name": "taken by hand",
+            "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["s"]}],
+            "steps": [{"name": "s", "type": "script", "properties": {"body": "done({});"}}],
+        },
+    )
+    instance = await make_instance(fapi, formula["id"])
+    run = await run_manually(fapi, instance["id"], {})
+    async with await psycopg.AsyncConnection.connect(formulas_url, autocommit=True) as held:
+        server = await (await held.execute(SETTING)).fetchone()
+        assert server == ("on",)
+        async with held.transaction():
+            taken = await StepConnection(held).take(run, 1)
+            assert await (await held.execute(SETTING)).fetchone() == ("off",)
+        assert await (await held.execute(SETTING)).fetchone() == server
+    assert taken is not None
+    execution, _ = taken
+    assert (execution.id, execution.status) == (run, PENDING)
+    assert (await fapi.get(f"formulas/instances/executions/{run}")).body["status"] == PENDING

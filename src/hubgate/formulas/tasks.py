@@ -38,6 +38,7 @@ from hubgate.formulas import service, steps, triggers
 from hubgate.formulas.repository import StepConnection
 from hubgate.hub import service as hub
 from hubgate.hub.model import ResolvedInstance
+from hubgate.instances.models import Instance
 from hubgate.kit.egress import EgressError
 from hubgate.runtime import Runtime
 
@@ -50,6 +51,29 @@ JOB_SECONDS = 5.0
 _ALONE: weakref.WeakKeyDictionary[AsyncEngine, async_sessionmaker[AsyncSession]] = (
     weakref.WeakKeyDictionary()
 )
+# Connector instances resolved for the hub (configuration decrypted, vendor session kept with
+# it, D480) and kept by this process between step jobs, by the runtime's engine (D526). At
+# most this many, all let go when full; a job whose row has another version resolves it again.
+KEPT_INSTANCES = 256
+_KEPT: weakref.WeakKeyDictionary[AsyncEngine, dict[int, ResolvedInstance]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def kept_resolved(runtime: Runtime, instance: Instance) -> ResolvedInstance:
+    """``instance`` resolved for the hub, the one this process kept when the row is still at
+    the version it was resolved from: every write of an instance's row moves its version (an
+    update, an OAuth refresh, a disabled notification), so a job sees a changed instance as
+    before (D452), and consecutive jobs share its vendor session."""
+    kept = _KEPT.get(runtime.engine)
+    if kept is None:
+        kept = _KEPT[runtime.engine] = {}
+    found = kept.get(instance.id)
+    if found is None or found.version != instance.version:
+        if len(kept) >= KEPT_INSTANCES:
+            kept.clear()
+        found = kept[instance.id] = hub.resolved_from(runtime, instance)
+    return found
 
 
 def statements_alone(runtime: Runtime) -> async_sessionmaker[AsyncSession]:
@@ -83,8 +107,8 @@ async def _run_held(
         return "stale"
     execution = run.execution
     # Read once per job, not once per step (D452): the connector instances the steps call
-    # (most read with the execution, each decrypted once) and the template's owner, for
-    # request steps.
+    # (most read with the execution, each resolved once per process while its row keeps its
+    # version, D526) and the template's owner, for request steps.
     resolved: dict[int, ResolvedInstance | None] = {}
     tenant = service.tenant_of(execution)
     user: Tenant | None = None
@@ -95,7 +119,7 @@ async def _run_held(
             if instance is None:
                 instance = await held.connector_instance(instance_id)
             resolved[instance_id] = (
-                hub.resolved_from(runtime, instance)
+                kept_resolved(runtime, instance)
                 if instance is not None and service.reaches(execution, instance)
                 else None
             )
