@@ -46,6 +46,10 @@ MALFORMED_REQUEST = "Malformed HTTP request: the request line or a header is not
 LINGER_SECONDS = 2.0
 LINGER_MAX_BYTES = 16 * 1024 * 1024
 
+# A body part longer than this is not copied to join the head: two writes cost less then.
+JOIN_MAX_BYTES = 256 * 1024
+CONTINUE = b"HTTP/1.1 100 "
+
 log = logging.getLogger("hubgate.http")
 
 Protocol = Literal["httptools", "h11"]
@@ -107,6 +111,51 @@ class _Refusing(asyncio.Protocol):
             self.transport.close()
 
 
+class HeadJoiningTransport(asyncio.Transport):
+    """One response's view of its connection: the head goes out with the first body part.
+
+    uvicorn writes a response's status line and headers, then its body, in two writes: two
+    system calls and two TCP segments for the client to wake up for, where one would do (D550).
+    This holds the head written after the response started and sends it joined to the next
+    write. A HEAD response has no body write, so its head is never held; ``close`` sends a held
+    head first, as uvicorn's order of writes had it. A 100 Continue, written before the
+    response starts, passes at once.
+    """
+
+    __slots__ = ("_head", "_holding", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, method: str) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._holding = method != "HEAD"
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if len(data) <= JOIN_MAX_BYTES:
+                self._transport.write(head + data)
+                return
+            self._transport.write(head)
+        elif self._holding and bytes(data[: len(CONTINUE)]) != CONTINUE:
+            self._holding = False
+            self._head = bytes(data)
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+
 class _TargetTooLongError(Exception):
     """Raised in a parser callback to stop httptools reading a request target."""
 
@@ -130,6 +179,11 @@ class HttpToolsProtocol(_Refusing, _UvicornHttpTools):
     def on_headers_complete(self) -> None:
         self._head_open = False
         super().on_headers_complete()
+        cycle = self.cycle
+        # Not yet run: the cycle's task starts on the loop's next turn. Skipped for an upgrade,
+        # which makes no cycle, or keeps the previous one.
+        if cycle is not None and cycle.scope is self.scope and cycle.transport is self.transport:
+            cycle.transport = HeadJoiningTransport(self.transport, cycle.scope["method"])
 
     def data_received(self, data: bytes) -> None:
         if self._drained(data):
