@@ -71,8 +71,9 @@ reliability: $(STAMP) tools $(POSTGRESQL)
 	$(BIN)/python bench/reliability_report.py $(RELIABILITY) docs/reliability.md
 
 # Not a test: a few minutes of load on loopback; installs nginx and wrk from Debian if missing.
+# BASELINE=<git revision> also measures Hubgate as it was then, in the same rounds.
 bench-proxy: $(STAMP)
-	$(BIN)/python bench/proxy/run.py
+	$(BIN)/python bench/proxy/run.py $(if $(BASELINE),--baseline $(BASELINE))
 
 # Minutes of real time (e.g. several workers polling once a minute for three minutes).
 soak: $(STAMP)

@@ -6,10 +6,14 @@ pass-through with aiohttp's client (rawasgi.py) on uvicorn and on granian, the p
 of a Python proxy here; (d) Hubgate (`hubgate serve`) with every limit it depends on set
 explicitly. At the extra level (50 connections) also: Hubgate with the hub rate limiter at its
 default, driven through enough instances that no instance reaches it; Hubgate with metrics off;
-Hubgate tracing 1 % of requests to a loopback OTLP receiver. Every Python server runs the same
-number of worker processes. Loopback only, bounded in time.
+Hubgate tracing 1 % of requests to a loopback OTLP receiver. With ``--baseline REV``, also
+Hubgate as it was at a git revision (``d_at_<commit>``: that revision's src/, run on this venv),
+in the same rounds: a change's before and after measured together, so that the machine's load of the
+day is the same for both. Every Python server runs the same number of worker processes.
+Loopback only, bounded in time.
 
     .venv/bin/python bench/proxy/run.py [--duration 8] [--repeat 3] [--connections 1,50,200]
+    .venv/bin/python bench/proxy/run.py --baseline 0e33724   # before issue 10's change, beside HEAD
 
 Every wrk run is checked (bench/failures.py): a target with any non-2xx answer or socket
 error prints no figure and no ratio, and the command exits 1. Prints a table and writes
@@ -32,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -448,6 +453,13 @@ def main() -> int:
         help="comma-separated targets to measure (e.g. c_passthrough,d_hubgate); default: all",
     )
     parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="REV",
+        help="also measure Hubgate at this git revision, in the same rounds (repeatable)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of the matrix, record Hubgate's workers with py-spy under 50 connections",
@@ -475,6 +487,12 @@ def main() -> int:
         hubs |= {name: env for name, env in extra_hubs.items() if wanted(name)}
     if only is not None and "d_hubgate" not in only and not args.profile:
         del hubs["d_hubgate"]
+    # Each revision's package is imported, through its own path, before this checkout's.
+    baselines: dict[str, str] = {}
+    for revision in [] if args.profile else args.baseline:
+        commit, source = baseline_source(revision, tmp / "baselines" / revision)
+        baselines[f"d_at_{commit[:7]}"] = commit
+        hubs[f"d_at_{commit[:7]}"] = {"PYTHONPATH": str(source)}
     ports = {name: free_port() for name in ("standin", "proxy", "pass", "e_uv", "e_gr", *hubs)}
     write_standin(tmp / "root", args.messages)
     (tmp / "nginx.conf").write_text(
@@ -595,9 +613,45 @@ def main() -> int:
         log.close()
         otlp.close()
     results = {name: {k: summarize(v) for k, v in by.items()} for name, by in runs.items()}
-    report(results, failures, peak, args, load_before, otlp.counts)
+    report(results, failures, peak, args, load_before, otlp.counts, baselines)
     shutil.rmtree(tmp, ignore_errors=True)
     return failures.exit_code()
+
+
+def baseline_source(revision: str, into: Path) -> tuple[str, Path]:
+    """The commit ``revision`` names, and a folder to import that revision's Hubgate from.
+
+    The folder holds the revision's src/ and the package's entry points as its pyproject.toml
+    declared them: the installed ones name this checkout's connectors, which an older
+    revision may not have, and the first distribution of a name on the path is the one read.
+    """
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run([*git, "archive", commit, "src"], check=True, capture_output=True)
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    pyproject = subprocess.run(
+        [*git, "show", f"{commit}:pyproject.toml"], check=True, capture_output=True
+    ).stdout
+    project = tomllib.loads(pyproject.decode())["project"]
+    info = into / "src" / f"hubgate-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: hubgate\nVersion: {project['version']}\n"
+    )
+    groups = {"console_scripts": project.get("scripts", {}), **project.get("entry-points", {})}
+    (info / "entry_points.txt").write_text(
+        "".join(
+            f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in points.items())
+            for group, points in groups.items()
+        )
+    )
+    return commit, into / "src"
 
 
 def provision(api: str, data_dir: Path, standin: str, count: int) -> list[str]:
@@ -724,6 +778,7 @@ def report(
     args: argparse.Namespace,
     load_before: tuple[float, float, float],
     spans: dict[str, int],
+    baselines: dict[str, str],
 ) -> None:
     levels = sorted({int(k) for by in results.values() for k in by})
     print(f"{'conns':>5} {'target':<15} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
@@ -762,6 +817,9 @@ def report(
         )
         ratios[f"e is @{level}"] = raw
         ratios[f"d/b @{level}"] = ratio_of(results, failures, "d_hubgate", "b_nginx", level)
+        for name in baselines:
+            ratios[f"{name}/c @{level}"] = ratio_of(results, failures, name, "c_passthrough", level)
+            ratios[f"d/{name} @{level}"] = ratio_of(results, failures, "d_hubgate", name, level)
     extra = args.extra_connections
     if extra:
         ratios[f"limiter at default/open @{extra}"] = ratio_of(
@@ -795,6 +853,7 @@ def report(
                 "load_average_before": load_before,
                 "load_average_after": load_after,
                 "hub_settings": HUB_LIMITS,
+                "baselines": baselines,
                 "otlp_exports_received": spans,
                 "results": saved,
                 "ratios": ratios,
