@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from typing import TYPE_CHECKING, Annotated, Any
@@ -60,6 +61,9 @@ def _uvicorn_config(settings: Settings, url: str, workers: int) -> uvicorn.Confi
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # uvicorn builds every access line's arguments (the path quoted again among them) before
+        # its logger drops the record: above info no line is written, so none is built (D551).
+        access_log=uvicorn.config.LOG_LEVELS.get(settings.log_level.lower(), 0) <= logging.INFO,
         loop="uvloop",
         **server_options(),
         timeout_graceful_shutdown=settings.shutdown_grace,

@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from hubgate.cli import app
+from hubgate.cli import _uvicorn_config, app
+from hubgate.settings import Settings
 from tests.conftest import postmasters_under
 from tests.ops.processes import fresh_env, hubgate, start, wait_until
 
@@ -92,3 +93,16 @@ def test_help_has_no_markup_and_no_type_noise() -> None:
         assert "Usage: " in shown.output
         for noise in ("``", "<bool>", ":class:", ":func:"):
             assert noise not in shown.output, (command, shown.output)
+
+
+@pytest.mark.parametrize(
+    ("level", "access_log"),
+    [("debug", True), ("INFO", True), ("warning", False), ("error", False)],
+)
+def test_serve_builds_access_lines_only_at_a_level_that_writes_them(
+    tmp_path: Path, level: str, access_log: bool
+) -> None:
+    """D551: above info uvicorn's access logger drops every line, so none is built."""
+    settings = Settings(data_dir=tmp_path, log_level=level)
+    config = _uvicorn_config(settings, "postgresql://unused", workers=1)
+    assert config.access_log is access_log
