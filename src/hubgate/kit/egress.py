@@ -451,10 +451,7 @@ class EgressClient:
         session = self._session
         if session is None and self._transport is None:
             raise RuntimeError("EgressClient is not started")
-        if self._transport is not None:
-            target = self._policy.check_url(url)
-        else:
-            target, target_text = self._target(url, params)
+        target, target_text = self._target(url, params)
         if data is not None and not isinstance(data, bytes | str):
             # Encoded here: aiohttp's FormData checks field names as if they were headers and
             # raises on control characters, which a form body may carry percent-encoded.
@@ -465,7 +462,7 @@ class EgressClient:
             basic = aiohttp.encode_basic_auth(auth[0], auth[1])
             headers = {**headers, "Authorization": basic} if headers else {"Authorization": basic}
         if self._transport is not None:
-            return await self._through_transport(method, target, params, headers, data, json)
+            return await self._through_transport(method, target, headers, data, json)
         assert session is not None
         started = time.perf_counter()
         try:
@@ -517,15 +514,11 @@ class EgressClient:
         self,
         method: str,
         target: URL,
-        params: Params | None,
         headers: Mapping[str, str] | None,
         data: Data | None,
         json: object,
     ) -> EgressResponse:
         assert self._transport is not None
-        if params:
-            pairs = params.items() if isinstance(params, Mapping) else params
-            target = target.extend_query(list(pairs))
         sent = dict(headers or {})
         body: bytes | None
         if json is not None:
