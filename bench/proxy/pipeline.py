@@ -42,6 +42,7 @@ from bench.proxy.run import (  # noqa: E402
     SID,
     ensure_tools,
     free_port,
+    stop_on_sigterm,
     wait_http,
     write_standin,
 )
@@ -198,6 +199,7 @@ async def main_async(args: argparse.Namespace, tmp: Path, standin: str) -> dict[
 
 
 def main() -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per target and round")
     parser.add_argument("--concurrency", type=int, default=25, help="calls in flight")

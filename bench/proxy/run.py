@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -423,7 +424,18 @@ def note_run(failures: Failures, key: str, run: dict[str, Any]) -> None:
     failures.note(key, "non-2xx answer", run["non_2xx"])
 
 
+def stop_on_sigterm() -> None:
+    """A SIGTERM (a timeout, a kill without -9) ends the benchmark through its ``finally``, so
+    that the nginx and servers it started stop with it instead of outliving it."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=2)
@@ -567,6 +579,8 @@ def main() -> int:
                            ("e_raw_granian", "e_gr")):  # fmt: skip
             if name in pids:
                 targets[name] = Target(f"http://127.0.0.1:{ports[port]}{page}", pid=pids[name])
+                # Started beside the Hubgates, but measured without them it may still be starting.
+                wait_http(targets[name].url)
         for name, api in servers.items():
             count = args.instances if name == "d_limited" else 1
             tokens = provision(api, tmp / name, standin, count)

@@ -36,6 +36,7 @@ from bench.proxy.run import (  # noqa: E402
     free_port,
     provision,
     run_wrk,
+    stop_on_sigterm,
     wait_http,
     write_standin,
 )
@@ -58,6 +59,7 @@ def worker_environment(master: int) -> dict[str, str]:
 
 
 def main() -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", default="1,50")
     parser.add_argument("--repeat", type=int, default=3)
