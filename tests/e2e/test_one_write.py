@@ -150,27 +150,28 @@ async def served() -> AsyncIterator[tuple[int, Gate]]:
     await task
 
 
-async def exchange(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection("127.0.0.1", port)
+async def sent(
+    port: int, request: bytes
+) -> tuple[bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    """``request`` sent on a new connection; the first head that comes back, and the streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return head, reader, writer
 
 
 async def test_a_head_answer_is_not_held(served: tuple[int, Gate]) -> None:
-    port, _ = served
-    reader, writer = await exchange(port)
-    writer.write(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    head, _, writer = await sent(served[0], b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"content-length: 5\r\n" in head
     writer.close()
 
 
 async def test_a_100_continue_comes_before_the_body_is_sent(served: tuple[int, Gate]) -> None:
-    port, _ = served
-    reader, writer = await exchange(port)
-    writer.write(
-        b"POST /?echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+    interim, reader, writer = await sent(
+        served[0],
+        b"POST /?echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
     )
-    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
     writer.write(b"ping")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -183,9 +184,7 @@ async def test_a_streamed_answer_shows_its_head_and_first_part_before_it_ends(
     served: tuple[int, Gate],
 ) -> None:
     port, gate = served
-    reader, writer = await exchange(port)
-    writer.write(b"GET /?stream HTTP/1.1\r\nHost: x\r\n\r\n")
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    head, reader, writer = await sent(port, b"GET /?stream HTTP/1.1\r\nHost: x\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"transfer-encoding: chunked" in head
     assert await asyncio.wait_for(reader.readuntil(b"first\r\n"), 5) == b"5\r\nfirst\r\n"
@@ -198,10 +197,7 @@ async def test_a_streamed_answer_shows_its_head_and_first_part_before_it_ends(
 async def test_the_head_of_an_answer_whose_app_fails_still_reaches_the_client(
     served: tuple[int, Gate],
 ) -> None:
-    port, _ = served
-    reader, writer = await exchange(port)
-    writer.write(b"GET /?fail HTTP/1.1\r\nHost: x\r\n\r\n")
-    received = await asyncio.wait_for(reader.read(), 5)  # until the server closes
-    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert received.endswith(b"\r\n\r\n")
+    head, reader, writer = await sent(served[0], b"GET /?fail HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server closes
     writer.close()
