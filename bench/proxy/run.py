@@ -25,6 +25,7 @@ when missing; a benchmark tool, not a dependency of Hubgate).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -472,6 +473,11 @@ def main() -> int:
         help="also measure Hubgate at this git revision, in the same rounds (repeatable)",
     )
     parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="instead of the matrix, count each Hubgate's system calls per answer with strace",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of the matrix, record Hubgate's workers with py-spy under 50 connections",
@@ -487,7 +493,7 @@ def main() -> int:
 
     def wanted(name: str) -> bool:
         # --profile measures (d) alone; --only names the targets ((a) always runs: the base).
-        return not args.profile and (only is None or name in only)
+        return not (args.profile or args.syscalls) and (only is None or name in only)
 
     hubs: dict[str, dict[str, str]] = {"d_hubgate": {}}
     extra_hubs = {
@@ -497,7 +503,7 @@ def main() -> int:
     }
     if args.extra_connections:
         hubs |= {name: env for name, env in extra_hubs.items() if wanted(name)}
-    if only is not None and "d_hubgate" not in only and not args.profile:
+    if only is not None and "d_hubgate" not in only and not (args.profile or args.syscalls):
         del hubs["d_hubgate"]
     # Each revision's package is imported, through its own path, before this checkout's.
     baselines: dict[str, str] = {}
@@ -593,6 +599,9 @@ def main() -> int:
             check_answers(name, target, failures)
         for target in targets.values():
             run_wrk(target, 8, 2)  # warm-up: connections, caches
+        if args.syscalls:
+            count_syscalls({name: targets[name] for name in hubs}, args.duration)
+            return 0
         if args.profile:
             profile(pids["d_hubgate"], targets["d_hubgate"], args.duration)
             return 0
@@ -755,6 +764,82 @@ def profile(hub_pid: int, target: Target, duration: int) -> None:
         print(f"--- top {title} (% of {total} samples)")
         for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:80]:
             print(f"{100 * count / total:6.1f}%  {frame[:150]}")
+
+
+def syscall_line(name: str, per_answer: dict[str, float]) -> str:
+    others = ", ".join(f"{k} {v}" for k, v in per_answer.items() if k not in ("read", "write"))
+    return (
+        f"{name:<15} total {sum(per_answer.values()):.2f}  write {per_answer.get('write', 0):.2f}"
+        f"  read {per_answer.get('read', 0):.2f}  other: {others}"
+    )
+
+
+def count_syscalls(hubs: dict[str, Target], duration: int) -> None:
+    """System calls per answer of each Hubgate's workers under 50 connections (``strace -c``,
+    one Hubgate at a time), printed and saved as bench/results/proxy-syscalls-<UTC time>.json.
+
+    strace slows what it traces, so the rates of these runs are no figures; the counts are."""
+    if not shutil.which("strace"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "install", "-y", "-qq", "strace"], check=True, env=env)
+    failures = Failures()
+    counted: dict[str, dict[str, Any]] = {}
+    for name, target in hubs.items():
+        assert target.pid is not None
+        children = Path(f"/proc/{target.pid}/task/{target.pid}/children").read_text().split()
+        # The API workers; the embedded PostgreSQL's processes are not Hubgate's.
+        children = [c for c in children if "python" in Path(f"/proc/{c}/cmdline").read_text()]
+        outs = [Path(tempfile.mkstemp(suffix=".txt")[1]) for _ in children]
+        tracers = [
+            subprocess.Popen(
+                ["strace", "-c", "-f", "-p", pid, "-o", str(out)], stderr=subprocess.DEVNULL
+            )
+            for pid, out in zip(children, outs, strict=True)
+        ]
+        time.sleep(1)  # attached before the load starts
+        run = run_wrk(target, 50, duration)
+        note_run(failures, f"{name} @50", run)
+        for tracer in tracers:
+            tracer.send_signal(signal.SIGINT)  # strace detaches and writes its summary
+            tracer.wait(timeout=30)
+        calls: dict[str, int] = {}
+        for out in outs:
+            # "% time  seconds  usecs/call  calls  [errors]  syscall", one line per call kind
+            for line in out.read_text().splitlines():
+                fields = line.split()
+                kind = fields[-1] if fields else ""
+                if (
+                    len(fields) >= 5
+                    and fields[3].isdigit()
+                    and kind.isidentifier()
+                    and kind != "total"
+                ):
+                    calls[kind] = calls.get(kind, 0) + int(fields[3])
+            out.unlink()
+        answers = run["requests"]
+        counted[name] = {
+            "answers": answers,
+            "per_answer": {k: round(v / answers, 2) for k, v in sorted(calls.items())},
+        }
+    for name, figures in counted.items():
+        failures.report(f"{name} @50", functools.partial(syscall_line, name, figures["per_answer"]))
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_file = RESULTS / f"proxy-syscalls-{stamp}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_file.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "syscalls": {n: failures.figures(f"{n} @50", f) for n, f in counted.items()},
+                "failures": failures.as_json(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"saved {out_file.relative_to(ROOT)}")
+    if failures.exit_code():
+        raise SystemExit(failures.exit_code())
 
 
 def ratio_of(
