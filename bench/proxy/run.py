@@ -7,13 +7,14 @@ of a Python proxy here; (d) Hubgate (`hubgate serve`) with every limit it depend
 explicitly. At the extra level (50 connections) also: Hubgate with the hub rate limiter at its
 default, driven through enough instances that no instance reaches it; Hubgate with metrics off;
 Hubgate tracing 1 % of requests to a loopback OTLP receiver. With ``--baseline REV``, also
-Hubgate as it was at a git revision (``d_at_<commit>``: that revision's src/, run on this venv),
-in the same rounds: a change's before and after measured together, so that the machine's load of the
-day is the same for both. Every Python server runs the same number of worker processes.
-Loopback only, bounded in time.
+Hubgate as it was at a git revision (``d_at_<commit>``: that revision's src/, run on this
+venv), in the same rounds: a change's before and after measured together, under the same load.
+Every Python server runs the same number of worker processes. Loopback only, bounded in time.
+``--profile`` and ``--syscalls`` look inside a served Hubgate instead (probes.py).
 
     .venv/bin/python bench/proxy/run.py [--duration 8] [--repeat 3] [--connections 1,50,200]
     .venv/bin/python bench/proxy/run.py --baseline 0e33724   # before issue 10's change, beside HEAD
+    .venv/bin/python bench/proxy/run.py --syscalls --baseline 0e33724
 
 Every wrk run is checked (bench/failures.py): a target with any non-2xx answer or socket
 error prints no figure and no ratio, and the command exits 1. Prints a table and writes
@@ -25,10 +26,8 @@ when missing; a benchmark tool, not a dependency of Hubgate).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -41,7 +40,6 @@ import time
 import tomllib
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.failures import Failures, paired_ratio  # noqa: E402
+from bench.proxy.probes import count_syscalls, profile  # noqa: E402
+from bench.proxy.wrk import PeakRss, Target, note_run, run_wrk  # noqa: E402
 from hubgate.settings import Settings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -84,17 +84,6 @@ DEFAULT_RATE = {
     "HUBGATE_HUB_RATE_PER_SECOND": str(_DEFAULTS["hub_rate_per_second"].default),
     "HUBGATE_HUB_RATE_BURST": str(_DEFAULTS["hub_rate_burst"].default),
 }
-
-
-@dataclass
-class Target:
-    url: str
-    headers: dict[str, str] = field(default_factory=dict)
-    # A wrk Lua script giving each request the next instance's Element token; ``headers`` then
-    # only serve the check that the target answers before it is measured.
-    script: Path | None = None
-    # The server's master process, whose tree's CPU time is read around every run.
-    pid: int | None = None
 
 
 def ensure_tools() -> None:
@@ -210,152 +199,6 @@ def post_json(url: str, body: Any, headers: dict[str, str]) -> Any:
         return json.loads(response.read())
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS[unit]
-
-
-# wrk's own default is 2 s: an answer slower than that is counted as a socket timeout and left
-# out of the latency figures. Set here, long enough that a slow answer shows in p99 (where it
-# belongs) and short enough that a stalled one still fails the run (D422).
-WRK_TIMEOUT_S = 10
-
-
-def run_wrk(
-    target: Target, connections: int, duration: int, others: list[int] | None = None
-) -> dict[str, Any]:
-    """One wrk run; ``others`` are the pids of the servers not measured, whose CPU time over
-    the run is reported (they should be idle)."""
-    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{duration}s",
-               f"--timeout={WRK_TIMEOUT_S}s", "--latency"]  # fmt: skip
-    if target.script is not None:  # the script writes every request's headers itself
-        command += ["-s", str(target.script)]
-    else:
-        for name, value in target.headers.items():
-            command += ["-H", f"{name}: {value}"]
-    url = target.url
-    cpu = ServerCpu(target.pid)
-    idle = [ServerCpu(pid) for pid in others or ()]
-    out = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
-    cpu_s = cpu.seconds()
-    others_s = [sum(c.seconds() or (0.0, 0.0)) for c in idle]
-    latency = dict(re.findall(r"^\s+(50|99)(?:\.\d+)?%\s+(\S+)\s*$", out, re.M))
-    # Thread stats: "Latency  <avg>  <stdev>  <max>  <+/- stdev>"; the slowest answer shows
-    # whether any came near the timeout.
-    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
-    if "50" not in latency or "99" not in latency:
-        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
-    socket = dict(re.findall(r"(connect|read|write|timeout) (\d+)", out))
-    errors = sum(int(n) for n in socket.values())
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {
-        "requests": requests,
-        # CPU time of the server's processes (PostgreSQL's apart) per answer: unlike req/s,
-        # hardly moved by what else runs on the machine (bench/README.md, "CPU per request").
-        **(
-            {
-                "cpu_us_per_req": round(1e6 * cpu_s[0] / max(requests, 1), 1),
-                "pg_cpu_us_per_req": round(1e6 * cpu_s[1] / max(requests, 1), 1),
-            }
-            if cpu_s is not None
-            else {}
-        ),
-        **({"others_cpu_s": round(sum(others_s), 3)} if others else {}),
-        "socket_errors": {k: int(v) for k, v in socket.items()},
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
-        **({"max_ms": _ms(slowest.group(1))} if slowest else {}),
-        "errors": errors + (int(non_2xx.group(1)) if non_2xx else 0),
-    }
-
-
-def _tree(pid: int) -> list[tuple[str, Path]]:
-    """A process and its descendants: (command name, /proc folder) of each."""
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        proc = Path(f"/proc/{current}")
-        try:
-            name = (proc / "comm").read_text().strip()
-            children = (proc / "task" / str(current) / "children").read_text().split()
-        except OSError:
-            continue
-        found.append((name, proc))
-        stack.extend(int(c) for c in children)
-    return found
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(pid: int) -> tuple[float, float]:
-    """User + system CPU seconds of a process tree: (its own processes, PostgreSQL's)."""
-    own = postgres = 0.0
-    for name, proc in _tree(pid):
-        try:
-            fields = (proc / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        seconds = (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
-        if name.startswith("postgres"):
-            postgres += seconds
-        else:
-            own += seconds
-    return own, postgres
-
-
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its descendants, PostgreSQL's own processes left out."""
-    total = 0
-    for name, proc in _tree(pid):
-        if name.startswith("postgres"):
-            continue
-        try:
-            rss = re.search(r"VmRSS:\s+(\d+)", (proc / "status").read_text())
-        except OSError:
-            continue
-        total += int(rss.group(1)) if rss else 0
-    return total
-
-
-class ServerCpu:
-    """The CPU a server's processes spend from now until ``seconds()``; None without a pid."""
-
-    def __init__(self, pid: int | None) -> None:
-        self.pid = pid
-        self.start = tree_cpu_seconds(pid) if pid is not None else None
-
-    def seconds(self) -> tuple[float, float] | None:
-        if self.pid is None or self.start is None:
-            return None
-        end = tree_cpu_seconds(self.pid)
-        return end[0] - self.start[0], end[1] - self.start[1]
-
-
-class PeakRss:
-    def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self._stop = pid, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak = max(self.peak, tree_rss_kib(self.pid))
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 class OtlpReceiver:
     """A loopback OTLP/HTTP collector that counts what it is sent and keeps nothing."""
 
@@ -417,12 +260,6 @@ def check_answers(name: str, target: Target, failures: Failures) -> None:
         failures.status(name, error.code, (200,))
     except OSError as error:
         failures.note(name, type(error).__name__)
-
-
-def note_run(failures: Failures, key: str, run: dict[str, Any]) -> None:
-    for kind, count in run["socket_errors"].items():
-        failures.note(key, f"socket {kind}", count)
-    failures.note(key, "non-2xx answer", run["non_2xx"])
 
 
 def stop_on_sigterm() -> None:
@@ -713,133 +550,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in runs),
         "runs": runs,
     }
-
-
-def profile(hub_pid: int, target: Target, duration: int) -> None:
-    """Where Hubgate's workers spend their time: py-spy's samples, summed per function."""
-    spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or str(BIN / "py-spy")
-    children = Path(f"/proc/{hub_pid}/task/{hub_pid}/children").read_text().split()
-    workers = [int(c) for c in children if "python" in Path(f"/proc/{c}/cmdline").read_text()]
-    outs = [Path(tempfile.mkstemp(suffix=".txt")[1]) for _ in workers]
-    spies = [
-        subprocess.Popen(
-            [
-                spy,
-                "record",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "-r",
-                "200",
-                "-d",
-                str(duration),
-                "-p",
-                str(pid),
-                "-o",
-                str(out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for pid, out in zip(workers, outs, strict=True)
-    ]
-    time.sleep(1)
-    print(run_wrk(target, 50, duration - 2))
-    for spy_process in spies:
-        spy_process.wait()
-    inclusive: dict[str, int] = {}
-    own: dict[str, int] = {}
-    total = 0
-    for out in outs:
-        for line in out.read_text().splitlines():
-            stack, _, count_text = line.rpartition(" ")
-            count = int(count_text)
-            frames = stack.split(";")
-            total += count
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + count
-            own[frames[-1]] = own.get(frames[-1], 0) + count
-        out.unlink()
-    for title, table in (("inclusive", inclusive), ("self", own)):
-        print(f"--- top {title} (% of {total} samples)")
-        for frame, count in sorted(table.items(), key=lambda kv: -kv[1])[:80]:
-            print(f"{100 * count / total:6.1f}%  {frame[:150]}")
-
-
-def syscall_line(name: str, per_answer: dict[str, float]) -> str:
-    others = ", ".join(f"{k} {v}" for k, v in per_answer.items() if k not in ("read", "write"))
-    return (
-        f"{name:<15} total {sum(per_answer.values()):.2f}  write {per_answer.get('write', 0):.2f}"
-        f"  read {per_answer.get('read', 0):.2f}  other: {others}"
-    )
-
-
-def count_syscalls(hubs: dict[str, Target], duration: int) -> None:
-    """System calls per answer of each Hubgate's workers under 50 connections (``strace -c``,
-    one Hubgate at a time), printed and saved as bench/results/proxy-syscalls-<UTC time>.json.
-
-    strace slows what it traces, so the rates of these runs are no figures; the counts are."""
-    if not shutil.which("strace"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "install", "-y", "-qq", "strace"], check=True, env=env)
-    failures = Failures()
-    counted: dict[str, dict[str, Any]] = {}
-    for name, target in hubs.items():
-        assert target.pid is not None
-        children = Path(f"/proc/{target.pid}/task/{target.pid}/children").read_text().split()
-        # The API workers; the embedded PostgreSQL's processes are not Hubgate's.
-        children = [c for c in children if "python" in Path(f"/proc/{c}/cmdline").read_text()]
-        outs = [Path(tempfile.mkstemp(suffix=".txt")[1]) for _ in children]
-        tracers = [
-            subprocess.Popen(
-                ["strace", "-c", "-f", "-p", pid, "-o", str(out)], stderr=subprocess.DEVNULL
-            )
-            for pid, out in zip(children, outs, strict=True)
-        ]
-        time.sleep(1)  # attached before the load starts
-        run = run_wrk(target, 50, duration)
-        note_run(failures, f"{name} @50", run)
-        for tracer in tracers:
-            tracer.send_signal(signal.SIGINT)  # strace detaches and writes its summary
-            tracer.wait(timeout=30)
-        calls: dict[str, int] = {}
-        for out in outs:
-            # "% time  seconds  usecs/call  calls  [errors]  syscall", one line per call kind
-            for line in out.read_text().splitlines():
-                fields = line.split()
-                kind = fields[-1] if fields else ""
-                if (
-                    len(fields) >= 5
-                    and fields[3].isdigit()
-                    and kind.isidentifier()
-                    and kind != "total"
-                ):
-                    calls[kind] = calls.get(kind, 0) + int(fields[3])
-            out.unlink()
-        answers = run["requests"]
-        counted[name] = {
-            "answers": answers,
-            "per_answer": {k: round(v / answers, 2) for k, v in sorted(calls.items())},
-        }
-    for name, figures in counted.items():
-        failures.report(f"{name} @50", functools.partial(syscall_line, name, figures["per_answer"]))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_file = RESULTS / f"proxy-syscalls-{stamp}.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out_file.write_text(
-        json.dumps(
-            {
-                "when": stamp,
-                "syscalls": {n: failures.figures(f"{n} @50", f) for n, f in counted.items()},
-                "failures": failures.as_json(),
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"saved {out_file.relative_to(ROOT)}")
-    if failures.exit_code():
-        raise SystemExit(failures.exit_code())
 
 
 def ratio_of(

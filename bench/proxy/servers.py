@@ -30,16 +30,15 @@ from bench.proxy.run import (  # noqa: E402
     HUB_LIMITS,
     NGINX,
     PAGE_PATH,
-    Target,
     ensure_granian,
     ensure_tools,
     free_port,
     provision,
-    run_wrk,
     stop_on_sigterm,
     wait_http,
     write_standin,
 )
+from bench.proxy.wrk import Target, run_wrk  # noqa: E402
 
 SHARED = ("HUBGATE_DATABASE_URL", "PROMETHEUS_MULTIPROC_DIR")
 
