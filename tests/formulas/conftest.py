@@ -165,6 +165,26 @@ async def values(api: Api, execution_id: int) -> dict[str, dict[str, str]]:
     }
 
 
+def send_step(
+    name: str, body: str, on_success: list[str] | None = None, **properties: Any
+) -> dict[str, Any]:
+    """A step sending a message through the configured Twilio instance's messaging hub."""
+    step: dict[str, Any] = {
+        "name": name,
+        "type": "elementRequest",
+        "properties": {
+            "elementInstanceId": "${config.twilio}",
+            "method": "POST",
+            "api": "/hubs/messaging/messages",
+            "body": body,
+            **properties,
+        },
+    }
+    if on_success is not None:
+        step["onSuccess"] = on_success
+    return step
+
+
 async def make_formula(api: Api, body: dict[str, Any]) -> dict[str, Any]:
     response = await api.post("formulas", json=body)
     assert response.status == 200, response.text

@@ -17,7 +17,14 @@ from hubgate.settings import Settings
 from sims.receiver import CallbackReceiver
 from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
-from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
+from tests.formulas.conftest import (
+    finished,
+    make_formula,
+    make_instance,
+    run_manually,
+    send_step,
+    values,
+)
 
 
 def script(name: str, body: str, **links: Any) -> dict[str, Any]:
@@ -75,17 +82,7 @@ async def test_an_element_request_step_goes_through_the_hub(
             "configuration": [{"key": "twilio", "type": "elementInstance"}],
             "triggers": manual("send"),
             "steps": [
-                {
-                    "name": "send",
-                    "type": "elementRequest",
-                    "properties": {
-                        "elementInstanceId": "${config.twilio}",
-                        "method": "POST",
-                        "api": "/hubs/messaging/messages",
-                        "body": "${trigger.args}",
-                    },
-                    "onSuccess": ["read"],
-                },
+                send_step("send", "${trigger.args}", ["read"]),
                 script("read", "done({sid: JSON.parse(steps.send.response.body).sid});"),
             ],
         },

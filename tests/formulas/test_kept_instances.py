@@ -13,24 +13,20 @@ from hubgate.hub.model import ResolvedInstance
 from hubgate.runtime import Runtime
 from sims.twilio_sim import TwilioSimulator
 from tests.conftest import Api
-from tests.formulas.conftest import finished, make_formula, make_instance, run_manually, values
+from tests.formulas.conftest import (
+    finished,
+    make_formula,
+    make_instance,
+    run_manually,
+    send_step,
+    values,
+)
 
 SEND = {
     "name": "send one message",
     "configuration": [{"key": "twilio", "type": "elementInstance"}],
     "triggers": [{"type": "manual", "properties": {}, "onSuccess": ["send"]}],
-    "steps": [
-        {
-            "name": "send",
-            "type": "elementRequest",
-            "properties": {
-                "elementInstanceId": "${config.twilio}",
-                "method": "POST",
-                "api": "/hubs/messaging/messages",
-                "body": "${trigger.args}",
-            },
-        }
-    ],
+    "steps": [send_step("send", "${trigger.args}")],
 }
 
 

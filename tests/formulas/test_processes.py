@@ -18,23 +18,21 @@ import pytest
 from sims.twilio_sim import TwilioSimulator
 from tests.clusters import Cluster
 from tests.conftest import Api, RunningHubgate, twilio_instance_body
-from tests.formulas.conftest import eventually, finished, make_formula, make_instance, run_manually
+from tests.formulas.conftest import (
+    eventually,
+    finished,
+    make_formula,
+    make_instance,
+    run_manually,
+    send_step,
+)
 
 pytestmark = pytest.mark.slow
 
 
 def send(name: str, text: str, after: list[str]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "type": "elementRequest",
-        "properties": {
-            "elementInstanceId": "${config.twilio}",
-            "method": "POST",
-            "api": "/hubs/messaging/messages",
-            "body": '{"To": "+15558675310", "From": "+15017122661", "Body": "' + text + '"}',
-        },
-        "onSuccess": after,
-    }
+    body = '{"To": "+15558675310", "From": "+15017122661", "Body": "' + text + '"}'
+    return send_step(name, body, after)
 
 
 def count(text: str) -> str:

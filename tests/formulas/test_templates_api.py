@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.formulas.conftest import make_formula, make_instance
+from tests.formulas.conftest import make_formula, make_instance, send_step
 
 BASE: dict[str, Any] = {
     "name": "<b>greeter</b>",
@@ -25,18 +25,12 @@ BASE: dict[str, Any] = {
             "properties": {"body": "done({text: config.greeting});"},
             "onSuccess": ["send"],
         },
-        {
-            "name": "send",
-            "type": "elementRequest",
-            "properties": {
-                "elementInstanceId": "${config.twilio}",
-                "method": "POST",
-                "api": "/hubs/messaging/messages",
-                "body": '{"Body": "${steps.hello.text}"}',
-                "retryAttempts": 3,
-                "retryStatusCodes": "500-504",
-            },
-        },
+        send_step(
+            "send",
+            '{"Body": "${steps.hello.text}"}',
+            retryAttempts=3,
+            retryStatusCodes="500-504",
+        ),
     ],
 }
 
